@@ -1,0 +1,50 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   build the environment, then curate the embedded demo pool through Dagster
+#   make test   build the environment if needed, then run the test suite
+PY ?= python3
+VENV := .venv
+DVC_VENV := .venv-dvc
+CONSTRAINTS := requirements/constraints.txt
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# Every pip call, build isolation included, keeps the local CPU torch wheel.
+export PIP_CONSTRAINT := $(CURDIR)/$(CONSTRAINTS)
+
+.PHONY: demo test env dvc-env repro ui bench check-params clean
+
+demo: env
+	$(VENV)/bin/reactid demo
+
+test: env dvc-env
+	$(VENV)/bin/python -m pytest -q
+
+env: $(VENV)/.installed
+dvc-env: $(DVC_VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
+	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install -q torch==2.13.0
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	$(VENV)/bin/pip check
+	touch $@
+
+$(DVC_VENV)/.installed: requirements/dvc.txt
+	test -x $(DVC_VENV)/bin/python || $(PY) -m venv $(DVC_VENV)
+	PIP_CONSTRAINT= $(DVC_VENV)/bin/pip install -q -r requirements/dvc.txt
+	touch $@
+
+# dvc runs from its own environment; tools/dvc puts the project's CLI on its PATH.
+repro: env dvc-env
+	tools/dvc repro
+
+ui: env
+	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+bench: env
+	$(VENV)/bin/python bench/curation.py
+
+check-params: env
+	$(VENV)/bin/reactid check-params
+
+clean:
+	rm -rf data .dagster_home

@@ -1,0 +1,79 @@
+"""Curation assets, one per stage, partitioned by shard.
+
+demo_pool -> raw_videos -> scene_clips -> clip_quality -> curated_clips
+"""
+
+
+import dagster as dg
+
+from assets.metadata import to_dagster
+from assets.partitions import shard_partitions
+from assets.resources import ReactIDResource
+from core.progress import reporting
+from core.stage import run_stage
+from curation.stages import STAGES
+
+CURATION_GROUP = "curation"
+DEMO_GROUP = "demo"
+
+
+def _log_progress(context: dg.AssetExecutionContext):
+    """Log about every quarter of a stage's items to the run's event log."""
+    last: dict[str, int] = {}
+
+    def reporter(task: str, done: int, total: int, detail: str) -> None:
+        quarter = (4 * done) // max(1, total)
+        if done == total or quarter > last.get(task, -1):
+            last[task] = quarter
+            context.log.info(f"{task}: {done}/{total} {detail}")
+
+    return reporter
+
+
+def stage_asset(name: str, deps: list[str], group: str, kinds: set[str]) -> dg.AssetsDefinition:
+    """A per-shard asset that runs stage `name` through the shared idempotent runner."""
+    spec = STAGES[name]
+
+    @dg.asset(
+        name=name,
+        partitions_def=shard_partitions,
+        deps=deps,
+        group_name=group,
+        description=spec.description,
+        kinds=kinds,
+        metadata={"params_sections": ", ".join(spec.sections)},
+    )
+    def _asset(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> dg.MaterializeResult:
+        params = reactid.load_params()
+        store = reactid.store(params)
+        with reporting(_log_progress(context)):
+            result = run_stage(spec, context.partition_key, params, store)
+        if result.skipped:
+            context.log.info(f"{name}[{context.partition_key}] is up to date (fingerprint {result.fingerprint})")
+        metadata = to_dagster(result.metadata, skipped=result.skipped, root=str(params.resolve(params.storage.root)))
+        metadata.update(_plots(name, result.metadata, context.partition_key, store, params.curated_clips.min_motion))
+        return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(result.fingerprint))
+
+    return _asset
+
+
+def _plots(name: str, metadata: dict, shard: str, store, min_motion: float) -> dict[str, dg.MetadataValue]:
+    from assets.metadata import png_markdown
+    from curation.plots import quality_plot, rejection_plot
+
+    if name == "clip_quality":
+        png = quality_plot(store, shard, min_motion)
+        return {"plot_quality": png_markdown(png, "Per-clip quality")} if png else {}
+    if name == "curated_clips":
+        png = rejection_plot(metadata.get("rejections_by_reason", {}), metadata.get("clips_out", 0))
+        return {"plot_rejections": png_markdown(png, "Kept clips and rejections by reason")}
+    return {}
+
+
+demo_pool = stage_asset("demo_pool", [], DEMO_GROUP, {"python"})
+raw_videos = stage_asset("raw_videos", ["demo_pool"], CURATION_GROUP, {"pyav", "parquet"})
+scene_clips = stage_asset("scene_clips", ["raw_videos"], CURATION_GROUP, {"pyscenedetect", "opencv", "parquet"})
+clip_quality = stage_asset("clip_quality", ["scene_clips"], CURATION_GROUP, {"opencv", "rapidocr", "parquet"})
+curated_clips = stage_asset("curated_clips", ["scene_clips", "clip_quality"], CURATION_GROUP, {"pyav", "parquet"})
+
+CURATION_ASSETS = [demo_pool, raw_videos, scene_clips, clip_quality, curated_clips]

@@ -1,0 +1,41 @@
+"""Report assets that aggregate every shard."""
+
+
+import dagster as dg
+
+from assets.partitions import shard_partitions
+from assets.resources import ReactIDResource
+
+
+@dg.asset(
+    name="curation_report",
+    # Everything the report reads: ground truth (demo_pool) and each curation table.
+    deps=[
+        dg.AssetDep(name, partition_mapping=dg.AllPartitionMapping())
+        for name in ("demo_pool", "raw_videos", "scene_clips", "clip_quality", "curated_clips")
+    ],
+    group_name="reports",
+    kinds={"markdown"},
+    description="What curation did to every shard, with accuracy against the demo pool's ground truth.",
+)
+def curation_report(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> dg.MaterializeResult:
+    from curation.report import METRICS_KEY, REPORT_KEY, build_curation_report, report_inputs_ready
+
+    params = reactid.load_params()
+    store = reactid.store(params)
+    known = context.instance.get_dynamic_partitions(shard_partitions.name)
+    shards = [s for s in known if report_inputs_ready(store, s)]
+    metrics = build_curation_report(params, store, shards)
+    root = params.resolve(params.storage.root)
+    md = store.get_bytes(REPORT_KEY).decode()
+    meta: dict[str, dg.MetadataValue] = {
+        "report": dg.MetadataValue.path(str(root / REPORT_KEY)),
+        "metrics": dg.MetadataValue.path(str(root / METRICS_KEY)),
+        "shards": dg.MetadataValue.int(len(shards)),
+        "report_preview": dg.MetadataValue.md(md),
+    }
+    for shard, m in metrics["shards"].items():
+        acc = m["accuracy"]
+        if acc and acc["scene_cuts"]["final"]["f1"] is not None:
+            meta[f"scene_cut_f1[{shard}]"] = dg.MetadataValue.float(float(acc["scene_cuts"]["final"]["f1"]))
+    return dg.MaterializeResult(metadata=meta)

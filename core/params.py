@@ -1,0 +1,227 @@
+"""Typed, validated view of params.yaml.
+
+Every section is a frozen pydantic model that forbids unknown keys, so a typo or a
+wrong value stops the run before any work starts with a message naming the key
+(`scene_clips.similarity_threshold: expected a number <= 1, got 1.5`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from core.errors import ParamsError
+
+DEFAULT_PARAMS_PATH = Path("params.yaml")
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+NonNegative = Annotated[float, Field(ge=0.0)]
+Positive = Annotated[float, Field(gt=0.0)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StorageParams(Section):
+    backend: Literal["local"]
+    root: str
+
+
+class DemoShard(Section):
+    kind: Literal["procedural", "real_footage"]
+    seed: Annotated[int, Field(ge=0)]
+
+
+class ProceduralPoolParams(Section):
+    n_videos: Annotated[int, Field(ge=4, le=500)]
+    width: Annotated[int, Field(ge=64, le=1920, multiple_of=16)]
+    height: Annotated[int, Field(ge=64, le=1080, multiple_of=16)]
+    fps: Annotated[int, Field(ge=4, le=60)]
+
+
+class DemoPoolParams(Section):
+    shards: dict[str, DemoShard]
+    pool_root: str
+    ground_truth_root: str
+    procedural: ProceduralPoolParams
+
+    @model_validator(mode="after")
+    def _shard_names(self) -> DemoPoolParams:
+        for name in self.shards:
+            check_shard_name(name)
+        return self
+
+
+class RawVideosParams(Section):
+    pool_root: str
+    extensions: list[str]
+    min_width: Annotated[int, Field(ge=1)]
+    min_height: Annotated[int, Field(ge=1)]
+    min_fps: Positive
+    max_fps: Positive
+    min_duration_s: Positive
+
+    @model_validator(mode="after")
+    def _ranges(self) -> RawVideosParams:
+        if self.min_fps > self.max_fps:
+            raise ValueError(f"min_fps ({self.min_fps}) must not exceed max_fps ({self.max_fps})")
+        bad = [e for e in self.extensions if not e.startswith(".")]
+        if bad:
+            raise ValueError(f"extensions must start with '.', got {bad}")
+        return self
+
+
+class SceneClipsParams(Section):
+    detector: Literal["adaptive", "content"]
+    adaptive_threshold: Positive
+    content_threshold: Positive
+    min_scene_len_frames: Annotated[int, Field(ge=1)]
+    similarity_backend: Literal["embedded", "pretrained"]
+    similarity_threshold: Annotated[float, Field(ge=-1.0, le=1.0)]
+    pretrained_model: str
+    analysis_width: Annotated[int, Field(ge=32, le=1024)]
+    merge_tolerance_frames: Annotated[int, Field(ge=0)]
+    min_duration_s: Positive
+    encode_crf: Annotated[int, Field(ge=0, le=51)]
+    encode_preset: Literal[
+        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"
+    ]
+
+
+class ClipQualityParams(Section):
+    analysis_width: Annotated[int, Field(ge=64, le=1920)]
+    sample_fps: Positive
+    flow_method: Literal["farneback", "dis"]
+    flow_width: Annotated[int, Field(ge=32, le=1024)]
+    foreground_residual_px: NonNegative
+    min_foreground_fraction: Fraction
+    ocr_backend: Literal["embedded", "none"]
+    ocr_fps: Positive
+    ocr_confidence: Fraction
+    ocr_min_chars: Annotated[int, Field(ge=1)]
+    ocr_max_line_height: Annotated[float, Field(gt=0.0, le=1.0)]
+    technical_backend: Literal["classical"]
+    aesthetic_backend: Literal["none", "pretrained"]
+    aesthetic_clip_model: str
+    aesthetic_mlp_path: str
+    aesthetic_frames: Annotated[int, Field(ge=1, le=64)]
+
+    @model_validator(mode="after")
+    def _widths(self) -> ClipQualityParams:
+        if self.flow_width > self.analysis_width:
+            raise ValueError(
+                f"flow_width ({self.flow_width}) must not exceed analysis_width "
+                f"({self.analysis_width}): flow runs on the shared decoded frames"
+            )
+        if self.ocr_fps > self.sample_fps:
+            raise ValueError(
+                f"ocr_fps ({self.ocr_fps}) must not exceed sample_fps ({self.sample_fps}): "
+                "OCR reads a subset of the shared decoded frames"
+            )
+        return self
+
+
+class CuratedClipsParams(Section):
+    min_motion: NonNegative
+    min_text_free_area: Fraction
+    min_sharpness: NonNegative
+    min_brightness: Fraction
+    max_brightness: Fraction
+    max_noise: NonNegative
+    max_blockiness: Positive
+    min_aesthetic: Annotated[float, Field(ge=0.0, le=10.0)]
+
+    @model_validator(mode="after")
+    def _brightness(self) -> CuratedClipsParams:
+        if self.min_brightness >= self.max_brightness:
+            raise ValueError("min_brightness must be below max_brightness")
+        return self
+
+
+class Params(Section):
+    storage: StorageParams
+    demo_pool: DemoPoolParams
+    raw_videos: RawVideosParams
+    scene_clips: SceneClipsParams
+    clip_quality: ClipQualityParams
+    curated_clips: CuratedClipsParams
+
+    # Relative paths in params resolve against the params file's folder, wherever the
+    # process runs from (Dagster run workers, dvc, the CLI).
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path)
+        return p if p.is_absolute() else self._base_dir / p
+
+
+def check_shard_name(name: str) -> str:
+    """A shard name becomes a path segment and a Dagster partition key."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name) or ".." in name:
+        raise ParamsError(
+            f"shard name {name!r}: expected 1-64 characters of letters, digits, '_', '.', '-'"
+            " starting with a letter or digit"
+        )
+    return name
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(p) for p in error["loc"]) or "<top level>"
+    kind = error["type"]
+    if kind == "missing":
+        return f"{key}: missing (required)"
+    if kind == "extra_forbidden":
+        return f"{key}: unknown key (typo?)"
+    got = error.get("input")
+    msg = error["msg"]
+    if kind == "literal_error":
+        msg = msg.replace("Input should be", "expected one of")
+    elif msg.startswith("Input should be"):
+        msg = "expected a value " + msg[len("Input should be ") :]
+    elif msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    return f"{key}: {msg}, got {got!r}"
+
+
+def parse_params(raw: Any, source: str = "params.yaml") -> Params:
+    """Validate a parsed params mapping.
+
+    Raises:
+        ParamsError: listing every invalid key with what was expected.
+    """
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        lines = [_describe(e) for e in exc.errors()]
+        raise ParamsError(f"{source} is invalid:\n  " + "\n  ".join(lines)) from None
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS_PATH) -> Params:
+    """Read and validate params.yaml.
+
+    Raises:
+        ParamsError: the file is missing, not YAML, or has invalid settings.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"params file {path} not found (run from the project root?)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path} is not valid YAML: {exc}") from None
+    params = parse_params(raw, source=str(path))
+    params._base_dir = path.resolve().parent
+    return params
+
+
+def section_dict(params: Params, section: str) -> dict[str, Any]:
+    """A section as plain data (for fingerprints and reports)."""
+    return getattr(params, section).model_dump(mode="json")

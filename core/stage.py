@@ -1,0 +1,141 @@
+"""Idempotent stage execution shared by the Dagster assets and the CLI (`dvc repro`).
+
+A stage's completion marker (`metrics/<stage>/<shard>.json`) is written last, after every
+output is in place, and holds a fingerprint of what the outputs were computed from: the
+stage's code, its params sections and its inputs' fingerprints. Re-running with the same
+fingerprint returns the recorded result without redoing the work; a crash leaves no
+marker, so the next run starts the stage over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.errors import StageInputError
+from core.params import Params, section_dict
+from core.storage import ObjectStore
+from core.tables import read_json, write_json
+
+
+@dataclass
+class StageContext:
+    """What a stage function gets: where to read and write, and its settings."""
+
+    stage: str
+    shard: str
+    params: Params
+    store: ObjectStore
+
+    def table_key(self, name: str | None = None) -> str:
+        return f"tables/{name or self.stage}/{self.shard}.parquet"
+
+
+StageFn = Callable[[StageContext], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """A stage: its function, the params sections it reads, the stages it reads from,
+    and the modules whose source defines its behaviour (part of the fingerprint)."""
+
+    name: str
+    fn: StageFn
+    sections: tuple[str, ...]
+    upstream: tuple[str, ...]
+    code_modules: tuple[str, ...]
+    description: str = ""
+    # Fingerprint of inputs that live outside the store (a raw pool folder).
+    input_hash: Callable[[StageContext], str] | None = None
+
+
+@dataclass
+class StageResult:
+    stage: str
+    shard: str
+    fingerprint: str
+    skipped: bool
+    seconds: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def marker_key(stage: str, shard: str) -> str:
+    return f"metrics/{stage}/{shard}.json"
+
+
+def _code_hash(modules: tuple[str, ...]) -> str:
+    h = hashlib.sha256()
+    for name in modules:
+        h.update(inspect.getsource(importlib.import_module(name)).encode())
+    return h.hexdigest()[:16]
+
+
+def stage_fingerprint(spec: StageSpec, shard: str, params: Params, store: ObjectStore) -> str:
+    """Fingerprint of everything a stage's output depends on.
+
+    Raises:
+        StageInputError: an upstream stage has not completed for this shard.
+    """
+    upstream = {}
+    for up in spec.upstream:
+        key = marker_key(up, shard)
+        if not store.exists(key):
+            raise StageInputError(f"stage {spec.name!r} needs {up!r} for shard {shard!r}, which has not run")
+        upstream[up] = read_json(store, key)["fingerprint"]
+    payload = {
+        "stage": spec.name,
+        "shard": shard,
+        "code": _code_hash(spec.code_modules),
+        "params": {s: section_dict(params, s) for s in spec.sections},
+        "upstream": upstream,
+        "inputs": spec.input_hash(StageContext(spec.name, shard, params, store)) if spec.input_hash else None,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def completed(spec: StageSpec, shard: str, params: Params, store: ObjectStore) -> bool:
+    """True when the stage's recorded outputs match what a run now would produce."""
+    key = marker_key(spec.name, shard)
+    if not store.exists(key):
+        return False
+    try:
+        return read_json(store, key)["fingerprint"] == stage_fingerprint(spec, shard, params, store)
+    except StageInputError:
+        return False
+
+
+def run_stage(
+    spec: StageSpec, shard: str, params: Params, store: ObjectStore, *, force: bool = False
+) -> StageResult:
+    """Run `spec` for `shard` unless its outputs are already up to date."""
+    fingerprint = stage_fingerprint(spec, shard, params, store)
+    key = marker_key(spec.name, shard)
+    if not force and store.exists(key):
+        recorded = read_json(store, key)
+        if recorded.get("fingerprint") == fingerprint:
+            return StageResult(spec.name, shard, fingerprint, True, 0.0, recorded.get("metadata", {}))
+    start = time.perf_counter()
+    metadata = spec.fn(StageContext(spec.name, shard, params, store))
+    seconds = time.perf_counter() - start
+    metadata = {**metadata, "seconds": round(seconds, 3)}
+    write_json(store, key, {"stage": spec.name, "shard": shard, "fingerprint": fingerprint, "metadata": metadata})
+    return StageResult(spec.name, shard, fingerprint, False, seconds, metadata)
+
+
+def counts_by(values: list[str | None]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        if v:
+            out[v] = out.get(v, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def recorded_metadata(store: ObjectStore, stage: str, shard: str) -> Mapping[str, Any] | None:
+    key = marker_key(stage, shard)
+    return read_json(store, key).get("metadata") if store.exists(key) else None

@@ -1,0 +1,173 @@
+"""Object storage behind one small interface.
+
+Keys are POSIX-style relative paths ("tables/raw_videos/demo-000.parquet"). The local
+directory backend is the embedded default; S3-compatible backends plug in behind the
+same methods. Every write is atomic: readers see either the old object or the whole new
+one, never a partial file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+from core.errors import StorageError
+
+
+def _check_key(key: str) -> str:
+    if not key or key.startswith("/") or "\\" in key:
+        raise StorageError(f"invalid object key {key!r}: expected a relative POSIX path")
+    parts = key.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise StorageError(f"invalid object key {key!r}: empty, '.' or '..' segment")
+    return key
+
+
+class ObjectStore(Protocol):
+    """What every storage backend offers to stages."""
+
+    def uri(self, key: str) -> str: ...
+    def exists(self, key: str) -> bool: ...
+    def put_bytes(self, key: str, data: bytes) -> None: ...
+    def put_file(self, key: str, src: Path) -> None: ...
+    def writer(self, key: str) -> contextlib.AbstractContextManager[Path]: ...
+    def get_bytes(self, key: str) -> bytes: ...
+    def list(self, prefix: str) -> list[str]: ...
+    def delete_prefix(self, prefix: str) -> None: ...
+    def local_path(self, key: str) -> contextlib.AbstractContextManager[Path]: ...
+    def staged_prefix(self, prefix: str) -> contextlib.AbstractContextManager[str]: ...
+
+
+class LocalObjectStore:
+    """A directory on the local filesystem as an object store.
+
+    Args:
+        root: directory holding the objects; created on first write.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).resolve()
+
+    def path(self, key: str) -> Path:
+        """Filesystem path of `key` (the object may not exist)."""
+        return self.root / _check_key(key)
+
+    def uri(self, key: str) -> str:
+        return self.path(key).as_uri()
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).exists()
+
+    def _atomic_target(self, key: str) -> tuple[Path, Path]:
+        dest = self.path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}"
+        return dest, tmp
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        dest, tmp = self._atomic_target(key)
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def put_file(self, key: str, src: Path) -> None:
+        dest, tmp = self._atomic_target(key)
+        try:
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def writer(self, key: str) -> Iterator[Path]:
+        """Yield a temporary path to write; it becomes `key` only if the block succeeds."""
+        dest, tmp = self._atomic_target(key)
+        try:
+            yield tmp
+            if not tmp.exists():
+                raise StorageError(f"nothing was written for {key!r}")
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def get_bytes(self, key: str) -> bytes:
+        path = self.path(key)
+        if not path.is_file():
+            raise StorageError(f"object {key!r} not found under {self.root}")
+        return path.read_bytes()
+
+    def list(self, prefix: str) -> list[str]:
+        base = self.path(prefix.rstrip("/"))
+        if base.is_file():
+            return [prefix]
+        if not base.is_dir():
+            return []
+        out = [
+            p.relative_to(self.root).as_posix()
+            for p in base.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        ]
+        return sorted(out)
+
+    def delete_prefix(self, prefix: str) -> None:
+        base = self.path(prefix.rstrip("/"))
+        if base.is_dir():
+            shutil.rmtree(base)
+        elif base.exists():
+            base.unlink()
+
+    @contextlib.contextmanager
+    def local_path(self, key: str) -> Iterator[Path]:
+        """A readable local file for `key`; for this backend, the object itself."""
+        path = self.path(key)
+        if not path.is_file():
+            raise StorageError(f"object {key!r} not found under {self.root}")
+        yield path
+
+    @contextlib.contextmanager
+    def staged_prefix(self, prefix: str) -> Iterator[str]:
+        """Write a whole prefix (e.g. a shard's clips) and publish it in one step.
+
+        Yields a staging prefix to write into. On success the previous contents of
+        `prefix` are replaced by the staged ones; on error the staging area is removed
+        and `prefix` is left exactly as it was.
+        """
+        prefix = prefix.rstrip("/")
+        final = self.path(prefix)
+        staging_key = f"{prefix}.staging-{uuid.uuid4().hex[:8]}"
+        staging = self.path(staging_key)
+        staging.mkdir(parents=True, exist_ok=True)
+        try:
+            yield staging_key
+            trash = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+            if final.exists():
+                os.replace(final, trash)
+            os.replace(staging, final)
+            if trash.exists():
+                shutil.rmtree(trash)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging)
+
+
+def open_store(backend: str, root: str) -> ObjectStore:
+    """Build the store named by params `storage.backend`."""
+    if backend == "local":
+        return LocalObjectStore(root)
+    raise StorageError(f"storage.backend {backend!r} is not available in this build")
+
+
+def temp_dir(prefix: str = "reactid-") -> tempfile.TemporaryDirectory[str]:
+    """A scratch directory for work files that never become objects."""
+    return tempfile.TemporaryDirectory(prefix=prefix)

@@ -1,0 +1,244 @@
+"""Per-clip quality analysers. All of them read the same decoded `FrameBatch`.
+
+- motion: optical flow with camera motion removed; the score is the foreground's
+  residual flow (paper App. B.1 separates foreground and background flow; RAFT there,
+  OpenCV Farnebäck or DIS here);
+- text: OCR boxes with confidence above a threshold flag frames; the clip's crop is the
+  largest rectangle free of every flagged box (paper App. B.1, content purity);
+- technical: classical measures, named as such (Laplacian sharpness, exposure,
+  Immerkær noise sigma, 8x8 blockiness).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from curation.video_io import FrameBatch
+
+
+@dataclass(frozen=True)
+class MotionScore:
+    foreground: float  # mean residual flow inside the foreground, px per source frame at flow width
+    camera: float  # mean magnitude of the fitted camera (background) motion, same units
+    foreground_fraction: float  # share of pixels classed as foreground
+    pairs: int
+
+
+def _flow_fn(method: str):
+    import cv2
+
+    if method == "farneback":
+        return lambda a, b: cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+    if method == "dis":
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        return lambda a, b: dis.calc(a, b, None)
+    raise ValueError(f"unknown flow method {method!r}; expected 'farneback' or 'dis'")
+
+
+def camera_flow(flow: np.ndarray, grid: int = 12) -> np.ndarray:
+    """Fit a similarity transform (camera pan/zoom/roll) to the flow field with RANSAC and
+    return the flow it explains at every pixel. flow: (H, W, 2) -> (H, W, 2)."""
+    import cv2
+
+    h, w = flow.shape[:2]
+    ys, xs = np.mgrid[grid // 2 : h : grid, grid // 2 : w : grid]
+    src = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float32)
+    dst = src + flow[ys.ravel(), xs.ravel()]
+    model, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=1.0)
+    if model is None:
+        return np.zeros_like(flow)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    px = model[0, 0] * xx + model[0, 1] * yy + model[0, 2]
+    py = model[1, 0] * xx + model[1, 1] * yy + model[1, 2]
+    return np.stack([px - xx, py - yy], -1)
+
+
+def motion_score(
+    batch: FrameBatch, *, flow_width: int, method: str, foreground_px: float, min_foreground_fraction: float
+) -> MotionScore:
+    """Foreground motion of a clip.
+
+    For each pair of consecutive sampled frames: flow at `flow_width`, minus the fitted
+    camera motion; pixels whose residual exceeds `foreground_px` (per source frame) are
+    foreground after a morphological opening. A pair whose foreground covers less than
+    `min_foreground_fraction` of the frame has no moving subject (what remains is flow
+    error at edges under camera motion) and scores 0. Scores are averaged over pairs.
+    """
+    import cv2
+
+    if len(batch.frames) < 2:
+        return MotionScore(0.0, 0.0, 0.0, 0)
+    flow_fn = _flow_fn(method)
+    h = max(8, int(round(batch.frames.shape[1] * flow_width / batch.frames.shape[2])))
+    grays = [cv2.cvtColor(cv2.resize(f, (flow_width, h), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY) for f in batch.frames]
+    kernel = np.ones((3, 3), np.uint8)
+    margin = max(4, int(round(0.06 * flow_width)))
+    fg_scores, cam_scores, fg_fracs = [], [], []
+    for k in range(len(grays) - 1):
+        gap = max(1, int(batch.indices[k + 1] - batch.indices[k]))
+        flow = flow_fn(grays[k], grays[k + 1]) / gap
+        cam = camera_flow(flow)
+        # Flow at the frame border is unreliable under camera motion (content enters and
+        # leaves there), so the border never counts as foreground.
+        residual = np.linalg.norm(flow - cam, axis=-1)[margin:-margin, margin:-margin]
+        fg = cv2.morphologyEx((residual > foreground_px).astype(np.uint8), cv2.MORPH_OPEN, kernel).astype(bool)
+        frac = float(fg.mean())
+        fg_fracs.append(frac)
+        fg_scores.append(float(residual[fg].mean()) if frac >= min_foreground_fraction else 0.0)
+        cam_scores.append(float(np.linalg.norm(cam, axis=-1).mean()))
+    return MotionScore(float(np.mean(fg_scores)), float(np.mean(cam_scores)), float(np.mean(fg_fracs)), len(fg_scores))
+
+
+@dataclass(frozen=True)
+class TextScan:
+    frames_scanned: int
+    frames_flagged: int
+    boxes: list[tuple[int, int, int, int]]  # flagged text boxes (x0, y0, x1, y1), source pixels
+    texts: list[str]
+    crop: tuple[int, int, int, int]  # largest text-free rectangle (x, y, w, h), source pixels
+    text_free_area: float  # crop area / frame area
+
+    @property
+    def has_text(self) -> bool:
+        return self.frames_flagged > 0
+
+
+@functools.lru_cache(maxsize=1)
+def _rapidocr():
+    from rapidocr_onnxruntime import RapidOCR
+
+    return RapidOCR()
+
+
+def largest_free_rectangle(
+    width: int, height: int, boxes: list[tuple[int, int, int, int]], cell: int = 4
+) -> tuple[int, int, int, int]:
+    """The largest axis-aligned rectangle inside (width, height) touching no box.
+
+    Classic maximal-rectangle-in-a-histogram over a grid of `cell`-pixel cells; boxes
+    are grown to whole cells so the crop never touches text. Returns (x, y, w, h) with
+    even w and h (H.264 with 4:2:0 chroma needs them).
+    """
+    gw, gh = max(1, width // cell), max(1, height // cell)
+    blocked = np.zeros((gh, gw), bool)
+    for x0, y0, x1, y1 in boxes:
+        cx0, cy0 = max(0, int(x0) // cell), max(0, int(y0) // cell)
+        cx1, cy1 = min(gw, -(-int(x1) // cell)), min(gh, -(-int(y1) // cell))
+        blocked[cy0:cy1, cx0:cx1] = True
+    heights = np.zeros(gw, int)
+    best = (0, 0, 0, 0, 0)  # area, x, y, w, h in cells
+    for row in range(gh):
+        heights = np.where(blocked[row], 0, heights + 1)
+        stack: list[int] = []
+        for col in range(gw + 1):
+            cur = heights[col] if col < gw else 0
+            while stack and heights[stack[-1]] >= cur:
+                top = stack.pop()
+                left = stack[-1] + 1 if stack else 0
+                area = int(heights[top]) * (col - left)
+                if area > best[0]:
+                    best = (area, left, row - int(heights[top]) + 1, col - left, int(heights[top]))
+            stack.append(col)
+    _, x, y, w, h = best
+    x, y, w, h = x * cell, y * cell, w * cell, h * cell
+    if x + w == gw * cell:  # the last partial cell at the right/bottom edge is free too
+        w = width - x if not any(b[2] > gw * cell for b in boxes) else w
+    if y + h == gh * cell:
+        h = height - y if not any(b[3] > gh * cell for b in boxes) else h
+    return x, y, w - w % 2, h - h % 2
+
+
+def scan_text(
+    batch: FrameBatch, *, every: int, confidence: float, min_chars: int, max_line_height: float
+) -> TextScan:
+    """OCR every `every`-th frame of the batch; flag frames with a box above `confidence`
+    whose text has at least `min_chars` letters or digits and whose height is at most
+    `max_line_height` of the frame. The recogniser reads solid shapes as glyphs ('■',
+    '口', '01') with high confidence; overlay text is lines of several thin characters."""
+    engine = _rapidocr()
+    inv = 1.0 / batch.scale
+    src_w, src_h = batch.source_size
+    boxes, texts, flagged, scanned = [], [], 0, 0
+    for frame in batch.frames[::every]:
+        scanned += 1
+        result, _ = engine(frame)
+        hit = False
+        for quad, text, score in result or []:
+            if float(score) <= confidence or sum(ch.isalnum() for ch in str(text)) < min_chars:
+                continue
+            pts = np.asarray(quad, np.float32) * inv
+            if pts[:, 1].max() - pts[:, 1].min() > max_line_height * src_h:
+                continue
+            boxes.append((int(pts[:, 0].min()), int(pts[:, 1].min()), int(np.ceil(pts[:, 0].max())), int(np.ceil(pts[:, 1].max()))))
+            texts.append(str(text))
+            hit = True
+        flagged += hit
+    crop = largest_free_rectangle(src_w, src_h, boxes) if boxes else (0, 0, src_w - src_w % 2, src_h - src_h % 2)
+    area = crop[2] * crop[3] / float(src_w * src_h)
+    return TextScan(scanned, flagged, boxes, sorted(set(texts)), crop, round(area, 4))
+
+
+@dataclass(frozen=True)
+class TechnicalQuality:
+    """Classical technical-quality measures (not a learned quality model)."""
+
+    sharpness: float  # variance of the Laplacian of luma
+    brightness: float  # mean luma in [0, 1]
+    clipped: float  # share of pixels at 0-4 or 251-255
+    noise: float  # Immerkær (1996) noise sigma estimate, 8-bit units
+    blockiness: float | None  # 8x8 boundary/interior gradient ratio; None when frames are downscaled
+
+
+_IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+
+
+def immerkaer_noise(gray: np.ndarray) -> float:
+    """Fast noise variance estimation (Immerkær, CVIU 1996): sigma of additive noise."""
+    import cv2
+
+    h, w = gray.shape
+    conv = cv2.filter2D(gray.astype(np.float32), -1, _IMMERKAER, borderType=cv2.BORDER_REFLECT)[1:-1, 1:-1]
+    return float(np.sqrt(np.pi / 2) * np.abs(conv).sum() / (6.0 * (w - 2) * (h - 2)))
+
+
+def blockiness(gray: np.ndarray, block: int = 8) -> float:
+    """Mean luma step across 8-pixel block boundaries over the mean step elsewhere;
+    about 1 for clean video, higher when compression blocks show."""
+    g = gray.astype(np.float32)
+    dx = np.abs(np.diff(g, axis=1))
+    dy = np.abs(np.diff(g, axis=0))
+    bx = np.zeros(dx.shape[1], bool)
+    bx[block - 1 :: block] = True
+    by = np.zeros(dy.shape[0], bool)
+    by[block - 1 :: block] = True
+    boundary = np.concatenate([dx[:, bx].ravel(), dy[by, :].ravel()])
+    interior = np.concatenate([dx[:, ~bx].ravel(), dy[~by, :].ravel()])
+    return float((boundary.mean() + 1e-3) / (interior.mean() + 1e-3))
+
+
+def technical_quality(batch: FrameBatch, max_frames: int = 8) -> TechnicalQuality:
+    import cv2
+
+    if not len(batch.frames):
+        raise ValueError("technical_quality needs at least one frame")
+    idx = np.linspace(0, len(batch.frames) - 1, min(max_frames, len(batch.frames))).round().astype(int)
+    sharp, bright, clip, noise, block = [], [], [], [], []
+    native = batch.scale >= 0.99
+    for frame in batch.frames[idx]:
+        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        sharp.append(float(cv2.Laplacian(gray, cv2.CV_32F).var()))
+        bright.append(float(gray.mean() / 255.0))
+        clip.append(float(((gray <= 4) | (gray >= 251)).mean()))
+        noise.append(immerkaer_noise(gray))
+        if native:
+            block.append(blockiness(gray))
+    return TechnicalQuality(
+        sharpness=float(np.median(sharp)),
+        brightness=float(np.mean(bright)),
+        clipped=float(np.mean(clip)),
+        noise=float(np.median(noise)),
+        blockiness=float(np.median(block)) if native else None,
+    )

@@ -1,0 +1,1 @@
+"""Dagster Definitions, jobs, the `reactid` CLI and the demo runner."""

@@ -1,0 +1,34 @@
+"""The Dagster code location (workspace.yaml points here).
+
+Loading it imports Dagster and our light modules only; torch, transformers, diffusers,
+great_expectations and deepspeed are imported inside the functions that use them.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.curation import CURATION_ASSETS, CURATION_GROUP, DEMO_GROUP
+from assets.partitions import shard_partitions
+from assets.reports import curation_report
+from assets.resources import ReactIDResource
+
+curation_job = dg.define_asset_job(
+    "curation",
+    selection=dg.AssetSelection.groups(CURATION_GROUP),
+    partitions_def=shard_partitions,
+    description="raw_videos -> scene_clips -> clip_quality -> curated_clips for one shard.",
+)
+demo_shard_job = dg.define_asset_job(
+    "demo_shard",
+    selection=dg.AssetSelection.groups(DEMO_GROUP, CURATION_GROUP),
+    partitions_def=shard_partitions,
+    description="Generate a demo shard and curate it.",
+)
+reports_job = dg.define_asset_job("reports", selection=dg.AssetSelection.groups("reports"))
+
+defs = dg.Definitions(
+    assets=[*CURATION_ASSETS, curation_report],
+    jobs=[curation_job, demo_shard_job, reports_job],
+    resources={"reactid": ReactIDResource()},
+)

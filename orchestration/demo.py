@@ -1,0 +1,66 @@
+"""`make demo`: build the demo shards and curate them through Dagster, in process, on a
+persistent instance (DAGSTER_HOME) so `dagster dev` shows every materialisation."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from core.params import load_params
+from core.stage import completed
+from core.storage import open_store
+from curation.stages import CURATION_STAGES, STAGES
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def dagster_instance(project_dir: Path):
+    """The persistent instance under the project, unless DAGSTER_HOME points elsewhere."""
+    from dagster import DagsterInstance
+
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(project_dir / ".dagster_home")))
+    home.mkdir(parents=True, exist_ok=True)
+    return DagsterInstance.get()
+
+
+def run_demo(params_path: Path, shards: list[str] | None = None, echo=print) -> int:
+    """Curate the demo shards; return a process exit code."""
+    from orchestration.definitions import defs
+    from orchestration.progress import terminal_progress
+
+    params = load_params(params_path)  # a bad setting stops here, before any work
+    project_dir = params_path.resolve().parent
+    store = open_store(params.storage.backend, str(params.resolve(params.storage.root)))
+    shards = shards or list(params.demo_pool.shards)
+    instance = dagster_instance(project_dir)
+    known = set(instance.get_dynamic_partitions("shards"))
+    new = [s for s in shards if s not in known]
+    if new:
+        instance.add_dynamic_partitions("shards", new)
+    job = defs.resolve_job_def("demo_shard")
+    for shard in shards:
+        if all(completed(STAGES[s], shard, params, store) for s in ("demo_pool", *CURATION_STAGES)):
+            echo(f"[{shard}] up to date: nothing to redo")
+            continue
+        echo(f"[{shard}] curating (Dagster run, instance {os.environ['DAGSTER_HOME']})")
+        with terminal_progress():
+            result = job.execute_in_process(partition_key=shard, instance=instance, run_config=QUIET, raise_on_error=False)
+        if not result.success:
+            for event in result.all_events:
+                if event.is_failure and event.step_failure_data:
+                    echo(f"[{shard}] {event.step_key} failed: {event.step_failure_data.error.message.strip()}")
+            return 1
+    report = defs.resolve_job_def("reports").execute_in_process(instance=instance, run_config=QUIET, raise_on_error=False)
+    if not report.success:
+        echo("curation_report failed")
+        return 1
+    from curation.report import REPORT_KEY
+
+    root = params.resolve(params.storage.root)
+    echo("")
+    echo((root / REPORT_KEY).read_text())
+    echo("")
+    echo(f"Results (tables, clips, metrics): {root}")
+    echo(f"Curation report:                  {root / REPORT_KEY}")
+    echo("Browse the assets and their metadata: make ui  (Dagster on http://127.0.0.1:3000)")
+    return 0

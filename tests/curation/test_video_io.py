@@ -1,0 +1,91 @@
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from curation import video_io as vio
+
+
+def _write(path, n=24, size=(96, 64), fps=12, seed=0):
+    rng = np.random.default_rng(seed)
+    writer = vio.ClipWriter(path, Fraction(fps), size[0], size[1], crf=18, preset="veryfast")
+    frames = []
+    for k in range(n):
+        f = np.full((size[1], size[0], 3), (k * 9) % 255, np.uint8)
+        f[:, : size[0] // 2] = rng.integers(0, 255, 3)
+        writer.write(f)
+        frames.append(f)
+    writer.close()
+    return frames
+
+
+def test_probe_reads_properties(tmp_path):
+    path = tmp_path / "ok.mp4"
+    _write(path, n=36)
+    info = vio.probe(path)
+    assert (info.width, info.height, info.codec, info.frame_count) == (96, 64, "h264", 36)
+    assert info.fps == pytest.approx(12.0)
+    assert info.duration_s == pytest.approx(3.0)
+    assert info.rotation == 0
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda p, good: p.write_bytes(b""), vio.EMPTY_FILE),
+        (lambda p, good: p.write_text("not a video\n" * 50), vio.NOT_A_VIDEO),
+        (lambda p, good: p.write_bytes(good.read_bytes()[: good.stat().st_size // 3]), vio.TRUNCATED),
+    ],
+)
+def test_probe_quarantine_reasons(tmp_path, make, reason):
+    good = tmp_path / "good.mp4"
+    _write(good, n=48)
+    bad = tmp_path / "bad.mp4"
+    make(bad, good)
+    with pytest.raises(vio.ProbeError) as err:
+        vio.probe(bad)
+    assert err.value.reason == reason
+    assert str(bad) not in err.value.detail  # the reason is readable, not a path dump
+
+
+def test_probe_missing_file(tmp_path):
+    with pytest.raises(vio.ProbeError) as err:
+        vio.probe(tmp_path / "nope.mp4")
+    assert err.value.reason == vio.MISSING_FILE
+
+
+def test_decode_downscales_subsamples_and_counts_passes(tmp_path):
+    path = tmp_path / "v.mp4"
+    _write(path, n=24, size=(96, 64), fps=12)
+    before = vio.DECODE_STATS.total_passes()
+    batch = vio.decode_frames(path, width=48, sample_fps=6)
+    assert vio.DECODE_STATS.total_passes() == before + 1
+    assert batch.frames.shape == (12, 32, 48, 3)
+    assert list(batch.indices) == list(range(0, 24, 2))
+    assert batch.scale == pytest.approx(0.5)
+
+
+def test_write_segments_one_pass_exact_frames_and_crop(tmp_path):
+    src = tmp_path / "src.mp4"
+    frames = _write(src, n=30)
+    segs = [
+        vio.Segment(0, 10, tmp_path / "a.mp4"),
+        vio.Segment(10, 30, tmp_path / "b.mp4", crop=(0, 0, 48, 32)),
+    ]
+    before = vio.DECODE_STATS.total_passes()
+    written = vio.write_segments(src, segs, crf=10)
+    assert vio.DECODE_STATS.total_passes() == before + 1
+    assert written == [10, 20]
+    a, b = vio.probe(tmp_path / "a.mp4"), vio.probe(tmp_path / "b.mp4")
+    assert (a.frame_count, a.width, a.codec) == (10, 96, "h264")
+    assert (b.frame_count, b.width, b.height) == (20, 48, 32)
+    first_b = vio.decode_frames(tmp_path / "b.mp4").frames[0].astype(int)
+    assert np.abs(first_b - frames[10][:32, :48]).mean() < 6  # the crop holds the right pixels
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_clip_writer_rejects_wrong_frame_size(tmp_path):
+    writer = vio.ClipWriter(tmp_path / "x.mp4", Fraction(10), 64, 48, crf=20, preset="veryfast")
+    with pytest.raises(ValueError, match="does not fit"):
+        writer.write(np.zeros((10, 10, 3), np.uint8))
+    writer.close()

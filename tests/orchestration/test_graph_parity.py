@@ -1,0 +1,66 @@
+"""dvc.yaml and the Dagster asset graph name the same stages with the same dependencies,
+and each dvc stage lists exactly the params sections its stage function reads."""
+
+import re
+
+import yaml
+
+
+def _dvc_graph(repo_root):
+    spec = yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]
+    outs: dict[str, str] = {}
+    for name, stage in spec.items():
+        body = stage.get("do", stage)
+        for out in body.get("outs", []) + body.get("metrics", []):
+            path = out if isinstance(out, str) else next(iter(out))
+            outs[path] = name
+    edges: dict[str, set[str]] = {}
+    for name, stage in spec.items():
+        body = stage.get("do", stage)
+        ups = set()
+        for dep in body.get("deps", []):
+            for path, producer in outs.items():
+                # a dep is a producer's output, or a folder holding that output
+                if producer != name and (path == dep or path.startswith(dep.rstrip("/") + "/")):
+                    ups.add(producer)
+            if dep == "${raw_videos.pool_root}/${key}":
+                ups.add("demo_pool")  # same folder as ${demo_pool.pool_root}/${key}
+        edges[name] = ups
+    return spec, edges
+
+
+def test_same_stages_same_dependencies(repo_root):
+    from orchestration.definitions import defs
+
+    _, dvc_edges = _dvc_graph(repo_root)
+    graph = defs.resolve_asset_graph()
+    dagster_edges = {
+        k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys} for k in graph.get_all_asset_keys()
+    }
+    assert dvc_edges == dagster_edges
+
+
+def test_pool_roots_agree(repo_root):
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    assert params["demo_pool"]["pool_root"] == params["raw_videos"]["pool_root"]
+
+
+def test_dvc_params_match_stage_sections(repo_root):
+    from curation.stages import STAGES
+
+    spec, _ = _dvc_graph(repo_root)
+    for name, stage_spec in STAGES.items():
+        listed = spec[name]["do"]["params"]
+        sections = {p.split(".")[0] for p in listed} - {"storage"}
+        assert sections == set(stage_spec.sections), name
+        assert "storage" in listed
+
+
+def test_dvc_stages_call_the_cli_for_the_same_asset(repo_root):
+    spec, _ = _dvc_graph(repo_root)
+    for name, stage in spec.items():
+        cmd = stage.get("do", stage)["cmd"]
+        if name == "curation_report":
+            assert cmd == "reactid report"
+        else:
+            assert re.fullmatch(rf"reactid stage {name} --shard \$\{{key\}}", cmd), cmd
