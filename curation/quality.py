@@ -106,11 +106,14 @@ class TextScan:
         return self.frames_flagged > 0
 
 
-@functools.lru_cache(maxsize=1)
-def _rapidocr():
+@functools.lru_cache(maxsize=2)
+def _rapidocr(max_side: int):
+    """RapidOCR (PP-OCR ONNX models shipped in the wheel). Its default detector input
+    scales the short side up to 736 px; capping the long side at the analysis frame size
+    reads frames at their own resolution: ~5x faster and fewer phantom glyphs."""
     from rapidocr_onnxruntime import RapidOCR
 
-    return RapidOCR()
+    return RapidOCR(det_limit_side_len=max_side, det_limit_type="max")
 
 
 def largest_free_rectangle(
@@ -158,13 +161,14 @@ def scan_text(
     whose text has at least `min_chars` letters or digits and whose height is at most
     `max_line_height` of the frame. The recogniser reads solid shapes as glyphs ('■',
     '口', '01') with high confidence; overlay text is lines of several thin characters."""
-    engine = _rapidocr()
+    engine = _rapidocr(int(max(batch.frames.shape[1:3])))
     inv = 1.0 / batch.scale
     src_w, src_h = batch.source_size
     boxes, texts, flagged, scanned = [], [], 0, 0
     for frame in batch.frames[::every]:
         scanned += 1
-        result, _ = engine(frame)
+        # Overlays are upright: the 180-degree angle classifier adds cost and no recall.
+        result, _ = engine(frame, use_cls=False)
         hit = False
         for quad, text, score in result or []:
             if float(score) <= confidence or sum(ch.isalnum() for ch in str(text)) < min_chars:

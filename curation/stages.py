@@ -247,7 +247,7 @@ def clip_quality(ctx: StageContext) -> dict[str, Any]:
     if cfg.aesthetic_backend == "pretrained":
         from curation.aesthetic import LaionAestheticScorer
 
-        scorer = LaionAestheticScorer(cfg.aesthetic_clip_model, ctx.params.resolve(cfg.aesthetic_mlp_path))
+        scorer = LaionAestheticScorer(ctx.params.resolve(cfg.aesthetic_mlp_path), cfg.aesthetic_clip_model)
     rows = []
     for i, clip in enumerate(clips):
         report(f"clip_quality[{ctx.shard}]", i, len(clips), clip["clip_id"])

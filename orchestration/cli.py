@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from core.errors import ReactIDError
+from evaluation.cli import submission
 
 
 @click.group()
@@ -105,15 +106,7 @@ def demo(ctx: click.Context, shards: tuple[str, ...]) -> None:
     sys.exit(run_demo(ctx.obj["params"], list(shards) or None, echo=click.echo))
 
 
-def _attach_optional_groups() -> None:
-    try:
-        from evaluation.cli import submission
-    except ImportError:  # the evaluation package is optional at this layer
-        return
-    cli.add_command(submission)
-
-
-_attach_optional_groups()
+cli.add_command(submission)
 
 
 def main() -> None:

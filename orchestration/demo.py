@@ -20,6 +20,9 @@ def dagster_instance(project_dir: Path):
 
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(project_dir / ".dagster_home")))
     home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
     return DagsterInstance.get()
 
 

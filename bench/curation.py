@@ -1,0 +1,92 @@
+"""Benchmark of the curation pass: clips/s, frames/s, decode passes per clip, and the
+ratio of curation wall time to a decode-only pass over the same clips in the same run.
+
+Prints one JSON object. Usage: python bench/curation.py [--videos N] [--repeat R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from core.params import load_params  # noqa: E402
+from core.stage import run_stage  # noqa: E402
+from core.storage import LocalObjectStore  # noqa: E402
+from core.tables import read_table  # noqa: E402
+from curation.stages import STAGES, analyse_clip  # noqa: E402
+from curation.video_io import DECODE_STATS, decode_frames  # noqa: E402
+
+
+def _project(folder: Path, n_videos: int) -> Path:
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["storage"]["root"] = "data"
+    raw["demo_pool"]["pool_root"] = raw["raw_videos"]["pool_root"] = "data/pool"
+    raw["demo_pool"]["ground_truth_root"] = "data/ground_truth"
+    raw["demo_pool"]["shards"] = {"bench-000": {"kind": "procedural", "seed": 11}}
+    raw["demo_pool"]["procedural"]["n_videos"] = n_videos
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _best(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--videos", type=int, default=8)
+    ap.add_argument("--repeat", type=int, default=2)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        params = load_params(_project(Path(tmp), args.videos))
+        store = LocalObjectStore(params.resolve(params.storage.root))
+        for stage in ("demo_pool", "raw_videos", "scene_clips"):
+            run_stage(STAGES[stage], "bench-000", params, store)
+        clips = [r for r in read_table(store, "tables/scene_clips/bench-000.parquet").to_pylist() if r["kept"]]
+        paths = [store.path(c["clip_key"]) for c in clips]
+        cfg = params.clip_quality
+        no_ocr = cfg.model_copy(update={"ocr_backend": "none"})
+
+        frames = sum(len(decode_frames(p, width=cfg.analysis_width, sample_fps=cfg.sample_fps).frames) for p in paths)
+        decode_s = _best(lambda: [decode_frames(p, width=cfg.analysis_width, sample_fps=cfg.sample_fps) for p in paths], args.repeat)
+        DECODE_STATS.reset()
+        curation_s = _best(lambda: [analyse_clip(p, cfg) for p in paths], args.repeat)
+        passes_per_clip = DECODE_STATS.total_passes() / (len(paths) * args.repeat)
+        no_ocr_s = _best(lambda: [analyse_clip(p, no_ocr) for p in paths], args.repeat)
+    print(json.dumps({
+        "benchmark": "curation_pass",
+        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+        "clips": len(paths),
+        "frames_analysed": frames,
+        "analysis_width": cfg.analysis_width,
+        "sample_fps": cfg.sample_fps,
+        "decode_only_s": round(decode_s, 3),
+        "curation_s": round(curation_s, 3),
+        "curation_without_ocr_s": round(no_ocr_s, 3),
+        "clips_per_s": round(len(paths) / curation_s, 3),
+        "frames_per_s": round(frames / curation_s, 2),
+        "decode_passes_per_clip": round(passes_per_clip, 3),
+        "ratio_curation_to_decode": round(curation_s / decode_s, 2),
+        "ratio_curation_without_ocr_to_decode": round(no_ocr_s / decode_s, 2),
+        "ocr_share_of_curation": round(1 - no_ocr_s / curation_s, 3),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

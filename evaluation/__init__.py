@@ -1,0 +1,9 @@
+"""Benchmark formats, metrics, OpenS2V normalisation/TotalScore and IPVG submissions.
+
+Importing this package is cheap: torch, transformers, OpenCV, dlib and PyAV are imported
+inside the functions that need them, so the Dagster code location stays light.
+
+Modules: ``benchmarks`` (readers), ``scores`` (normalisation, TotalScore), ``metrics``
+(metric backends), ``submission`` (IPVG layout and validation), ``packaging`` (zips and
+run manifest), ``video`` (decode/probe/write), ``cli`` (``reactid submission``).
+"""

@@ -1,0 +1,140 @@
+import numpy as np
+import pytest
+
+from evaluation.metrics.base import SampleContext
+from evaluation.metrics.gme import GmeEmbedder, GmeScore, resize_to_factor
+
+WORDS = [
+    "a",
+    "red",
+    "cat",
+    "dog",
+    "runs",
+    "on",
+    "grass",
+    "find",
+    "an",
+    "image",
+    "that",
+    "matches",
+    "the",
+    "given",
+    "text",
+    ".",
+    "you",
+    "are",
+    "helpful",
+    "assistant",
+    "system",
+    "user",
+]
+SPECIAL = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+    "[UNK]",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_gme_dir(tmp_path_factory):
+    """Random tiny Qwen2-VL + word-level tokenizer + image processor, saved like the real repo."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import (
+        PreTrainedTokenizerFast,
+        Qwen2VLConfig,
+        Qwen2VLForConditionalGeneration,
+        Qwen2VLImageProcessor,
+    )
+
+    root = tmp_path_factory.mktemp("gme")
+    vocab = {w: i for i, w in enumerate(WORDS + SPECIAL)}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        unk_token="[UNK]",
+        pad_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        additional_special_tokens=SPECIAL[1:7],
+    ).save_pretrained(root)
+    Qwen2VLImageProcessor().save_pretrained(root)
+    torch.manual_seed(0)
+    config = Qwen2VLConfig(
+        text_config=dict(
+            vocab_size=len(vocab),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            rope_scaling={"type": "mrope", "mrope_section": [2, 1, 1]},
+            bos_token_id=None,
+            eos_token_id=vocab["<|endoftext|>"],
+        ),
+        vision_config=dict(
+            depth=2,
+            embed_dim=32,
+            hidden_size=32,
+            num_heads=4,
+            mlp_ratio=2,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            in_chans=3,
+        ),
+        image_token_id=vocab["<|image_pad|>"],
+        video_token_id=vocab["<|video_pad|>"],
+        vision_start_token_id=vocab["<|vision_start|>"],
+    )
+    Qwen2VLForConditionalGeneration(config).save_pretrained(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def embedder(tiny_gme_dir) -> GmeEmbedder:
+    # 4..16 visual tokens keep the tiny vision tower fast
+    return GmeEmbedder(tiny_gme_dir, min_image_tokens=4, max_image_tokens=16)
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [((64, 80), (56, 84)), ((10, 10), (56, 56)), ((480, 832), (476, 840))],
+)
+def test_resize_to_factor(size, expected):
+    assert resize_to_factor(*size) == expected
+
+
+def test_text_embeddings_do_not_depend_on_batch_padding(embedder):
+    alone = embedder.embed_texts(["a red cat"])
+    batch = embedder.embed_texts(
+        ["a red cat", "a dog runs on the grass and a cat runs on the grass"]
+    )
+    assert alone.shape == (1, 32)
+    np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0)
+    np.testing.assert_allclose(batch[0], alone[0], atol=1e-5)
+    assert not np.allclose(batch[0], batch[1])
+
+
+def test_image_embeddings(embedder, shifting_clip):
+    frames = shifting_clip(3, 4, 0)
+    emb = embedder.embed_images(frames)
+    assert emb.shape == (3, 32)
+    np.testing.assert_allclose(emb[:1], embedder.embed_images(frames[:1]), atol=1e-5)
+
+
+def test_gme_score_is_the_mean_text_frame_similarity(embedder, shifting_clip):
+    frames = shifting_clip(5, 4, 0)
+    metric = GmeScore(embedder, num_frames=3, batch_size=2)
+    value = metric(frames, SampleContext(prompt="a red cat"))
+    text = embedder.embed_texts(["a red cat"])[0]
+    expected = (embedder.embed_images(frames[[0, 2, 4]]) @ text).mean()
+    assert value.value == pytest.approx(expected, abs=1e-5)
+    assert value.spec.backend == "pretrained" and value.spec.key == "gme"
+    with pytest.raises(ValueError, match="needs the sample's prompt"):
+        metric(frames, SampleContext())
