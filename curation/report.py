@@ -86,7 +86,7 @@ def build_curation_report(params: Params, store: ObjectStore, shards: list[str])
         lines += [f"- quarantined by reason: {r['quarantine_by_reason'] or 'none'}",
                   f"- scenes dropped: {s['dropped_by_reason'] or 'none'}",
                   f"- rejections by reason: {c['rejections_by_reason'] or 'none'}",
-                  f"- stage seconds: " + ", ".join(f"{k} {meta[k]['seconds']}" for k in STAGE_ORDER), ""]
+                  "- stage seconds: " + ", ".join(f"{k} {meta[k]['seconds']}" for k in STAGE_ORDER), ""]
         if r["quarantine_preview"]:
             lines += ["Quarantine:", "", *_table(r["quarantine_preview"])]
         rejected = c.get("rejected_preview") or []

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.video import ClipWriter
+
 # Machine-readable quarantine reasons for raw videos.
 EMPTY_FILE = "empty_file"
 NOT_A_VIDEO = "not_a_video"
@@ -289,37 +291,6 @@ class Segment:
     end: int
     dest: Path
     crop: tuple[int, int, int, int] | None = None  # x, y, w, h in source pixels
-
-
-class ClipWriter:
-    """Encode RGB frames to an H.264 MP4 (yuv420p, CRF rate control)."""
-
-    def __init__(self, dest: Path, rate: Fraction, width: int, height: int, crf: int, preset: str):
-        import av
-
-        self.container = av.open(str(dest), "w", format="mp4")
-        self.stream = self.container.add_stream("libx264", rate=rate)
-        self.stream.width, self.stream.height = width, height
-        self.stream.pix_fmt = "yuv420p"
-        self.stream.options = {"crf": str(crf), "preset": preset}
-        self.n = 0
-        self.size = (height, width)
-
-    def write(self, rgb: np.ndarray) -> None:
-        import av
-
-        if rgb.shape[:2] != self.size or rgb.ndim != 3:
-            raise ValueError(f"frame of shape {rgb.shape} does not fit a {self.size[1]}x{self.size[0]} clip")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        frame.pts = self.n
-        self.n += 1
-        for packet in self.stream.encode(frame):
-            self.container.mux(packet)
-
-    def close(self) -> None:
-        for packet in self.stream.encode():
-            self.container.mux(packet)
-        self.container.close()
 
 
 def write_segments(

@@ -24,12 +24,12 @@ object keyed by sample id.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from core.timeline import SubAction, TimelineError, parse_ipvg_entry
 from evaluation.errors import BenchmarkFormatError
 
 Domain = Literal["open", "single", "human"]
@@ -44,16 +44,11 @@ _DOMAIN_BY_FILE = {
     "single-domain_eval.json": "single",
     "singleobject_eval.json": "single",
 }
-_SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*s?\s*$")
 
 
-@dataclass(frozen=True)
-class TimelineEvent:
-    """One sub-action of a timeline, in seconds from the start of the video."""
-
-    start: float
-    end: float
-    description: str
+# A timed sub-action is the platform's own timeline record: the reader validates Track 2
+# captions with the same parser the model's timeline prompts use.
+TimelineEvent = SubAction
 
 
 @dataclass(frozen=True)
@@ -185,10 +180,13 @@ def read_timeline_benchmark(path: str | Path) -> TimelineBenchmark:
         captions = entry.get("temporal_captions")
         if not isinstance(captions, list) or not captions:
             where.fail("temporal_captions", "must be a non-empty list of {start, end, description}")
-        events = tuple(_event(where, i, c) for i, c in enumerate(captions))
-        for i in range(1, len(events)):
-            if events[i].start < events[i - 1].start:
-                where.fail(f"temporal_captions[{i}]", "starts before the previous sub-action")
+        try:
+            timeline = parse_ipvg_entry(
+                {"global_prompt": where.text(entry, "global_prompt"), "temporal_captions": captions}
+            )
+        except TimelineError as exc:
+            where.fail("temporal_captions", str(exc))
+        events = timeline.actions
         samples.append(
             TimelineSample(
                 sample_id,
@@ -273,33 +271,6 @@ def _entries(path: Path, raw: Any = None) -> Iterator[tuple[str, Mapping[str, An
         yield key, _Where(path, key).mapping(entry)
     if empty:
         raise BenchmarkFormatError(f"{path}: has no entries")
-
-
-def _seconds(where: _Where, field: str, value: Any) -> float:
-    if isinstance(value, bool):
-        where.fail(field, f"must be a number of seconds, got {value!r}")
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str) and (m := _SECONDS.match(value)):
-        return float(m.group(1))
-    where.fail(field, f"must be a number of seconds, got {value!r}")
-
-
-def _event(where: _Where, index: int, caption: Any) -> TimelineEvent:
-    field = f"temporal_captions[{index}]"
-    if not isinstance(caption, dict):
-        where.fail(field, "must be an object with start, end, description")
-    for key in ("start", "end", "description"):
-        if key not in caption:
-            where.fail(f"{field}.{key}", "is missing")
-    start = _seconds(where, f"{field}.start", caption["start"])
-    end = _seconds(where, f"{field}.end", caption["end"])
-    if start < 0 or end <= start:
-        where.fail(field, f"needs 0 <= start < end, got start={start} end={end}")
-    description = caption["description"]
-    if not isinstance(description, str) or not description.strip():
-        where.fail(f"{field}.description", "must be a non-empty string")
-    return TimelineEvent(start, end, description)
 
 
 @dataclass(frozen=True)

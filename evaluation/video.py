@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from core.video import write_video  # noqa: F401  (re-exported for callers of this module)
 from evaluation.errors import VideoDecodeError
 
 # ISO base-media brands of MP4 files; 'qt  ' (QuickTime .mov) is deliberately absent.
@@ -133,46 +132,3 @@ def probe_video(path: str | Path) -> VideoProbe:
         frames=frames,
         duration_s=frames / fps if fps > 0 else 0.0,
     )
-
-
-def write_video(
-    path: str | Path,
-    frames: np.ndarray | Sequence[np.ndarray],
-    fps: int = 16,
-    codec: str = "libx264",
-) -> Path:
-    """Encode RGB frames to an MP4 file, atomically (temp file + rename).
-
-    Args:
-        path: destination ``.mp4``.
-        frames: uint8 (T, H, W, 3) RGB; H and W even for yuv420p.
-        fps: frame rate.
-        codec: FFmpeg encoder name (``libx264`` for H.264, ``mpeg4`` for MPEG-4 Part 2).
-
-    Returns:
-        The written path.
-    """
-    import av
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
-    fd, tmp = tempfile.mkstemp(suffix=".mp4", dir=path.parent, prefix=f".{path.stem}.")
-    os.close(fd)
-    try:
-        with av.open(tmp, mode="w", format="mp4") as container:
-            stream = container.add_stream(codec, rate=fps)
-            stream.width, stream.height = frames.shape[2], frames.shape[1]
-            stream.pix_fmt = "yuv420p"
-            for image in frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

@@ -85,15 +85,16 @@ def test_reactid_eval_seq_shape_is_read_by_the_same_reader():
     ("captions", "message"),
     [
         ([], "'temporal_captions' must be a non-empty list"),
-        ([{"start": 0, "end": 1}], r"'temporal_captions\[0\].description' is missing"),
-        ([{"start": 2, "end": 1, "description": "x"}], "needs 0 <= start < end"),
-        ([{"start": "soon", "end": 1, "description": "x"}], "must be a number of seconds"),
+        ([{"start": 0, "end": 1}], r"temporal_captions\[0\]: lacks any of \['description'"),
+        ([{"start": 2, "end": 1, "description": "x"}], "end 1s must be after start 2s"),
+        ([{"start": "soon", "end": 1, "description": "x"}], "expected seconds"),
+        ([{"start": 0, "end": 2, "description": "x"}, {"start": 1, "end": 3, "description": "y"}], "overlap"),
         (
             [
                 {"start": 2, "end": 3, "description": "x"},
                 {"start": 1, "end": 2, "description": "y"},
             ],
-            "starts before the previous sub-action",
+            "actions must be sorted",
         ),
     ],
 )
