@@ -30,9 +30,13 @@ def _log_progress(context: dg.AssetExecutionContext):
     return reporter
 
 
-def stage_asset(name: str, deps: list[str], group: str, kinds: set[str]) -> dg.AssetsDefinition:
-    """A per-shard asset that runs stage `name` through the shared idempotent runner."""
+def stage_asset(name: str, deps: list[str] | None, group: str, kinds: set[str]) -> dg.AssetsDefinition:
+    """A per-shard asset that runs stage `name` through the shared idempotent runner.
+
+    `deps` defaults to the stages the runner reads (the spec's upstream).
+    """
     spec = STAGES[name]
+    deps = list(spec.upstream) if deps is None else deps
 
     @dg.asset(
         name=name,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from core.errors import ParamsError
 
@@ -142,6 +142,237 @@ class CuratedClipsParams(Section):
         return self
 
 
+Backend = Literal["embedded", "pretrained"]
+
+
+class CaptionsParams(Section):
+    backend: Backend
+    model: str
+    frames: Annotated[int, Field(ge=1, le=64)]
+    drop_plural: bool
+
+
+class EntitiesParams(Section):
+    backend: Backend
+    model: str
+
+
+class SubjectsParams(Section):
+    backend: Backend
+    grounding_model: str
+    verifier_model: str
+    segmentation_model: str
+    verify_threshold: Fraction
+    analysis_width: Annotated[int, Field(ge=64, le=1920)]
+    sample_fps: Positive
+    foreground_threshold: Positive
+    min_area_fraction: Fraction
+    grabcut_iterations: Annotated[int, Field(ge=0, le=10)]
+    max_jump: Fraction
+    min_detection_ratio: Fraction
+
+
+class FacesParams(Section):
+    backend: Backend
+    model_dir: str
+    fps: Positive
+    max_width: Annotated[int, Field(ge=64, le=4096)]
+    upsample: Annotated[int, Field(ge=0, le=3)]
+    nms_overlap: Fraction
+    max_embedding_distance: Positive
+    representative: Annotated[int, Field(ge=1, le=32)]
+
+
+class AttributesParams(Section):
+    backend: Backend
+    model: str
+
+
+class TimelinesParams(Section):
+    backend: Backend
+    proposal_model: str
+    alignment_model: str
+    penalty: Positive
+    min_segment_s: Positive
+    walk_speed: Positive
+    run_speed: Positive
+    scale_rate: Positive
+    bob_speed: Positive
+    min_tiou: Fraction
+
+    @model_validator(mode="after")
+    def _speeds(self) -> TimelinesParams:
+        if self.run_speed <= self.walk_speed:
+            raise ValueError(f"run_speed ({self.run_speed}) must exceed walk_speed ({self.walk_speed})")
+        return self
+
+
+class QualityGatesParams(Section):
+    """Floors and reporting of the annotation quality gates (great-expectations suites)."""
+
+    min_width: Annotated[int, Field(ge=1)]
+    min_height: Annotated[int, Field(ge=1)]
+    min_duration_s: NonNegative
+    min_caption_words: Annotated[int, Field(ge=0)]
+    report_caption_words: Annotated[int, Field(ge=1)]
+    mask_box_tolerance_px: NonNegative
+    max_failure_rows_in_metadata: Annotated[int, Field(ge=1, le=100)]
+    data_docs: bool
+
+
+class TrainingDemoOverrides(Section):
+    """Values that replace the paper's recipe for a few-minute CPU run (``use_demo: true``).
+
+    A key left out keeps the paper's value.
+    """
+
+    lr: Positive | None = None
+    warmup_steps: Annotated[int, Field(ge=1)] | None = None
+    total_steps: Annotated[int, Field(ge=1)] | None = None
+    global_batch: Annotated[int, Field(ge=1)] | None = None
+    micro_batch: Annotated[int, Field(ge=1)] | None = None
+    zero_stage: Literal[0, 1, 2, 3] | None = None
+    precision: Literal["fp32", "bf16"] | None = None
+    checkpoint_every: Annotated[int, Field(ge=1)] | None = None
+
+
+class TrainingParams(Section):
+    """DeepSpeed training of the ReactID model (paper Sec. 4.1 for the defaults).
+
+    ``effective()`` gives the settings a run uses: these, or these with ``demo`` applied
+    when ``use_demo`` is true.
+    """
+
+    preset: str
+    variant: str
+    lr: Positive
+    warmup_steps: Annotated[int, Field(ge=1)]
+    total_steps: Annotated[int, Field(ge=1)]
+    lr_schedule: Literal["constant", "linear_decay"]
+    global_batch: Annotated[int, Field(ge=1)]
+    micro_batch: Annotated[int, Field(ge=1)]
+    zero_stage: Literal[0, 1, 2, 3]
+    precision: Literal["fp32", "bf16"]
+    weight_decay: NonNegative
+    grad_clip: NonNegative
+    cfg_dropout: Fraction
+    mask_loss_weight: NonNegative
+    checkpoint_every: Annotated[int, Field(ge=1)]
+    seed: Annotated[int, Field(ge=0)]
+    use_demo: bool
+    demo: TrainingDemoOverrides
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainingParams:
+        _check_training_run(self, "")
+        if self.use_demo:
+            _check_training_run(self.effective(), "demo.")
+        return self
+
+    def effective(self) -> TrainingParams:
+        """The settings a run uses (``use_demo`` false in the result)."""
+        if not self.use_demo:
+            return self
+        overrides = self.demo.model_dump(exclude_none=True)
+        return self.model_copy(update={**overrides, "use_demo": False})
+
+
+def _check_training_run(run: TrainingParams, prefix: str) -> None:
+    if run.global_batch % run.micro_batch:
+        raise ValueError(
+            f"{prefix}global_batch ({run.global_batch}) must be a multiple of "
+            f"{prefix}micro_batch ({run.micro_batch})"
+        )
+    if run.warmup_steps > run.total_steps:
+        raise ValueError(
+            f"{prefix}warmup_steps ({run.warmup_steps}) must not exceed "
+            f"{prefix}total_steps ({run.total_steps})"
+        )
+
+
+
+
+def _finite_non_negative(values: list[float]) -> list[float]:
+    import math
+
+    bad = [f"[{i}] = {v}" for i, v in enumerate(values) if not math.isfinite(v) or v < 0]
+    if bad:
+        raise ValueError(f"expected finite numbers >= 0; {', '.join(bad)}")
+    return values
+
+
+class TrainingSamplesParams(Section):
+    """Reference crops and intra/inter-clip pairing of training samples (paper Sec. 3.2)."""
+
+    reference_frames: Literal["representative", "largest_mask", "uniform"]
+    references_per_sample: Annotated[int, Field(ge=1, le=8)]
+    reference_crop_size: Annotated[int, Field(ge=32, le=1024)]
+    reference_padding: Fraction
+    inter_clip_per_subject: Annotated[int, Field(ge=0, le=16)]
+    inter_clip_similarity: Annotated[float, Field(ge=-1.0, le=1.0)]
+    similarity_backend: Literal["embedded", "pretrained"]
+    similarity_model: str
+
+
+class DifficultyParams(Section):
+    """D_sub, D_app, D_sam and their weights in D_overall (paper Eq. 1-2, Sec. 4.1)."""
+
+    appearance_backend: Literal["embedded", "pretrained"]
+    appearance_model: str
+    lambda_sub: float
+    lambda_app: float
+    lambda_sam: float
+
+    @field_validator("lambda_sub", "lambda_app", "lambda_sam")
+    @classmethod
+    def _weight(cls, value: float) -> float:
+        import math
+
+        if not math.isfinite(value) or value < 0:
+            raise ValueError("expected a finite weight >= 0")
+        return value
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> DifficultyParams:
+        if not (self.lambda_sub or self.lambda_app or self.lambda_sam):
+            raise ValueError("lambda_sub, lambda_app and lambda_sam are all 0: D_overall would be 0 for every sample")
+        return self
+
+
+class CurriculumParams(Section):
+    """Phases of the easy-to-hard curriculum; total steps and global batch come from `training`."""
+
+    phase_ratios: list[float]
+    inter_clip_ratios: list[float]
+    seed: Annotated[int, Field(ge=0)]
+    histogram_bins: Annotated[int, Field(ge=4, le=1000)]
+    deepspeed_metric_scale: Annotated[int, Field(ge=1, le=1_000_000_000)]
+
+    @field_validator("phase_ratios")
+    @classmethod
+    def _phase_ratios(cls, value: list[float]) -> list[float]:
+        _finite_non_negative(value)
+        if not sum(value) > 0:
+            raise ValueError("expected ratios that sum to a positive number")
+        return value
+
+    @field_validator("inter_clip_ratios")
+    @classmethod
+    def _inter_clip_ratios(cls, value: list[float]) -> list[float]:
+        _finite_non_negative(value)
+        if any(r > 1 for r in value):
+            raise ValueError("expected shares of a batch, each <= 1")
+        return value
+
+    @model_validator(mode="after")
+    def _one_ratio_per_phase(self) -> CurriculumParams:
+        if len(self.inter_clip_ratios) != len(self.phase_ratios):
+            raise ValueError(
+                f"inter_clip_ratios has {len(self.inter_clip_ratios)} entries and phase_ratios "
+                f"{len(self.phase_ratios)}: expected one inter-clip ratio per phase"
+            )
+        return self
+
 class Params(Section):
     storage: StorageParams
     demo_pool: DemoPoolParams
@@ -149,6 +380,17 @@ class Params(Section):
     scene_clips: SceneClipsParams
     clip_quality: ClipQualityParams
     curated_clips: CuratedClipsParams
+    captions: CaptionsParams
+    entities: EntitiesParams
+    subjects: SubjectsParams
+    faces: FacesParams
+    attributes: AttributesParams
+    timelines: TimelinesParams
+    quality_gates: QualityGatesParams
+    training: TrainingParams
+    training_samples: TrainingSamplesParams
+    difficulty: DifficultyParams
+    curriculum: CurriculumParams
 
     # Relative paths in params resolve against the params file's folder, wherever the
     # process runs from (Dagster run workers, dvc, the CLI).

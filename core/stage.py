@@ -32,6 +32,8 @@ class StageContext:
     shard: str
     params: Params
     store: ObjectStore
+    # For an aggregate stage (one output over many shards): the shards it reads.
+    shards: tuple[str, ...] = ()
 
     def table_key(self, name: str | None = None) -> str:
         return f"tables/{name or self.stage}/{self.shard}.parquet"
@@ -53,6 +55,12 @@ class StageSpec:
     description: str = ""
     # Fingerprint of inputs that live outside the store (a raw pool folder).
     input_hash: Callable[[StageContext], str] | None = None
+    # An aggregate stage reads its upstream stages for every shard in `shards` and writes
+    # one output under the pseudo-shard AGGREGATE.
+    aggregate: bool = False
+
+
+AGGREGATE = "all-shards"
 
 
 @dataclass
@@ -76,55 +84,75 @@ def _code_hash(modules: tuple[str, ...]) -> str:
     return h.hexdigest()[:16]
 
 
-def stage_fingerprint(spec: StageSpec, shard: str, params: Params, store: ObjectStore) -> str:
+def _upstream_shards(spec: StageSpec, shard: str, shards: tuple[str, ...]) -> tuple[str, ...]:
+    if not spec.aggregate:
+        return (shard,)
+    if not shards:
+        raise StageInputError(f"aggregate stage {spec.name!r} was given no shards to read")
+    return tuple(sorted(shards))
+
+
+def stage_fingerprint(
+    spec: StageSpec, shard: str, params: Params, store: ObjectStore, shards: tuple[str, ...] = ()
+) -> str:
     """Fingerprint of everything a stage's output depends on.
 
     Raises:
-        StageInputError: an upstream stage has not completed for this shard.
+        StageInputError: an upstream stage has not completed for a shard it reads.
     """
     upstream = {}
     for up in spec.upstream:
-        key = marker_key(up, shard)
-        if not store.exists(key):
-            raise StageInputError(f"stage {spec.name!r} needs {up!r} for shard {shard!r}, which has not run")
-        upstream[up] = read_json(store, key)["fingerprint"]
+        for src in _upstream_shards(spec, shard, shards):
+            key = marker_key(up, src)
+            if not store.exists(key):
+                raise StageInputError(f"stage {spec.name!r} needs {up!r} for shard {src!r}, which has not run")
+            upstream[f"{up}/{src}"] = read_json(store, key)["fingerprint"]
+    ctx = StageContext(spec.name, shard, params, store, tuple(sorted(shards)))
     payload = {
         "stage": spec.name,
         "shard": shard,
         "code": _code_hash(spec.code_modules),
         "params": {s: section_dict(params, s) for s in spec.sections},
         "upstream": upstream,
-        "inputs": spec.input_hash(StageContext(spec.name, shard, params, store)) if spec.input_hash else None,
+        "inputs": spec.input_hash(ctx) if spec.input_hash else None,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def completed(spec: StageSpec, shard: str, params: Params, store: ObjectStore) -> bool:
+def completed(
+    spec: StageSpec, shard: str, params: Params, store: ObjectStore, shards: tuple[str, ...] = ()
+) -> bool:
     """True when the stage's recorded outputs match what a run now would produce."""
     key = marker_key(spec.name, shard)
     if not store.exists(key):
         return False
     try:
-        return read_json(store, key)["fingerprint"] == stage_fingerprint(spec, shard, params, store)
+        return read_json(store, key)["fingerprint"] == stage_fingerprint(spec, shard, params, store, shards)
     except StageInputError:
         return False
 
 
 def run_stage(
-    spec: StageSpec, shard: str, params: Params, store: ObjectStore, *, force: bool = False
+    spec: StageSpec, shard: str, params: Params, store: ObjectStore, *, force: bool = False,
+    shards: tuple[str, ...] = (),
 ) -> StageResult:
-    """Run `spec` for `shard` unless its outputs are already up to date."""
-    fingerprint = stage_fingerprint(spec, shard, params, store)
+    """Run `spec` for `shard` unless its outputs are already up to date.
+
+    For an aggregate stage pass `shard=AGGREGATE` and the `shards` it reads.
+    """
+    shards = tuple(sorted(shards))
+    fingerprint = stage_fingerprint(spec, shard, params, store, shards)
     key = marker_key(spec.name, shard)
     if not force and store.exists(key):
         recorded = read_json(store, key)
         if recorded.get("fingerprint") == fingerprint:
             return StageResult(spec.name, shard, fingerprint, True, 0.0, recorded.get("metadata", {}))
     start = time.perf_counter()
-    metadata = spec.fn(StageContext(spec.name, shard, params, store))
+    metadata = spec.fn(StageContext(spec.name, shard, params, store, shards))
     seconds = time.perf_counter() - start
     metadata = {**metadata, "seconds": round(seconds, 3)}
-    write_json(store, key, {"stage": spec.name, "shard": shard, "fingerprint": fingerprint, "metadata": metadata})
+    write_json(store, key, {"stage": spec.name, "shard": shard, "shards": list(shards), "fingerprint": fingerprint,
+                            "metadata": metadata})
     return StageResult(spec.name, shard, fingerprint, False, seconds, metadata)
 
 

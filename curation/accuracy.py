@@ -124,3 +124,102 @@ def quarantine_accuracy(truth: dict, raw_rows: list[dict]) -> dict[str, Any]:
     ]
     return {"expected": len(rows), "correct": sum(r["ok"] for r in rows), "rows": rows,
             "unexpected_quarantine": false_quarantine}
+
+
+# ---------------------------------------------------------------- annotation (issue 3)
+
+
+def _clip_offset(clip: dict, curated: dict) -> tuple[float, float]:
+    """Pixel offset of the curated clip inside its source video (text crops move it)."""
+    row = curated.get(clip["clip_id"])
+    if row and row["cropped"]:
+        return float(row["crop"][0]), float(row["crop"][1])
+    return 0.0, 0.0
+
+
+def _box_iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def annotation_accuracy(truth: dict, clips: list[dict], curated: dict[str, dict], entities: list[dict],
+                        subjects: list[dict], timelines: list[dict], min_tiou: float) -> dict[str, Any]:
+    """Entity recall, box and mask IoU of the living subject, and timeline F1 (paper Table 7:
+    a sub-action is a true positive when its description matches and tIoU >= min_tiou)."""
+    import numpy as np
+
+    from curation.rle import rle_decode
+    from curation.timelines import match_events
+
+    videos = {v["file"].rsplit(".", 1)[0]: v for v in truth.get("videos", []) if "scenes" in v}
+    ents_by_clip: dict[str, set[str]] = {}
+    for e in entities:
+        ents_by_clip.setdefault(e["clip_id"], set()).add(e["label"])
+    living = {e["entity_id"] for e in entities if e["category"] == "living"}
+    subj_by_clip = {s["clip_id"]: s for s in subjects if s["entity_id"] in living}
+    events_by_clip = {t["clip_id"]: t["events"] for t in timelines}
+    found = expected = 0
+    box_ious, mask_ious = [], []
+    tp = fp = fn = 0
+    for clip in clips:
+        video = videos.get(clip["video_id"])
+        if video is None or clip["clip_id"] not in curated or not curated[clip["clip_id"]]["kept"]:
+            continue
+        scene = _truth_scene(video, clip["start_frame"], clip["end_frame"])
+        if scene is None:
+            continue
+        gt = scene["subjects"][0]
+        expected += 1
+        found += gt["entity"] in ents_by_clip.get(clip["clip_id"], set())
+        dx, dy = _clip_offset(clip, curated)
+        sub = subj_by_clip.get(clip["clip_id"])
+        if sub is not None:
+            for k, fi in enumerate(sub["frame_indices"]):
+                g = clip["start_frame"] + fi - scene["start_frame"]
+                if not 0 <= g < len(gt["boxes"]):
+                    continue
+                b = sub["boxes"][k]
+                box_ious.append(_box_iou([b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy], gt["boxes"][g]))
+                if gt.get("mask_rles"):
+                    pred = rle_decode(sub["mask_rles"][k])
+                    ref = rle_decode(gt["mask_rles"][g])[int(dy) : int(dy) + pred.shape[0], int(dx) : int(dx) + pred.shape[1]]
+                    union = (pred | ref).sum()
+                    mask_ious.append(float((pred & ref).sum() / union) if union else 0.0)
+        shift = (clip["start_frame"] - scene["start_frame"]) / clip["fps"]
+        truth_events = [(a["start_s"] - shift, a["end_s"] - shift, a["description"]) for a in gt["timeline"]]
+        pred_events = [(e["start"], e["end"], e["description"]) for e in events_by_clip.get(clip["clip_id"], [])]
+        t, f, n = match_events(pred_events, truth_events, min_tiou)
+        tp, fp, fn = tp + t, fp + f, fn + n
+    return {
+        "clips": expected,
+        "entity_recall": found / expected if expected else None,
+        "box_iou": float(np.mean(box_ious)) if box_ious else None,
+        "mask_iou": float(np.mean(mask_ious)) if mask_ious else None,
+        "frames_scored": len(box_ious),
+        "timeline": {**precision_recall_f1(tp, fp, fn), "min_tiou": min_tiou},
+    }
+
+
+def face_recall(truth: dict, clips: list[dict], faces: list[dict], min_iou: float = 0.3) -> dict[str, Any]:
+    """Real footage with annotated faces: share of scanned frames whose face was found
+    (a kept face box overlapping the annotated one by at least `min_iou`)."""
+    videos = {v["file"].rsplit(".", 1)[0]: v for v in truth.get("videos", []) if v.get("face_boxes")}
+    by_clip = {f["clip_id"]: f for f in faces}
+    hit = total = 0
+    for clip in clips:
+        video = videos.get(clip["video_id"])
+        if video is None or not clip["kept"]:
+            continue
+        row = by_clip.get(clip["clip_id"])
+        scanned = row["face_frames_scanned"] if row else int(round(clip["duration_s"] * 2))
+        total += scanned
+        if row is None:
+            continue
+        for fi, box in zip(row["face_frame_indices"], row["face_boxes"], strict=True):
+            g = clip["start_frame"] + fi
+            if g < len(video["face_boxes"]) and _box_iou(box, video["face_boxes"][g]) >= min_iou:
+                hit += 1
+    return {"frames": total, "found": hit, "recall": hit / total if total else None, "min_iou": min_iou}

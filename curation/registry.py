@@ -28,6 +28,21 @@ class PoolEntry:
     caption: str | None
     identity: str | None
     source: str | None
+    # Sidecar extras some pools ship: per-segment captions with timestamps (Panda-70M
+    # style `segments`) and person attributes (DH-FaceVid style `attributes`).
+    segments: tuple[dict, ...] = ()
+    attributes: dict | None = None
+
+
+def _entry(video_id: str, path: Path, row: dict) -> PoolEntry:
+    segments = row.get("segments") or ()
+    if not isinstance(segments, list | tuple) or not all(isinstance(s, dict) for s in segments):
+        raise StageInputError(f"{path}: manifest 'segments' must be a list of objects")
+    attributes = row.get("attributes")
+    if attributes is not None and not isinstance(attributes, dict):
+        raise StageInputError(f"{path}: manifest 'attributes' must be an object")
+    return PoolEntry(video_id, path, row.get("caption") or None, row.get("identity") or None,
+                     row.get("source") or None, tuple(segments), attributes)
 
 
 def _read_manifest(path: Path) -> list[dict]:
@@ -92,7 +107,7 @@ def list_shard(pool_root: Path, shard: str) -> list[PoolEntry]:
         out = []
         for p in files:
             row = meta.get(p.name, {})
-            out.append(PoolEntry(_video_id(p, taken), p, row.get("caption") or None, row.get("identity") or None, row.get("source") or None))
+            out.append(_entry(_video_id(p, taken), p, row))
         return out
     rows = _read_manifest(location)
     out = []
@@ -100,7 +115,7 @@ def list_shard(pool_root: Path, shard: str) -> list[PoolEntry]:
         p = Path(row["path"])
         if not p.is_absolute():
             p = location.parent / p
-        out.append(PoolEntry(_video_id(p, taken), p, row.get("caption") or None, row.get("identity") or None, row.get("source") or None))
+        out.append(_entry(_video_id(p, taken), p, row))
     return out
 
 

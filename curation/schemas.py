@@ -13,6 +13,8 @@ RAW_VIDEOS = pa.schema(
         ("caption", pa.string()),
         ("identity", pa.string()),
         ("source", pa.string()),
+        ("segments_json", pa.string()),  # sidecar per-segment captions, JSON list or null
+        ("attributes_json", pa.string()),  # sidecar person attributes, JSON object or null
         ("duration_s", pa.float64()),
         ("fps", pa.float64()),
         ("width", pa.int32()),

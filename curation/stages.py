@@ -8,6 +8,7 @@ and a preview of its table.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,8 @@ def raw_videos(ctx: StageContext) -> dict[str, Any]:
         row: dict[str, Any] = {
             "video_id": entry.video_id, "shard": ctx.shard, "source_path": str(entry.path),
             "caption": entry.caption, "identity": entry.identity, "source": entry.source,
+            "segments_json": json.dumps(list(entry.segments)) if entry.segments else None,
+            "attributes_json": json.dumps(entry.attributes) if entry.attributes else None,
         }
         try:
             if entry.path.suffix.lower() not in cfg.extensions:
@@ -371,3 +374,32 @@ STAGES: dict[str, StageSpec] = {
     )
 }
 CURATION_STAGES = ("raw_videos", "scene_clips", "clip_quality", "curated_clips")
+
+
+def _annotation_specs() -> list[StageSpec]:
+    from curation import annotation_stages as A
+    from curation import subject_stages as B
+
+    code = ("curation.annotation_stages", "curation.annotation_schemas", "core.stage", "core.tables")
+    curated = ("curated_clips", "scene_clips")
+    return [
+        StageSpec("captions", A.captions, ("captions",), (*curated, "raw_videos"), ("curation.entities", *code),
+                  "Subject-centric caption per clip; plural-entity captions dropped."),
+        StageSpec("entities", A.entities, ("entities",), ("captions",), ("curation.entities", *code),
+                  "Taxonomy entities (living / non-living) with fine-grained labels."),
+        StageSpec("subjects", B.subjects, ("subjects",), ("entities", *curated),
+                  ("curation.subjects", "curation.subject_stages", "curation.rle", *code),
+                  "Boxes, masks (COCO RLE) and verification per entity."),
+        StageSpec("faces", B.faces, ("faces",), ("subjects", "entities", *curated),
+                  ("curation.faces", "curation.subject_stages", *code), "Faces of human subjects (2 FPS, NMS, outliers)."),
+        StageSpec("attributes", A.attributes, ("attributes",), ("entities", "raw_videos", *curated), code,
+                  "DH-FaceVid attributes of human subjects."),
+        StageSpec("timelines", A.timelines, ("timelines",), ("subjects", "entities", "captions", *curated),
+                  ("curation.timelines", *code), "Sub-actions with start/end seconds per clip."),
+        StageSpec("annotations", A.annotations, (), ("subjects", "entities", "captions", "faces", "timelines", *curated),
+                  code, "One joined row per verified subject: the input of training."),
+    ]
+
+
+STAGES.update({spec.name: spec for spec in _annotation_specs()})
+ANNOTATION_STAGES = ("captions", "entities", "subjects", "faces", "attributes", "timelines", "annotations")

@@ -82,18 +82,85 @@ def stage(ctx: click.Context, name: str, shard: str, force: bool) -> None:
     click.echo(f"{name}[{shard}] {state}: {json.dumps(summary, default=str)}")
 
 
+@cli.command("train-stage")
+@click.argument("name")
+@click.option("--shard", "shards", multiple=True, help="Annotated shards to read (default: the demo shards in params).")
+@click.option("--force", is_flag=True, help="Recompute even when the outputs are up to date.")
+@click.pass_context
+def train_stage(ctx: click.Context, name: str, shards: tuple[str, ...], force: bool) -> None:
+    """Run one curriculum stage over all shards (what each curriculum dvc.yaml stage calls)."""
+    from core.params import check_shard_name
+    from core.stage import AGGREGATE, run_stage
+    from core.storage import open_store
+    from orchestration.progress import terminal_progress
+    from training.stages import TRAINING_STAGES
+
+    if name not in TRAINING_STAGES:
+        raise click.BadParameter(f"unknown stage {name!r}; expected one of {sorted(TRAINING_STAGES)}", param_hint="NAME")
+    params = _params(ctx)
+    shards = tuple(check_shard_name(s) for s in (shards or params.demo_pool.shards))
+    store = open_store(params.storage.backend, str(params.resolve(params.storage.root)))
+    with terminal_progress():
+        result = run_stage(TRAINING_STAGES[name], AGGREGATE, params, store, force=force, shards=shards)
+    summary = {k: v for k, v in result.metadata.items() if not k.endswith("preview")}
+    state = "up to date" if result.skipped else f"done in {result.seconds:.1f}s"
+    click.echo(f"{name}[{AGGREGATE}] {state}: {json.dumps(summary, default=str)}")
+
+
 @cli.command()
 @click.option("--shard", "shards", multiple=True, help="Shards to report (default: the demo shards in params).")
+@click.option("--kind", type=click.Choice(["curation", "annotation", "all"]), default="all", show_default=True)
 @click.pass_context
-def report(ctx: click.Context, shards: tuple[str, ...]) -> None:
-    """Write the curation report and its metrics for curated shards."""
+def report(ctx: click.Context, shards: tuple[str, ...], kind: str) -> None:
+    """Write the curation and annotation reports and their metrics."""
     from core.storage import open_store
-    from curation.report import REPORT_KEY, build_curation_report
+    from curation import annotation_report, report as curation_report
 
     params = _params(ctx)
     store = open_store(params.storage.backend, str(params.resolve(params.storage.root)))
-    build_curation_report(params, store, list(shards or params.demo_pool.shards))
-    click.echo(f"report: {params.resolve(params.storage.root) / REPORT_KEY}")
+    wanted = list(shards or params.demo_pool.shards)
+    root = params.resolve(params.storage.root)
+    if kind in ("curation", "all"):
+        curation_report.build_curation_report(params, store, wanted)
+        click.echo(f"report: {root / curation_report.REPORT_KEY}")
+    if kind in ("annotation", "all"):
+        ready = [s for s in wanted if annotation_report.report_inputs_ready(store, s)]
+        annotation_report.build_annotation_report(params, store, ready)
+        click.echo(f"report: {root / annotation_report.REPORT_KEY}")
+
+
+@cli.command()
+@click.argument("table", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--suite", required=True, help="Quality-gate suite: captions, entities, subjects, faces, timelines "
+                                              "or annotations.")
+@click.option("--clips", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="The shard's curated_clips table (faces and timelines suites; default: "
+                   "tables/curated_clips/<same file name> beside TABLE's folder).")
+@click.option("--data-docs", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write great-expectations Data Docs (HTML) to this folder.")
+@click.pass_context
+def validate(ctx: click.Context, table: Path, suite: str, clips: Path | None, data_docs: Path | None) -> None:
+    """Run an annotation quality-gate suite on a Parquet table: exit 0 when it passes,
+    1 with the list of failed expectations and sample rows when it does not."""
+    import pyarrow.parquet as pq
+
+    from curation.gate_suites import NEEDS_CLIPS
+    from curation.quality_gates import SUITES, run_suite
+
+    if suite not in SUITES:
+        raise click.BadParameter(f"unknown suite {suite!r}; expected one of {list(SUITES)}", param_hint="--suite")
+    params = _params(ctx)
+    if clips is None and suite in NEEDS_CLIPS:
+        clips = table.parent.parent / "curated_clips" / table.name
+        if not clips.is_file():
+            raise click.UsageError(f"suite {suite!r} needs the shard's curated_clips table ({NEEDS_CLIPS[suite]}): "
+                                   f"pass --clips; {clips} does not exist")
+    result = run_suite(suite, pq.read_table(table), params=params.quality_gates,
+                       clips=pq.read_table(clips) if clips else None, data_docs_dir=data_docs,
+                       run_name=f"validate-{table.stem}")
+    click.echo(result.summary())
+    if not result.success:
+        sys.exit(1)
 
 
 @cli.command()

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.annotation import ANNOTATION_ASSETS, ANNOTATION_GROUP
 from assets.curation import CURATION_ASSETS, CURATION_GROUP, DEMO_GROUP
+from assets.curriculum import CURRICULUM_ASSETS
 from assets.partitions import shard_partitions
-from assets.reports import curation_report
+from assets.reports import annotation_report, curation_report
 from assets.resources import ReactIDResource
 
 curation_job = dg.define_asset_job(
@@ -19,16 +21,22 @@ curation_job = dg.define_asset_job(
     partitions_def=shard_partitions,
     description="raw_videos -> scene_clips -> clip_quality -> curated_clips for one shard.",
 )
+annotation_job = dg.define_asset_job(
+    "annotation",
+    selection=dg.AssetSelection.groups(ANNOTATION_GROUP),
+    partitions_def=shard_partitions,
+    description="captions -> entities -> subjects -> faces / attributes / timelines -> annotations for one shard.",
+)
 demo_shard_job = dg.define_asset_job(
     "demo_shard",
-    selection=dg.AssetSelection.groups(DEMO_GROUP, CURATION_GROUP),
+    selection=dg.AssetSelection.groups(DEMO_GROUP, CURATION_GROUP, ANNOTATION_GROUP),
     partitions_def=shard_partitions,
-    description="Generate a demo shard and curate it.",
+    description="Generate a demo shard, curate and annotate it.",
 )
 reports_job = dg.define_asset_job("reports", selection=dg.AssetSelection.groups("reports"))
 
 defs = dg.Definitions(
-    assets=[*CURATION_ASSETS, curation_report],
-    jobs=[curation_job, demo_shard_job, reports_job],
+    assets=[*CURATION_ASSETS, *ANNOTATION_ASSETS, *CURRICULUM_ASSETS, curation_report, annotation_report],
+    jobs=[curation_job, annotation_job, demo_shard_job, reports_job],
     resources={"reactid": ReactIDResource()},
 )

@@ -9,7 +9,7 @@ from pathlib import Path
 from core.params import load_params
 from core.stage import completed
 from core.storage import open_store
-from curation.stages import CURATION_STAGES, STAGES
+from curation.stages import ANNOTATION_STAGES, CURATION_STAGES, STAGES
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -42,7 +42,7 @@ def run_demo(params_path: Path, shards: list[str] | None = None, echo=print) -> 
         instance.add_dynamic_partitions("shards", new)
     job = defs.resolve_job_def("demo_shard")
     for shard in shards:
-        if all(completed(STAGES[s], shard, params, store) for s in ("demo_pool", *CURATION_STAGES)):
+        if all(completed(STAGES[s], shard, params, store) for s in ("demo_pool", *CURATION_STAGES, *ANNOTATION_STAGES)):
             echo(f"[{shard}] up to date: nothing to redo")
             continue
         echo(f"[{shard}] curating (Dagster run, instance {os.environ['DAGSTER_HOME']})")
@@ -57,13 +57,15 @@ def run_demo(params_path: Path, shards: list[str] | None = None, echo=print) -> 
     if not report.success:
         echo("curation_report failed")
         return 1
-    from curation.report import REPORT_KEY
+    from curation import annotation_report, report as curation_report
 
     root = params.resolve(params.storage.root)
-    echo("")
-    echo((root / REPORT_KEY).read_text())
+    for key in (curation_report.REPORT_KEY, annotation_report.REPORT_KEY):
+        echo("")
+        echo((root / key).read_text())
     echo("")
     echo(f"Results (tables, clips, metrics): {root}")
-    echo(f"Curation report:                  {root / REPORT_KEY}")
+    echo(f"Curation report:                  {root / curation_report.REPORT_KEY}")
+    echo(f"Annotation report:                {root / annotation_report.REPORT_KEY}")
     echo("Browse the assets and their metadata: make ui  (Dagster on http://127.0.0.1:3000)")
     return 0

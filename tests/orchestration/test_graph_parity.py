@@ -56,11 +56,28 @@ def test_dvc_params_match_stage_sections(repo_root):
         assert "storage" in listed
 
 
+def test_dvc_params_match_curriculum_stage_sections(repo_root):
+    from training.stages import TRAINING_STAGES
+
+    spec, _ = _dvc_graph(repo_root)
+    for name, stage_spec in TRAINING_STAGES.items():
+        listed = spec[name]["params"]
+        # demo_pool.shards is read by `reactid train-stage` to pick the shards of an aggregate stage
+        assert ("demo_pool.shards" in listed) == stage_spec.aggregate, name
+        sections = {p.split(".")[0] for p in listed} - {"storage", "demo_pool"}
+        assert sections == set(stage_spec.sections), name
+        assert "storage" in listed
+
+
 def test_dvc_stages_call_the_cli_for_the_same_asset(repo_root):
+    from training.stages import TRAINING_STAGES
+
     spec, _ = _dvc_graph(repo_root)
     for name, stage in spec.items():
         cmd = stage.get("do", stage)["cmd"]
-        if name == "curation_report":
-            assert cmd == "reactid report"
+        if name.endswith("_report"):
+            assert cmd == f"reactid report --kind {name.removesuffix('_report')}"
+        elif name in TRAINING_STAGES:
+            assert cmd == f"reactid train-stage {name}", cmd
         else:
             assert re.fullmatch(rf"reactid stage {name} --shard \$\{{key\}}", cmd), cmd

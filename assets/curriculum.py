@@ -1,0 +1,74 @@
+"""Curriculum assets: one output over every shard whose annotations completed.
+
+annotations (per shard) -> training_samples -> difficulty_scores -> difficulty_quartiles
+                                                                 -> curriculum_schedule
+"""
+
+import dagster as dg
+
+from assets.curation import _log_progress
+from assets.metadata import markdown_table, png_markdown, to_dagster
+from assets.partitions import shard_partitions
+from assets.resources import ReactIDResource
+from core.progress import reporting
+from core.stage import AGGREGATE, marker_key, run_stage
+from training.stages import HISTOGRAM_PNG_KEY, TRAINING_STAGES
+
+CURRICULUM_GROUP = "curriculum"
+ALL_ANNOTATIONS = dg.AssetDep("annotations", partition_mapping=dg.AllPartitionMapping())
+
+
+def annotated_shards(instance: dg.DagsterInstance, store) -> list[str]:
+    """Known shards whose annotations stage completed (its marker exists).
+
+    Raises:
+        dg.Failure: no shard has completed annotations.
+    """
+    known = instance.get_dynamic_partitions(shard_partitions.name)
+    shards = sorted(s for s in known if store.exists(marker_key("annotations", s)))
+    if not shards:
+        raise dg.Failure(
+            f"no shard has completed annotations (known shards: {sorted(known)}); "
+            "materialize `annotations` for at least one shard first"
+        )
+    return shards
+
+
+def curriculum_asset(name: str, deps: list, kinds: set[str]) -> dg.AssetsDefinition:
+    """A non-partitioned asset that runs stage `name` under the pseudo-shard AGGREGATE."""
+    spec = TRAINING_STAGES[name]
+
+    @dg.asset(
+        name=name,
+        deps=deps,
+        group_name=CURRICULUM_GROUP,
+        description=spec.description,
+        kinds=kinds,
+        metadata={"params_sections": ", ".join(spec.sections)},
+    )
+    def _asset(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> dg.MaterializeResult:
+        params = reactid.load_params()
+        store = reactid.store(params)
+        shards = tuple(annotated_shards(context.instance, store)) if spec.aggregate else ()
+        with reporting(_log_progress(context)):
+            result = run_stage(spec, AGGREGATE, params, store, shards=shards)
+        if result.skipped:
+            context.log.info(f"{name} is up to date (fingerprint {result.fingerprint})")
+        metadata = to_dagster(result.metadata, skipped=result.skipped, root=str(params.resolve(params.storage.root)))
+        if name == "difficulty_quartiles" and store.exists(HISTOGRAM_PNG_KEY):
+            metadata["plot_histogram"] = png_markdown(store.get_bytes(HISTOGRAM_PNG_KEY),
+                                                      "D_overall with the phase thresholds")
+        if name == "curriculum_schedule":
+            metadata["phases"] = dg.MetadataValue.md(markdown_table(result.metadata["preview"]))
+        return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(result.fingerprint))
+
+    return _asset
+
+
+training_samples = curriculum_asset("training_samples", [ALL_ANNOTATIONS], {"pyav", "opencv", "parquet"})
+difficulty_scores = curriculum_asset("difficulty_scores", ["training_samples", ALL_ANNOTATIONS], {"numpy", "parquet"})
+difficulty_quartiles = curriculum_asset("difficulty_quartiles", ["difficulty_scores"], {"numpy", "matplotlib"})
+curriculum_schedule = curriculum_asset("curriculum_schedule", ["difficulty_quartiles", "difficulty_scores"],
+                                       {"deepspeed", "json"})
+
+CURRICULUM_ASSETS = [training_samples, difficulty_scores, difficulty_quartiles, curriculum_schedule]

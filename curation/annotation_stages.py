@@ -1,0 +1,272 @@
+"""Annotation stages (paper Sec. 3.1, App. B.2; DH-FaceVid): captions -> entities ->
+subjects -> faces / attributes / timelines -> annotations, each per shard over the
+curated clips. Each stage picks its backend from params; every row names its backend.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from core.progress import report
+from core.stage import StageContext, counts_by
+from core.tables import read_table, to_table, write_table
+from curation import annotation_schemas as S
+
+
+def _rows(ctx: StageContext, name: str) -> list[dict]:
+    return read_table(ctx.store, ctx.table_key(name), needed_by=ctx.stage).to_pylist()
+
+
+def _preview(rows: list[dict], cols: list[str], n: int = 8) -> list[dict]:
+    return [{c: r.get(c) for c in cols} for r in rows[:n]]
+
+
+def _clips(ctx: StageContext) -> dict[str, dict]:
+    """Kept curated clips joined with their position in the source video."""
+    scenes = {r["clip_id"]: r for r in _rows(ctx, "scene_clips")}
+    return {r["clip_id"]: {**r, "start_s": scenes[r["clip_id"]]["start_s"], "end_s": scenes[r["clip_id"]]["end_s"]}
+            for r in _rows(ctx, "curated_clips") if r["kept"]}
+
+
+def _clip_frames(ctx: StageContext, clip: dict, n: int, width: int = 448) -> np.ndarray:
+    """`n` frames spread over a clip, for the pretrained VLM backends."""
+    from curation.video_io import decode_frames
+
+    with ctx.store.local_path(clip["clip_key"]) as path:
+        batch = decode_frames(path, width=width)
+    idx = np.linspace(0, len(batch.frames) - 1, min(n, len(batch.frames))).round().astype(int)
+    return batch.frames[idx]
+
+
+# ---------------------------------------------------------------- captions
+
+
+def sidecar_caption(video: dict, start_s: float, end_s: float) -> tuple[str | None, str]:
+    """The pool's caption for a clip: the per-segment caption overlapping it most when the
+    pool ships segments (Panda-70M style), else the whole video's caption."""
+    segments = json.loads(video["segments_json"]) if video.get("segments_json") else []
+    best, overlap = None, 0.0
+    for seg in segments:
+        a, b = seg["timestamp"]
+        o = min(b, end_s) - max(a, start_s)
+        if o > overlap:
+            best, overlap = seg, o
+    if best is not None:
+        return best["caption"], "embedded:sidecar-caption(segment)"
+    return video.get("caption"), "embedded:sidecar-caption(video)"
+
+
+def captions(ctx: StageContext) -> dict[str, Any]:
+    from curation.entities import extract_entities, plural_entities
+
+    cfg = ctx.params.captions
+    clips = _clips(ctx)
+    videos = {r["video_id"]: r for r in _rows(ctx, "raw_videos")}
+    captioner = None
+    if cfg.backend == "pretrained":
+        from curation.pretrained.captioner import VlmCaptioner
+
+        captioner = VlmCaptioner(cfg.model, num_frames=cfg.frames)
+    rows = []
+    for i, (clip_id, clip) in enumerate(clips.items()):
+        report(f"captions[{ctx.shard}]", i, len(clips), clip_id)
+        if captioner is not None:
+            text, backend = captioner.caption(_clip_frames(ctx, clip, cfg.frames)), captioner.name
+        else:
+            text, backend = sidecar_caption(videos[clip["video_id"]], clip["start_s"], clip["end_s"])
+        plural = plural_entities(extract_entities(text)) if text else []
+        reason = "no_caption" if not text else ("plural_entities" if plural and cfg.drop_plural else None)
+        rows.append({"clip_id": clip_id, "shard": ctx.shard, "caption": text, "caption_backend": backend,
+                     "word_count": len(text.split()) if text else 0, "plural_entities": plural,
+                     "kept": reason is None, "drop_reason": reason})
+    report(f"captions[{ctx.shard}]", len(clips), len(clips), "done")
+    write_table(ctx.store, ctx.table_key(), to_table(rows, S.CAPTIONS))
+    words = np.array([r["word_count"] for r in rows]) if rows else np.zeros(0)
+    return {"table": ctx.table_key(), "clips_in": len(rows), "captions_kept": sum(r["kept"] for r in rows),
+            "dropped_by_reason": counts_by([r["drop_reason"] for r in rows]),
+            "word_count": {"median": float(np.median(words)) if len(words) else None,
+                           "share_ge_50": float((words >= 50).mean()) if len(words) else None},
+            "backend": rows[0]["caption_backend"] if rows else cfg.backend,
+            "preview": _preview(rows, ["clip_id", "word_count", "kept", "drop_reason", "caption"])}
+
+
+# ---------------------------------------------------------------- entities
+
+
+def entities(ctx: StageContext) -> dict[str, Any]:
+    """Taxonomy entities of each kept caption; living subjects get a fine-grained label
+    from caption context (embedded) or from the VLM looking at the clip (pretrained)."""
+    from curation.entities import extract_entities
+
+    cfg = ctx.params.entities
+    clips = _clips(ctx)
+    vlm = None
+    if cfg.backend == "pretrained":
+        from curation.pretrained.captioner import VlmCaptioner
+
+        vlm = VlmCaptioner(cfg.model)
+    rows = []
+    caps = [r for r in _rows(ctx, "captions") if r["kept"]]
+    for cap in caps:
+        seen: set[str] = set()
+        for m in extract_entities(cap["caption"]):
+            if m.label in seen:
+                continue  # one subject per label in a single-focus caption
+            seen.add(m.label)
+            fine, backend = m.fine_label, "embedded:spacy-taxonomy"
+            if vlm is not None and m.category == "living":
+                fine, backend = vlm.fine_label(_clip_frames(ctx, clips[cap["clip_id"]], 4), m.label), vlm.name
+            rows.append({"clip_id": cap["clip_id"], "shard": ctx.shard, "entity_id": f"{cap['clip_id']}-e{len(seen) - 1}",
+                         "label": m.label, "category": m.category, "is_human": m.is_human, "fine_label": fine,
+                         "mention": m.text, "entity_backend": backend})
+    write_table(ctx.store, ctx.table_key(), to_table(rows, S.ENTITIES))
+    return {"table": ctx.table_key(), "clips_in": len(caps), "entities": len(rows),
+            "by_category": counts_by([r["category"] for r in rows]), "labels": counts_by([r["label"] for r in rows]),
+            "preview": _preview(rows, ["entity_id", "label", "category", "fine_label"])}
+
+
+# ---------------------------------------------------------------- attributes
+
+
+ATTRIBUTE_KEYS = ("ethnicity", "gender", "age", "expression", "attire")
+
+
+def sidecar_attributes(video: dict, start_s: float, end_s: float) -> dict | None:
+    """Person attributes the pool ships: per segment (overlapping the clip most) or per video."""
+    segments = json.loads(video["segments_json"]) if video.get("segments_json") else []
+    best = max(segments, key=lambda seg: min(seg["timestamp"][1], end_s) - max(seg["timestamp"][0], start_s),
+               default=None)
+    if best is not None and best.get("attributes"):
+        return best["attributes"]
+    return json.loads(video["attributes_json"]) if video.get("attributes_json") else None
+
+
+def attributes(ctx: StageContext) -> dict[str, Any]:
+    """DH-FaceVid attributes of human subjects (ethnicity, gender, age, expression, attire)."""
+    cfg = ctx.params.attributes
+    clips = _clips(ctx)
+    videos = {r["video_id"]: r for r in _rows(ctx, "raw_videos")}
+    vlm = None
+    if cfg.backend == "pretrained":
+        from curation.pretrained.captioner import VlmCaptioner
+
+        vlm = VlmCaptioner(cfg.model)
+    rows = []
+    for e in (e for e in _rows(ctx, "entities") if e["is_human"]):
+        clip = clips[e["clip_id"]]
+        if vlm is not None:
+            found, backend = vlm.describe_attributes(_clip_frames(ctx, clip, 4)), vlm.name
+        else:
+            found = sidecar_attributes(videos[clip["video_id"]], clip["start_s"], clip["end_s"])
+            backend = "embedded:sidecar-metadata" if found else "not computed (no sidecar attributes, embedded backend)"
+        found = found or {}
+        rows.append({"clip_id": e["clip_id"], "shard": ctx.shard, "entity_id": e["entity_id"],
+                     **{k: found.get(k) for k in ATTRIBUTE_KEYS}, "attribute_backend": backend})
+    write_table(ctx.store, ctx.table_key(), to_table(rows, S.ATTRIBUTES))
+    return {"table": ctx.table_key(), "humans": len(rows),
+            "with_attributes": sum(any(r[k] for k in ATTRIBUTE_KEYS) for r in rows),
+            "backends": counts_by([r["attribute_backend"] for r in rows]),
+            "preview": _preview(rows, ["entity_id", *ATTRIBUTE_KEYS])}
+
+
+# ---------------------------------------------------------------- timelines
+
+
+def timelines(ctx: StageContext) -> dict[str, Any]:
+    """Sub-actions with start/end seconds, in ReactID-Data's timeline shape."""
+    from curation.timelines import segment_track
+
+    cfg = ctx.params.timelines
+    clips = _clips(ctx)
+    caps = {r["clip_id"]: r for r in _rows(ctx, "captions") if r["kept"]}
+    ents = {e["entity_id"]: e for e in _rows(ctx, "entities")}
+    by_clip: dict[str, list[dict]] = {}
+    for s in _rows(ctx, "subjects"):
+        if s["verified"] and ents[s["entity_id"]]["category"] == "living":
+            by_clip.setdefault(s["clip_id"], []).append(s)
+    proposer = scorer = None
+    if cfg.backend == "pretrained":
+        from curation.pretrained.timeline import ClipAlignmentScorer, VlmTimelineProposer
+
+        proposer, scorer = VlmTimelineProposer(cfg.proposal_model), ClipAlignmentScorer(cfg.alignment_model)
+    rows = []
+    for i, (clip_id, subs) in enumerate(by_clip.items()):
+        report(f"timelines[{ctx.shard}]", i, len(by_clip), clip_id)
+        clip = clips[clip_id]
+        if proposer is not None:
+            events, backend = _pretrained_events(ctx, clip, proposer, scorer), f"pretrained:{proposer.name}+{scorer.name}"
+        else:
+            events, backend = [], "embedded:track-change-points"
+            for sub in subs:
+                times = np.asarray(sub["frame_indices"], float) / clip["fps"]
+                segs = segment_track(times, np.asarray(sub["boxes"], float), clip["width"], clip["height"],
+                                     penalty=cfg.penalty, min_segment_s=cfg.min_segment_s, walk=cfg.walk_speed,
+                                     run=cfg.run_speed, scale=cfg.scale_rate, bob=cfg.bob_speed)
+                subject = ents[sub["entity_id"]]["fine_label"]
+                for k, seg in enumerate(segs):
+                    end = clip["duration_s"] if k == len(segs) - 1 else seg.end_s
+                    start = 0.0 if k == 0 else seg.start_s
+                    events.append({"start": round(start, 3), "end": round(min(end, clip["duration_s"]), 3),
+                                   "description": seg.description, "subject": subject})
+        events.sort(key=lambda ev: (ev["start"], ev["subject"]))
+        rows.append({"clip_id": clip_id, "shard": ctx.shard, "global_caption": caps[clip_id]["caption"],
+                     "event_count": len(events), "events": events, "timeline_backend": backend})
+    report(f"timelines[{ctx.shard}]", len(by_clip), len(by_clip), "done")
+    write_table(ctx.store, ctx.table_key(), to_table(rows, S.TIMELINES))
+    return {"table": ctx.table_key(), "clips": len(rows), "events": sum(r["event_count"] for r in rows),
+            "descriptions": counts_by([ev["description"] for r in rows for ev in r["events"]]),
+            "preview": _preview([{**r, "events": "; ".join(f"{e['start']:.1f}-{e['end']:.1f}s {e['description']}"
+                                                          for e in r["events"])} for r in rows], ["clip_id", "events"])}
+
+
+def _pretrained_events(ctx: StageContext, clip: dict, proposer, scorer) -> list[dict]:
+    """Qwen2.5-VL proposals re-scored by video-text alignment (paper Sec. 3.3.1 ensemble)."""
+    from curation.video_io import decode_frames
+
+    with ctx.store.local_path(clip["clip_key"]) as path:
+        batch = decode_frames(path, width=448, sample_fps=2.0)
+    timeline = proposer.propose(batch.frames, 2.0, clip["duration_s"])
+    return [{"start": a.start, "end": a.end, "description": a.description, "subject": a.subject}
+            for a in timeline.actions]
+
+
+# ---------------------------------------------------------------- annotations
+
+
+def annotations(ctx: StageContext) -> dict[str, Any]:
+    """One row per verified subject of each clip: the joined input of training."""
+    clips = _clips(ctx)
+    caps = {r["clip_id"]: r for r in _rows(ctx, "captions")}
+    ents = {e["entity_id"]: e for e in _rows(ctx, "entities")}
+    faces = {f["entity_id"]: f for f in _rows(ctx, "faces")}
+    lines = {t["clip_id"]: t for t in _rows(ctx, "timelines")}
+    rows, excluded = [], []
+    for s in _rows(ctx, "subjects"):
+        if not s["verified"]:
+            excluded.append({"entity_id": s["entity_id"], "reason": "subject_unverified"})
+            continue
+        clip, e, f, t = clips[s["clip_id"]], ents[s["entity_id"]], faces.get(s["entity_id"], {}), lines.get(s["clip_id"], {})
+        backends = {"caption": caps[s["clip_id"]]["caption_backend"], "entity": e["entity_backend"],
+                    "subject": s["subject_backend"], "face": f.get("face_backend"), "timeline": t.get("timeline_backend")}
+        rows.append({
+            "clip_id": s["clip_id"], "shard": ctx.shard, "clip_key": clip["clip_key"], "identity": clip["identity"],
+            "width": clip["width"], "height": clip["height"], "fps": clip["fps"], "duration_s": clip["duration_s"],
+            "caption": caps[s["clip_id"]]["caption"], "word_count": caps[s["clip_id"]]["word_count"],
+            "entity_id": s["entity_id"], "label": e["label"], "category": e["category"], "is_human": e["is_human"],
+            "fine_label": e["fine_label"], "frame_indices": s["frame_indices"], "boxes": s["boxes"],
+            "mask_rles": s["mask_rles"], "mask_area_fractions": s["mask_area_fractions"], "verified": True,
+            "face_frame_indices": f.get("face_frame_indices") or [], "face_boxes": f.get("face_boxes") or [],
+            "representative_frames": f.get("representative_frames") or [],
+            "face_embeddings": f.get("embeddings") or [], "face_resolution": f.get("face_resolution"),
+            "global_caption": t.get("global_caption") or caps[s["clip_id"]]["caption"], "events": t.get("events") or [],
+            "backends": json.dumps(backends, sort_keys=True),
+        })
+    write_table(ctx.store, ctx.table_key(), to_table(rows, S.ANNOTATIONS))
+    return {"table": ctx.table_key(), "subjects": len(rows), "clips": len({r["clip_id"] for r in rows}),
+            "excluded_by_reason": counts_by([x["reason"] for x in excluded]),
+            "with_faces": sum(bool(r["face_boxes"]) for r in rows), "with_events": sum(bool(r["events"]) for r in rows),
+            "preview": _preview([{**r, "frames": len(r["frame_indices"]), "events": len(r["events"])} for r in rows],
+                                ["clip_id", "label", "fine_label", "frames", "events"])}

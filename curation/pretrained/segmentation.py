@@ -1,0 +1,159 @@
+"""SAM2.1 box-prompted masks and their morphological refinement (paper App. B.2, E.1).
+
+``Sam2Masker`` loads ``Sam2Model`` (e.g. ``facebook/sam2.1-hiera-large``) with
+``from_pretrained``. ``Sam2Processor`` is not used: its image processor imports
+torchvision, which has no CPU build here. Its preprocessing is reproduced from the
+checkpoint's ``preprocessor_config.json``: resize to the model's square input (1024 px,
+bilinear, aspect ratio not kept), rescale to [0, 1], normalise (ImageNet mean/std); boxes
+are scaled into that square per axis; the low-resolution mask logits are resized
+(bilinear) to the frame and thresholded at 0, as ``post_process_masks`` does.
+
+``refine_mask`` is the pure numpy/OpenCV refinement the paper applies to every mask
+(opening and closing, hole filling, largest component); the embedded backend uses it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from curation.pretrained.errors import BackendLoadError
+from curation.pretrained.inputs import Box, check_box, check_frame
+
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def refine_mask(mask: np.ndarray, kernel: int = 5) -> np.ndarray:
+    """Clean a binary mask: open, close, keep the largest component, fill its holes.
+
+    Opening removes specks and thin bridges, closing seals small gaps; the largest
+    8-connected component is the subject and its holes are filled. Opening is skipped when
+    it would erase the whole mask (a subject thinner than the kernel).
+
+    Args:
+        mask: bool (H, W).
+        kernel: diameter in pixels of the elliptical structuring element, odd, >= 1.
+
+    Returns:
+        bool (H, W); all False when ``mask`` is.
+    """
+    import cv2
+
+    mask = np.asarray(mask)
+    if mask.ndim != 2 or mask.dtype != bool:
+        raise ValueError(f"mask must be bool (H, W), got {mask.dtype} {mask.shape}")
+    if kernel < 1 or kernel % 2 == 0:
+        raise ValueError(f"kernel must be an odd number of pixels >= 1, got {kernel}")
+    if not mask.any():
+        return mask.copy()
+    element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel, kernel))
+    work = mask.astype(np.uint8)
+    opened = cv2.morphologyEx(work, cv2.MORPH_OPEN, element)
+    work = opened if opened.any() else work
+    # Pad before closing so that a subject touching the border is not eroded there.
+    pad = kernel
+    padded = cv2.copyMakeBorder(work, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    work = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, element)[pad:-pad, pad:-pad]
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(work, connectivity=8)
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    component = labels == largest
+    return _fill_holes(component)
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Set every background pixel not 4-connected to the image border."""
+    import cv2
+
+    background = (~mask).astype(np.uint8)
+    count, labels = cv2.connectedComponents(background, connectivity=4)
+    border = np.unique(
+        np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    )
+    outside = np.isin(labels, border[border > 0])
+    return ~outside
+
+
+class Sam2Masker:
+    """SAM2.1 masks from box prompts.
+
+    Args:
+        model_path: hub id or directory of a transformers-format SAM2 / SAM2.1 checkpoint.
+        device: torch device string.
+        mask_threshold: logit threshold of a mask pixel (SAM's 0).
+    """
+
+    def __init__(self, model_path: str | Path, device: str = "cpu", mask_threshold: float = 0.0):
+        import torch
+        from transformers import AutoConfig, Sam2Model
+        from transformers.image_processing_base import ImageProcessingMixin
+
+        self._torch = torch
+        self.model_path = str(model_path)
+        config = AutoConfig.from_pretrained(self.model_path)
+        if config.model_type != "sam2":
+            raise BackendLoadError(
+                f"{self.model_path} holds a {config.model_type!r} model, expected 'sam2'"
+            )
+        self.model = Sam2Model.from_pretrained(self.model_path).to(device).eval()
+        processor, _ = ImageProcessingMixin.get_image_processor_dict(self.model_path)
+        size = processor.get("size") or {"height": 1024, "width": 1024}
+        self.input_size = (int(size["height"]), int(size["width"]))
+        expected = int(config.prompt_encoder_config.image_size)
+        if self.input_size != (expected, expected):
+            raise BackendLoadError(
+                f"{self.model_path}: preprocessor size {self.input_size} differs from the "
+                f"prompt encoder's image size {expected}"
+            )
+        self.mean = np.asarray(processor.get("image_mean", _IMAGENET_MEAN), np.float32)
+        self.std = np.asarray(processor.get("image_std", _IMAGENET_STD), np.float32)
+        self.rescale = float(processor.get("rescale_factor", 1 / 255))
+        self.mask_threshold = mask_threshold
+        self.device = device
+        self.name = f"pretrained:sam2.1({self.model_path})"
+
+    def predict(
+        self, frame: np.ndarray, boxes: Sequence[Box]
+    ) -> tuple[list[np.ndarray], np.ndarray]:
+        """Masks and SAM's predicted IoU for each box prompt.
+
+        Args:
+            frame: uint8 RGB (H, W, 3).
+            boxes: (x0, y0, x1, y1) pixel boxes inside the frame.
+
+        Returns:
+            ``(masks, iou)``: one bool (H, W) mask per box; float32 (len(boxes),) predicted IoU.
+        """
+        from PIL import Image
+
+        torch = self._torch
+        frame = check_frame(frame)
+        height, width = frame.shape[:2]
+        boxes = [check_box(box, width, height) for box in boxes]
+        if not boxes:
+            return [], np.zeros(0, np.float32)
+        in_h, in_w = self.input_size
+        resized = np.asarray(Image.fromarray(frame).resize((in_w, in_h), Image.BILINEAR))
+        pixels = (resized.astype(np.float32) * self.rescale - self.mean) / self.std
+        pixel_values = torch.from_numpy(pixels.transpose(2, 0, 1)[None].copy())  # (1, 3, h, w)
+        scale = np.array([in_w / width, in_h / height, in_w / width, in_h / height], np.float32)
+        prompts = torch.from_numpy(np.asarray(boxes, np.float32) * scale)[None]  # (1, n, 4)
+        with torch.no_grad():
+            out = self.model(
+                pixel_values=pixel_values.to(self.device, self.model.dtype),
+                input_boxes=prompts.to(self.device),
+                multimask_output=False,
+            )
+            logits = out.pred_masks[0, :, :1].float()  # (n, 1, h', w')
+            logits = torch.nn.functional.interpolate(
+                logits, (height, width), mode="bilinear", align_corners=False
+            )
+        masks = (logits[:, 0] > self.mask_threshold).cpu().numpy()
+        iou = out.iou_scores[0, :, 0].float().cpu().numpy()
+        return list(masks), iou
+
+    def masks(self, frame: np.ndarray, boxes: Sequence[Box]) -> list[np.ndarray]:
+        """One bool (H, W) mask per (x0, y0, x1, y1) box prompt."""
+        return self.predict(frame, boxes)[0]

@@ -1,0 +1,197 @@
+"""Subject and face stages: boxes, masks and verification per entity; faces of humans."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from core.progress import report
+from core.stage import StageContext, counts_by
+from core.tables import to_table, write_table
+from curation import annotation_schemas as S
+from curation.annotation_stages import _clips, _preview, _rows
+from curation.rle import rle_encode
+
+
+def _scale_box(box, s: float) -> list[float]:
+    return [round(float(v) / s, 2) for v in box]
+
+
+def _full_res(mask: np.ndarray, width: int, height: int) -> np.ndarray:
+    import cv2
+
+    if mask.shape == (height, width):
+        return mask
+    return cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
+
+
+def _embedded_tracks(ctx: StageContext, batch, ents: list[dict]):
+    from curation.subjects import track_entities, verify_track
+
+    cfg = ctx.params.subjects
+    tracks = track_entities(
+        batch.frames, batch.indices, [(e["entity_id"], e["category"], e["fine_label"]) for e in ents],
+        diff_threshold=cfg.foreground_threshold, min_area_fraction=cfg.min_area_fraction,
+        grabcut_iterations=cfg.grabcut_iterations, max_jump=cfg.max_jump,
+    )
+    out = {}
+    for e in ents:
+        t = tracks[e["entity_id"]]
+        ok, score = verify_track(t, len(batch.frames), cfg.min_detection_ratio)
+        out[e["entity_id"]] = (t.frame_indices, t.boxes, t.masks, t.scores, ok, score)
+    return out, "embedded:background-model+grabcut"
+
+
+def _pretrained_tracks(ctx: StageContext, batch, ents: list[dict], models):
+    """Florence-2 grounding per sampled frame, SigLIP verification of the crops, SAM2 masks."""
+    from curation.subjects import clean_mask
+
+    cfg = ctx.params.subjects
+    grounder, verifier, masker = models
+    out = {}
+    for e in ents:
+        idx, boxes, masks, scores = [], [], [], []
+        for k, frame in enumerate(batch.frames):
+            found = grounder.ground(frame, e["fine_label"])
+            if not found:
+                continue
+            box, score = max(found, key=lambda b: b[1])
+            x0, y0, x1, y1 = (int(round(v)) for v in box)
+            crop = frame[max(0, y0) : max(y0 + 1, y1), max(0, x0) : max(x0 + 1, x1)]
+            if float(verifier.score([crop], e["label"])[0]) < cfg.verify_threshold:
+                continue
+            mask = clean_mask(masker.masks(frame, [box])[0])
+            if mask.any():
+                idx.append(int(batch.indices[k]))
+                boxes.append(tuple(box))
+                masks.append(mask)
+                scores.append(float(score))
+        ratio = len(idx) / max(1, len(batch.frames))
+        out[e["entity_id"]] = (idx, boxes, masks, scores, ratio >= cfg.min_detection_ratio, round(ratio, 4))
+    return out, f"pretrained:{grounder.name}+{verifier.name}+{masker.name}"
+
+
+def subjects(ctx: StageContext) -> dict[str, Any]:
+    """Boxes, masks (COCO RLE) and verification of each entity over sampled frames."""
+    from curation.video_io import decode_frames
+
+    cfg = ctx.params.subjects
+    clips = _clips(ctx)
+    by_clip: dict[str, list[dict]] = {}
+    for e in _rows(ctx, "entities"):
+        by_clip.setdefault(e["clip_id"], []).append(e)
+    models = None
+    if cfg.backend == "pretrained":
+        from curation.pretrained.grounding import Florence2Grounder
+        from curation.pretrained.segmentation import Sam2Masker
+        from curation.pretrained.verification import SiglipVerifier
+
+        models = (Florence2Grounder(cfg.grounding_model), SiglipVerifier(cfg.verifier_model),
+                  Sam2Masker(cfg.segmentation_model))
+    rows = []
+    for i, (clip_id, ents) in enumerate(by_clip.items()):
+        report(f"subjects[{ctx.shard}]", i, len(by_clip), clip_id)
+        clip = clips[clip_id]
+        with ctx.store.local_path(clip["clip_key"]) as path:
+            batch = decode_frames(path, width=cfg.analysis_width, sample_fps=cfg.sample_fps)
+        w, h = clip["width"], clip["height"]
+        s = batch.frames.shape[2] / w
+        tracks, backend = (_pretrained_tracks(ctx, batch, ents, models) if models
+                           else _embedded_tracks(ctx, batch, ents))
+        for e in ents:
+            idx, boxes, masks, scores, ok, vscore = tracks[e["entity_id"]]
+            full = [_full_res(m, w, h) for m in masks]
+            rows.append({
+                "clip_id": clip_id, "shard": ctx.shard, "entity_id": e["entity_id"], "label": e["label"],
+                "frame_width": w, "frame_height": h, "frame_indices": idx,
+                "boxes": [_scale_box(b, s) for b in boxes], "scores": [round(v, 4) for v in scores],
+                "mask_rles": [rle_encode(m) for m in full],
+                "mask_area_fractions": [round(float(m.mean()), 6) for m in full],
+                "verified": ok, "verification_score": vscore, "subject_backend": backend,
+            })
+    report(f"subjects[{ctx.shard}]", len(by_clip), len(by_clip), "done")
+    write_table(ctx.store, ctx.table_key(), to_table(rows, S.SUBJECTS))
+    return {"table": ctx.table_key(), "entities_in": len(rows), "verified": sum(r["verified"] for r in rows),
+            "unverified_by_label": counts_by([r["label"] for r in rows if not r["verified"]]),
+            "backend": rows[0]["subject_backend"] if rows else cfg.backend,
+            "preview": _preview([{**r, "frames": len(r["frame_indices"])} for r in rows],
+                                ["entity_id", "label", "frames", "verified", "verification_score"])}
+
+
+def faces(ctx: StageContext) -> dict[str, Any]:
+    """Faces of verified human subjects: 2 FPS detection, NMS, outliers, representatives."""
+    from curation import faces as F
+    from curation.video_io import decode_frames
+
+    cfg = ctx.params.faces
+    clips = _clips(ctx)
+    humans = [r for r in _rows(ctx, "subjects") if r["verified"]]
+    ents = {e["entity_id"]: e for e in _rows(ctx, "entities")}
+    humans = [r for r in humans if ents[r["entity_id"]]["is_human"]]
+    analyzer = None
+    if cfg.backend == "pretrained":
+        from curation.pretrained.faces import InsightFaceAnalyzer
+
+        analyzer = InsightFaceAnalyzer(str(ctx.params.resolve(cfg.model_dir)))
+    rows = []
+    for i, subj in enumerate(humans):
+        report(f"faces[{ctx.shard}]", i, len(humans), subj["entity_id"])
+        clip = clips[subj["clip_id"]]
+        with ctx.store.local_path(clip["clip_key"]) as path:
+            batch = decode_frames(path, width=min(cfg.max_width, clip["width"]), sample_fps=cfg.fps)
+        s = batch.frames.shape[2] / clip["width"]
+        boxes_by_frame = dict(zip(subj["frame_indices"], subj["boxes"], strict=True))
+        found, embeds = [], []
+        for frame, idx in zip(batch.frames, batch.indices, strict=True):
+            if analyzer is not None:
+                dets = [(F.Face(int(idx), tuple(d.box), d.score), d.embedding) for d in analyzer.detect(frame)]
+            else:
+                dets = [(f, None) for f in F.detect_faces(frame, int(idx), cfg.upsample)]
+            for face, emb in dets:
+                body = boxes_by_frame.get(int(idx))
+                cx, cy = (face.box[0] + face.box[2]) / 2 / s, (face.box[1] + face.box[3]) / 2 / s
+                if body is not None and not (body[0] <= cx <= body[2] and body[1] <= cy <= body[3]):
+                    continue  # a face outside this subject belongs to someone else
+                found.append((face, frame, emb))
+        kept_faces = F.nms([f for f, _, _ in found], cfg.nms_overlap)
+        kept = [t for t in found if t[0] in kept_faces]
+        emb = [e if e is not None else F.face_embedding(fr, f.box) for f, fr, e in kept]
+        keep = F.remove_outliers([f for f, _, _ in kept], emb, cfg.max_embedding_distance)
+        kept, emb = [kept[j] for j in keep], [emb[j] for j in keep]
+        reps = sorted(range(len(kept)), key=lambda j: -kept[j][0].score)[: cfg.representative]
+        face_boxes = [_scale_box(f.box, s) for f, _, _ in kept]
+        masks = []
+        for j in reps:
+            m = F.face_mask(kept[j][1], kept[j][0].box) if analyzer is None else _box_mask(kept[j][1], kept[j][0].box)
+            masks.append(rle_encode(_full_res(m, clip["width"], clip["height"])))
+        sides = [min(b[2] - b[0], b[3] - b[1]) for b in face_boxes]
+        rows.append({
+            "clip_id": subj["clip_id"], "shard": ctx.shard, "entity_id": subj["entity_id"],
+            "face_frames_scanned": len(batch.frames),
+            "face_frame_indices": [f.frame_index for f, _, _ in kept], "face_boxes": face_boxes,
+            "face_scores": [round(f.score, 4) for f, _, _ in kept],
+            "representative_frames": [kept[j][0].frame_index for j in reps],
+            "embeddings": [np.round(emb[j], 5).tolist() for j in reps], "face_mask_rles": masks,
+            "face_resolution": float(np.median(sides)) if sides else None,
+            "face_torso_crop": list(F.face_torso_crop(face_boxes, clip["width"], clip["height"])) if face_boxes else None,
+            "hands_occluding": None,
+            "face_backend": analyzer.name if analyzer else "embedded:dlib(hog+resnet128)",
+        })
+    report(f"faces[{ctx.shard}]", len(humans), len(humans), "done")
+    write_table(ctx.store, ctx.table_key(), to_table(rows, S.FACES))
+    return {"table": ctx.table_key(), "humans_in": len(humans), "with_faces": sum(bool(r["face_boxes"]) for r in rows),
+            "faces_kept": sum(len(r["face_boxes"]) for r in rows),
+            "hands_filter": "not computed (no embedded hand detector)",
+            "preview": _preview([{**r, "faces": len(r["face_boxes"])} for r in rows],
+                                ["entity_id", "faces", "face_resolution", "representative_frames"])}
+
+
+def _box_mask(frame: np.ndarray, box) -> np.ndarray:
+    """Face mask from a detector box when no landmark model gives a contour: the inscribed ellipse."""
+    import cv2
+
+    m = np.zeros(frame.shape[:2], np.uint8)
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    cv2.ellipse(m, ((x0 + x1) // 2, (y0 + y1) // 2), (max(1, (x1 - x0) // 2), max(1, (y1 - y0) // 2)), 0, 0, 360, 1, -1)
+    return m.astype(bool)
