@@ -21,7 +21,7 @@ from assets.metadata import markdown_table
 from assets.partitions import shard_partitions
 from assets.resources import ReactIDResource
 from core.storage import ObjectStore, temp_dir
-from core.tables import read_table
+from curation.gate_status import GATE_SUITES, run_shard_gates
 
 if TYPE_CHECKING:
     from curation.quality_gates import GateResult
@@ -30,19 +30,11 @@ if TYPE_CHECKING:
 # the check function's signature at definition time.
 
 ANNOTATIONS_ASSET = "annotations"
-# The suite names of curation.quality_gates, spelled out so that loading the code location
-# does not import pandas; tests/orchestration/test_gx_checks.py keeps the two in step.
-GATE_SUITES = ("captions", "entities", "subjects", "faces", "timelines", "annotations")
-CLIPS_TABLE = "curated_clips"
 DOCS_PREFIX = "reports/gx"
 
 
 def check_name(suite: str) -> str:
     return f"gx_{suite}"
-
-
-def table_key(name: str, shard: str) -> str:
-    return f"tables/{name}/{shard}.parquet"
 
 
 # Partitioned asset checks are a preview feature in Dagster 1.13; they are what makes a
@@ -68,21 +60,16 @@ with warnings.catch_warnings():
 def annotation_quality_gates(
     context: dg.AssetCheckExecutionContext, reactid: ReactIDResource
 ) -> Iterator[dg.AssetCheckResult]:
-    from curation.quality_gates import run_suites
-
     params = reactid.load_params()
     cfg = params.quality_gates
     store = reactid.store(params)
     shard = context.partition_key
     selected = {key.name for key in context.selected_asset_check_keys}
-    suites = [s for s in GATE_SUITES if check_name(s) in selected]
-    needed_by = f"{ANNOTATIONS_ASSET} quality gates"
-    tables = {s: read_table(store, table_key(s, shard), needed_by=needed_by) for s in suites}
-    clips = read_table(store, table_key(CLIPS_TABLE, shard), needed_by=needed_by)
+    suites = tuple(s for s in GATE_SUITES if check_name(s) in selected)
     run_id = context.run.run_id
     with temp_dir() as tmp:
         docs_dir = Path(tmp) / "data_docs" if cfg.data_docs else None
-        results = run_suites(tables, params=cfg, clips=clips, data_docs_dir=docs_dir, run_name=run_id)
+        results = run_shard_gates(params, store, shard, data_docs_dir=docs_dir, run_name=run_id, suites=suites)
         docs_url = _publish_docs(store, docs_dir, f"{DOCS_PREFIX}/{shard}/{run_id}") if docs_dir else None
     for suite, result in results.items():
         if not result.success:

@@ -1,4 +1,5 @@
-"""Curriculum assets: one output over every shard whose annotations completed.
+"""Curriculum assets: one output over every shard whose annotations completed and passed
+the annotation quality gates.
 
 annotations (per shard) -> training_samples -> difficulty_scores -> difficulty_quartiles
                                                                  -> curriculum_schedule
@@ -18,20 +19,25 @@ CURRICULUM_GROUP = "curriculum"
 ALL_ANNOTATIONS = dg.AssetDep("annotations", partition_mapping=dg.AllPartitionMapping())
 
 
-def annotated_shards(instance: dg.DagsterInstance, store) -> list[str]:
-    """Known shards whose annotations stage completed (its marker exists).
+def annotated_shards(instance: dg.DagsterInstance, store) -> tuple[list[str], dict[str, str]]:
+    """Known shards whose current annotations passed the quality gates (the verdict the
+    blocking checks, or `reactid gate`, record), and why every other known shard is left out.
 
     Raises:
-        dg.Failure: no shard has completed annotations.
+        dg.Failure: no shard qualifies.
     """
-    known = instance.get_dynamic_partitions(shard_partitions.name)
-    shards = sorted(s for s in known if store.exists(marker_key("annotations", s)))
+    from curation.gate_status import passed_shards
+
+    known = sorted(instance.get_dynamic_partitions(shard_partitions.name))
+    annotated = [s for s in known if store.exists(marker_key("annotations", s))]
+    shards, left_out = passed_shards(store, annotated)
+    left_out.update({s: "not annotated" for s in known if s not in annotated})
     if not shards:
         raise dg.Failure(
-            f"no shard has completed annotations (known shards: {sorted(known)}); "
-            "materialize `annotations` for at least one shard first"
+            f"no shard has completed annotations that passed the quality gates (known shards: {known}; "
+            f"left out: {left_out}); materialize `annotations` and its checks for at least one shard first"
         )
-    return shards
+    return shards, left_out
 
 
 def curriculum_asset(name: str, deps: list, kinds: set[str]) -> dg.AssetsDefinition:
@@ -49,12 +55,16 @@ def curriculum_asset(name: str, deps: list, kinds: set[str]) -> dg.AssetsDefinit
     def _asset(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> dg.MaterializeResult:
         params = reactid.load_params()
         store = reactid.store(params)
-        shards = tuple(annotated_shards(context.instance, store)) if spec.aggregate else ()
+        shards, failed = annotated_shards(context.instance, store) if spec.aggregate else ([], {})
+        if failed:
+            context.log.warning(f"shards left out: {failed}")
         with reporting(_log_progress(context)):
-            result = run_stage(spec, AGGREGATE, params, store, shards=shards)
+            result = run_stage(spec, AGGREGATE, params, store, shards=tuple(shards))
         if result.skipped:
             context.log.info(f"{name} is up to date (fingerprint {result.fingerprint})")
         metadata = to_dagster(result.metadata, skipped=result.skipped, root=str(params.resolve(params.storage.root)))
+        if spec.aggregate:
+            metadata["shards_left_out"] = dg.MetadataValue.json(failed)
         if name == "difficulty_quartiles" and store.exists(HISTOGRAM_PNG_KEY):
             metadata["plot_histogram"] = png_markdown(store.get_bytes(HISTOGRAM_PNG_KEY),
                                                       "D_overall with the phase thresholds")

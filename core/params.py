@@ -344,6 +344,7 @@ class CurriculumParams(Section):
 
     phase_ratios: list[float]
     inter_clip_ratios: list[float]
+    demo_inter_clip_ratios: list[float]  # used instead when training.use_demo is true
     seed: Annotated[int, Field(ge=0)]
     histogram_bins: Annotated[int, Field(ge=4, le=1000)]
     deepspeed_metric_scale: Annotated[int, Field(ge=1, le=1_000_000_000)]
@@ -356,7 +357,7 @@ class CurriculumParams(Section):
             raise ValueError("expected ratios that sum to a positive number")
         return value
 
-    @field_validator("inter_clip_ratios")
+    @field_validator("inter_clip_ratios", "demo_inter_clip_ratios")
     @classmethod
     def _inter_clip_ratios(cls, value: list[float]) -> list[float]:
         _finite_non_negative(value)
@@ -366,12 +367,14 @@ class CurriculumParams(Section):
 
     @model_validator(mode="after")
     def _one_ratio_per_phase(self) -> CurriculumParams:
-        if len(self.inter_clip_ratios) != len(self.phase_ratios):
-            raise ValueError(
-                f"inter_clip_ratios has {len(self.inter_clip_ratios)} entries and phase_ratios "
-                f"{len(self.phase_ratios)}: expected one inter-clip ratio per phase"
-            )
+        for key in ("inter_clip_ratios", "demo_inter_clip_ratios"):
+            if len(getattr(self, key)) != len(self.phase_ratios):
+                raise ValueError(
+                    f"{key} has {len(getattr(self, key))} entries and phase_ratios "
+                    f"{len(self.phase_ratios)}: expected one inter-clip ratio per phase"
+                )
         return self
+
 
 class Params(Section):
     storage: StorageParams

@@ -209,7 +209,8 @@ def timelines(ctx: StageContext) -> dict[str, Any]:
                 for k, seg in enumerate(segs):
                     end = clip["duration_s"] if k == len(segs) - 1 else seg.end_s
                     start = 0.0 if k == 0 else seg.start_s
-                    events.append({"start": round(start, 3), "end": round(min(end, clip["duration_s"]), 3),
+                    # rounding must not push the last event past the clip's end
+                    events.append({"start": round(start, 3), "end": min(round(end, 3), clip["duration_s"]),
                                    "description": seg.description, "subject": subject})
         events.sort(key=lambda ev: (ev["start"], ev["subject"]))
         rows.append({"clip_id": clip_id, "shard": ctx.shard, "global_caption": caps[clip_id]["caption"],

@@ -99,9 +99,10 @@ def unique(cols: Sequence[str], what: str) -> Rule:
 # ---------------------------------------------------------------- rule sets
 
 
-def box_rules(what: str, *, scored: bool = True, timed: bool = False) -> list[Rule]:
+def box_rules(what: str, *, scored: bool = True, timed: bool = False, score_max: float | None = 1.0) -> list[Rule]:
     """Boxes inside the frame and non-degenerate, frames increasing; `scored` adds the
-    score range, `timed` the frame-within-the-clip rule (needs fps and duration)."""
+    score range ([0, score_max], or >= 0 when score_max is None: detector margins such as
+    dlib's HOG scores are not probabilities), `timed` the frame-within-the-clip rule."""
     rules = [
         holds("box_well_formed", f"{what} is 4 finite numbers [x0, y0, x1, y1]"),
         at_least("x0", 0, f"{what} inside the frame: x0 >= 0"),
@@ -116,8 +117,10 @@ def box_rules(what: str, *, scored: bool = True, timed: bool = False) -> list[Ru
         a_over_b("frame_index", "prev_frame_index", f"{what} frame indices strictly increase per subject",
                  or_equal=False, skip_missing=True),
     ]
-    if scored:
-        rules.append(between("score", 0, 1, f"{what} score in [0, 1]"))
+    if scored and score_max is not None:
+        rules.append(between("score", 0, score_max, f"{what} score in [0, {score_max:g}]"))
+    elif scored:
+        rules.append(at_least("score", 0, f"{what} score >= 0"))
     if timed:
         rules.append(a_over_b("duration_s", "frame_time_s", f"{what} frame lies within the clip duration",
                               or_equal=True, skip_missing=True))

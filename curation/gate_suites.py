@@ -107,6 +107,7 @@ def _subjects(df: pd.DataFrame, p: QualityGatesParams, taxonomy: Taxonomy) -> li
     add_taxonomy_columns(df, taxonomy)
     add_counts(df, {"n_frames": "frame_indices", "n_boxes": "boxes", "n_scores": "scores", "n_masks": "mask_rles",
                     "n_mask_area_fractions": "mask_area_fractions"})
+    df["verified_frames"] = df["n_frames"].where(df["verified"].fillna(False).astype(bool))
     ids = ("clip_id", "entity_id", "label")
     rows = [
         not_null("clip_id", "subject has a clip id"), not_null("entity_id", "subject has an entity id"),
@@ -117,7 +118,9 @@ def _subjects(df: pd.DataFrame, p: QualityGatesParams, taxonomy: Taxonomy) -> li
         not_null("frame_height", "subject has its frame height"),
         at_least("frame_width", p.min_width, f"resolution floor: frame width >= {p.min_width}"),
         at_least("frame_height", p.min_height, f"resolution floor: frame height >= {p.min_height}"),
-        at_least("n_frames", 1, "subject detected in at least one frame"),
+        # An unverified subject may have no detection at all: it records that the entity
+        # was looked for and not found; a verified one must have been seen.
+        at_least("verified_frames", 1, "verified subject detected in at least one frame"),
         equal("n_boxes", "n_frames", "one box per frame index"),
         equal("n_scores", "n_frames", "one score per frame index"),
         equal("n_masks", "n_frames", "one mask per frame index"),
@@ -147,7 +150,7 @@ def _faces(df: pd.DataFrame, clips: pd.DataFrame | None) -> list[CheckView]:
         holds("torso_crop_inside_frame", "face/torso crop [x, y, w, h] non-empty and inside the frame"),
     ]
     boxes = box_view_frame(df, ids, boxes="face_boxes", frames="face_frame_indices", scores="face_scores")
-    return [_view("faces", df, rows, ids), _view("face_boxes", boxes, box_rules("face box"),
+    return [_view("faces", df, rows, ids), _view("face_boxes", boxes, box_rules("face box", score_max=None),
                                                  ("clip_id", "entity_id", "frame_index"))]
 
 

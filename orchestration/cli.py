@@ -100,6 +100,14 @@ def train_stage(ctx: click.Context, name: str, shards: tuple[str, ...], force: b
     params = _params(ctx)
     shards = tuple(check_shard_name(s) for s in (shards or params.demo_pool.shards))
     store = open_store(params.storage.backend, str(params.resolve(params.storage.root)))
+    if TRAINING_STAGES[name].aggregate:
+        from curation.gate_status import passed_shards
+
+        shards, left_out = passed_shards(store, shards)
+        if left_out:
+            click.echo(f"shards left out: {left_out}", err=True)
+        if not shards:
+            raise click.ClickException("no shard's annotations passed the quality gates; run `reactid gate` first")
     with terminal_progress():
         result = run_stage(TRAINING_STAGES[name], AGGREGATE, params, store, force=force, shards=shards)
     summary = {k: v for k, v in result.metadata.items() if not k.endswith("preview")}
@@ -127,6 +135,25 @@ def report(ctx: click.Context, shards: tuple[str, ...], kind: str) -> None:
         ready = [s for s in wanted if annotation_report.report_inputs_ready(store, s)]
         annotation_report.build_annotation_report(params, store, ready)
         click.echo(f"report: {root / annotation_report.REPORT_KEY}")
+
+
+@cli.command()
+@click.option("--shard", required=True)
+@click.pass_context
+def gate(ctx: click.Context, shard: str) -> None:
+    """Run every annotation quality-gate suite on a shard and record its verdict (what the
+    blocking Dagster checks do; dvc.yaml's quality_gates stage calls this). Exit 1 on failure."""
+    from core.params import check_shard_name
+    from core.storage import open_store
+    from curation.gate_status import run_shard_gates
+
+    params = _params(ctx)
+    store = open_store(params.storage.backend, str(params.resolve(params.storage.root)))
+    results = run_shard_gates(params, store, check_shard_name(shard))
+    for result in results.values():
+        click.echo(result.summary())
+    if not all(r.success for r in results.values()):
+        sys.exit(1)
 
 
 @cli.command()

@@ -9,6 +9,7 @@ from pathlib import Path
 from core.params import load_params
 from core.stage import completed
 from core.storage import open_store
+from curation.gate_status import gate_passed
 from curation.stages import ANNOTATION_STAGES, CURATION_STAGES, STAGES
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -42,17 +43,27 @@ def run_demo(params_path: Path, shards: list[str] | None = None, echo=print) -> 
         instance.add_dynamic_partitions("shards", new)
     job = defs.resolve_job_def("demo_shard")
     for shard in shards:
-        if all(completed(STAGES[s], shard, params, store) for s in ("demo_pool", *CURATION_STAGES, *ANNOTATION_STAGES)):
-            echo(f"[{shard}] up to date: nothing to redo")
+        if all(completed(STAGES[s], shard, params, store) for s in ("demo_pool", *CURATION_STAGES, *ANNOTATION_STAGES)) \
+                and gate_passed(store, shard):
+            echo(f"[{shard}] up to date, quality gates passed: nothing to redo")
             continue
         echo(f"[{shard}] curating (Dagster run, instance {os.environ['DAGSTER_HOME']})")
         with terminal_progress():
             result = job.execute_in_process(partition_key=shard, instance=instance, run_config=QUIET, raise_on_error=False)
         if not result.success:
             for event in result.all_events:
-                if event.is_failure and event.step_failure_data:
+                if event.is_step_failure:
                     echo(f"[{shard}] {event.step_key} failed: {event.step_failure_data.error.message.strip()}")
             return 1
+    echo("[all shards] curriculum: training samples, difficulty, quartiles, schedule")
+    with terminal_progress():
+        curriculum = defs.resolve_job_def("curriculum").execute_in_process(
+            instance=instance, run_config=QUIET, raise_on_error=False)
+    if not curriculum.success:
+        for event in curriculum.all_events:
+            if event.is_step_failure:
+                echo(f"[curriculum] {event.step_key} failed: {event.step_failure_data.error.message.strip()}")
+        return 1
     report = defs.resolve_job_def("reports").execute_in_process(instance=instance, run_config=QUIET, raise_on_error=False)
     if not report.success:
         echo("curation_report failed")
@@ -63,6 +74,16 @@ def run_demo(params_path: Path, shards: list[str] | None = None, echo=print) -> 
     for key in (curation_report.REPORT_KEY, annotation_report.REPORT_KEY):
         echo("")
         echo((root / key).read_text())
+    schedule = root / "curriculum" / "schedule.json"
+    if schedule.is_file():
+        import json
+
+        plan = json.loads(schedule.read_text())
+        echo("")
+        echo(f"# Curriculum ({plan['n_samples']} samples, {plan['n_inter']} inter-clip; {plan['total_steps']} steps)")
+        for ph in plan["phases"]:
+            echo(f"  phase {ph['phase']}: steps {ph['start_step']}-{ph['end_step']}  tau {ph['tau']:.3f}  "
+                 f"inter-clip {ph['inter_clip_ratio']:.0%}  eligible {ph['eligible_intra']}+{ph['eligible_inter']}")
     echo("")
     echo(f"Results (tables, clips, metrics): {root}")
     echo(f"Curation report:                  {root / curation_report.REPORT_KEY}")

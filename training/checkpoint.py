@@ -112,7 +112,10 @@ def _write_text_atomic(path: Path, text: str) -> None:
 def write_manifest(tag_dir: Path) -> dict[str, dict[str, Any]]:
     """Hash every file under ``tag_dir`` into ``manifest.json``; returns the entries."""
     entries = {
-        path.relative_to(tag_dir).as_posix(): {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+        path.relative_to(tag_dir).as_posix(): {
+            "bytes": path.stat().st_size,
+            "sha256": _sha256(path),
+        }
         for path in sorted(tag_dir.rglob("*"))
         if path.is_file() and path.name != MANIFEST and not path.name.startswith(".")
     }
@@ -228,7 +231,9 @@ def load_checkpoint(
     except Exception as exc:  # noqa: BLE001 - re-raised with the checkpoint's name
         raise CheckpointError(f"DeepSpeed could not load checkpoint {tag_dir}: {exc}") from exc
     if load_path is None or not client or STATE_KEY not in client:
-        raise CheckpointError(f"checkpoint {tag_dir} did not load (no model states or client state)")
+        raise CheckpointError(
+            f"checkpoint {tag_dir} did not load (no model states or client state)"
+        )
     state = client[STATE_KEY]
     if restore_rng:
         rng_file = tag_dir / f"rng_rank{engine.global_rank:05d}.json"
@@ -241,7 +246,9 @@ def load_checkpoint(
     return LoadedCheckpoint(tag_dir, tag, int(state["global_step"]), dict(state["client"]))
 
 
-def export_model(engine: Any, directory: str | os.PathLike[str], *, metadata: dict | None = None) -> Path:
+def export_model(
+    engine: Any, directory: str | os.PathLike[str], *, metadata: dict | None = None
+) -> Path:
     """Save the trained transformer with ``save_pretrained`` (safetensors) for inference.
 
     Under ZeRO-3 the partitioned weights are gathered first. The folder is written

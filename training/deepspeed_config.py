@@ -6,7 +6,8 @@ is PyTorch's AdamW (``torch_adam``), which needs no compiled DeepSpeed op; the l
 rate warms up linearly over ``warmup_steps`` optimizer steps and then stays constant
 (``WarmupLR``) or decays linearly to 0 at ``total_steps`` (``WarmupDecayLR``). The
 schedule is indexed by the global step, so a run split into curriculum phases follows
-one schedule across them.
+one schedule across them. DeepSpeed's convention: the first two updates run at
+``warmup_min_lr`` (0) and update ``s >= 2`` at ``lr * min(1, (s - 1) / max(2, warmup))``.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +42,9 @@ def free_port() -> int:
 def set_single_process_defaults() -> None:
     """Fill in a world of one where no launcher set the rendezvous variables."""
     if "WORLD_SIZE" in os.environ and "RANK" not in os.environ:
-        raise RuntimeError("WORLD_SIZE is set but RANK is not: start the job with torchrun or deepspeed")
+        raise RuntimeError(
+            "WORLD_SIZE is set but RANK is not: start the job with torchrun or deepspeed"
+        )
     os.environ.setdefault("RANK", "0")
     os.environ.setdefault("WORLD_SIZE", "1")
     os.environ.setdefault("LOCAL_RANK", "0")
@@ -50,9 +53,21 @@ def set_single_process_defaults() -> None:
 
 
 def set_extensions_dir(path: str | os.PathLike[str] | None = None) -> Path:
-    """Point torch's JIT extension cache at ``path`` unless TORCH_EXTENSIONS_DIR is set."""
-    target = Path(os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(path or DEFAULT_EXTENSIONS_DIR)))
+    """Point torch's JIT extension cache at ``path`` unless TORCH_EXTENSIONS_DIR is set.
+
+    Also puts this interpreter's ``bin`` folder first on PATH when it holds ``ninja`` (the
+    ``ninja`` wheel DeepSpeed depends on). Torch builds with whichever ``ninja`` PATH finds
+    first, and ninja versions hash commands differently in their build logs (1.13 vs
+    1.11): a launcher that activates the environment and a bare ``.venv/bin/python`` would
+    otherwise each find the other's build stale and recompile (minutes on a CPU).
+    """
+    target = Path(os.environ.setdefault("TORCH_EXTENSIONS_DIR",
+                                        str(path or DEFAULT_EXTENSIONS_DIR)))
     target.mkdir(parents=True, exist_ok=True)
+    bin_dir = Path(sys.executable).parent
+    paths = os.environ.get("PATH", "").split(os.pathsep)
+    if (bin_dir / "ninja").is_file() and (not paths or paths[0] != str(bin_dir)):
+        os.environ["PATH"] = os.pathsep.join([str(bin_dir), *paths])
     return target
 
 

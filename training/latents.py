@@ -257,7 +257,8 @@ class EmbeddingCache:
         from models.text_encoder import encode_texts
 
         keys = [
-            f"{self.root}/text/{hashlib.sha256(f'{max_length}:{t}'.encode()).hexdigest()}.safetensors"
+            f"{self.root}/text/{hashlib.sha256(f'{max_length}:{t}'.encode()).hexdigest()}"
+            ".safetensors"
             for t in texts
         ]
         todo: dict[str, str] = {}

@@ -311,12 +311,14 @@ def curriculum_schedule(ctx: StageContext) -> dict[str, Any]:
 
     cfg = ctx.params.curriculum
     run = ctx.params.training.effective()
+    use_demo = ctx.params.training.use_demo
+    inter_ratios = cfg.demo_inter_clip_ratios if use_demo else cfg.inter_clip_ratios
     quart = read_table(ctx.store, _key("difficulty_quartiles"), needed_by="curriculum_schedule").to_pydict()
     d, inter = _scores(ctx, "curriculum_schedule")
     weights = (recorded_metadata(ctx.store, "difficulty_scores", AGGREGATE) or {}).get("weights", {})
     schedule = build_schedule(
         d, inter, np.array(quart["quantile"]), np.array(quart["tau"]), total_steps=run.total_steps,
-        phase_ratios=cfg.phase_ratios, inter_clip_ratios=cfg.inter_clip_ratios, global_batch_size=run.global_batch,
+        phase_ratios=cfg.phase_ratios, inter_clip_ratios=inter_ratios, global_batch_size=run.global_batch,
         seed=cfg.seed, difficulty_table=_key("difficulty_scores"), samples_table=_key("training_samples"),
         weights=weights,
     )
@@ -324,7 +326,7 @@ def curriculum_schedule(ctx: StageContext) -> dict[str, Any]:
     root = ctx.params.storage.root.rstrip("/")
     ds_config, ds_difficulty, ds_eligible = deepspeed_curriculum(
         schedule, metric, scale=cfg.deepspeed_metric_scale, index_dir=f"{root}/{DEEPSPEED_INDEX_PREFIX}",
-        cluster_dir=f"{root}/{DEEPSPEED_INDEX_PREFIX}/clusters",
+        cluster_dir=f"{root}/deepspeed_clusters",  # written by DeepSpeed while training: outside dvc's outs
     )
     with temp_dir() as tmp:
         for path in write_deepspeed_index(metric, Path(tmp)):
@@ -355,6 +357,8 @@ def curriculum_schedule(ctx: StageContext) -> dict[str, Any]:
         "update_steps": [p.start_step for p in schedule.phases[1:]],
         "taus": [round(p.tau, 6) for p in schedule.phases],
         "inter_clip_ratios": [p.inter_clip_ratio for p in schedule.phases],
+        "inter_clip_ratios_from": "curriculum.demo_inter_clip_ratios (training.use_demo)" if use_demo
+        else "curriculum.inter_clip_ratios",
         "preview": rows,
     }
 

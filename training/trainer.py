@@ -200,12 +200,57 @@ def apply_cfg_dropout(
     return out, dropped
 
 
-def _to_device(batch: dict[str, Any], device: Any) -> dict[str, Any]:
-    return {key: value.to(device) for key, value in batch.items()}
+# Conditioning inputs enter the transformer in its precision (bf16 under DeepSpeed's bf16);
+# latents, noise and masks stay as given: the loss forms its targets from them in float.
+MODEL_DTYPE_KEYS: tuple[str, ...] = ("prompt_embeds", "timeline_embeds", "reference_latents")
+
+
+def _to_device(batch: dict[str, Any], device: Any, dtype: Any) -> dict[str, Any]:
+    return {
+        key: value.to(device, dtype) if key in MODEL_DTYPE_KEYS else value.to(device)
+        for key, value in batch.items()
+    }
 
 
 def _current_lr(engine: Any) -> float:
     return float(engine.optimizer.param_groups[0]["lr"])
+
+
+# Per micro-batch statistics, summed over micro-batches and ranks:
+# [total loss, flow loss, mask loss, micro-batches with a mask loss, samples, CFG-dropped]
+_STATS = 6
+
+
+def _micro_batch_loss(
+    model: LossModelView, batch: dict[str, Any], options: LossOptions, step: int, rank: int,
+    micro: int,
+) -> tuple[Any, Any]:
+    """Loss of one micro-batch (CFG dropout, then the ReactID loss) and its statistics.
+
+    Returns:
+        The loss to back-propagate and a ``(6,)`` float64 tensor on the engine's device.
+    """
+    import torch
+
+    from models.losses import reactid_training_loss
+
+    engine = model.engine
+    dropout = torch.Generator().manual_seed(derived_seed(options.seed, 1, step, rank, micro))
+    batch, dropped = apply_cfg_dropout(batch, options.cfg_dropout, dropout,
+                                       options.null_prompt_embeds)
+    batch = _to_device(batch, engine.device, model.dtype)
+    noise = torch.Generator(device=engine.device).manual_seed(
+        derived_seed(options.seed, 2, step, rank, micro)
+    )
+    result = reactid_training_loss(model, batch, flow_shift=options.flow_shift,
+                                   mask_loss_weight=options.mask_loss_weight, generator=noise)
+    mask = 0.0 if result.mask is None else float(result.mask.detach())
+    stats = torch.tensor(
+        [float(result.loss.detach()), float(result.flow.detach()), mask,
+         float(result.mask is not None), batch["latents"].shape[0], float(dropped.sum())],
+        dtype=torch.float64, device=engine.device,
+    )
+    return result.loss, stats
 
 
 def train_steps(
@@ -239,7 +284,6 @@ def train_steps(
     import torch
     import torch.distributed as dist
 
-    from models.losses import reactid_training_loss
     from training.checkpoint import save_checkpoint
 
     model = LossModelView(engine)
@@ -251,8 +295,7 @@ def train_steps(
     for _ in range(steps):
         step = engine.global_steps + 1
         started, data_seconds = time.perf_counter(), 0.0
-        # [total, flow, mask, mask_count, samples, dropped] summed over micro-batches
-        sums = torch.zeros(6, dtype=torch.float64)
+        sums = torch.zeros(_STATS, dtype=torch.float64)
         for micro in range(accumulation):
             fetch = time.perf_counter()
             try:
@@ -262,34 +305,7 @@ def train_steps(
                     f"batches ended at step {step}, micro-batch {micro} of {accumulation}"
                 ) from None
             data_seconds += time.perf_counter() - fetch
-            dropout_generator = torch.Generator().manual_seed(
-                derived_seed(options.seed, 1, step, rank, micro)
-            )
-            batch, dropped = apply_cfg_dropout(
-                batch, options.cfg_dropout, dropout_generator, options.null_prompt_embeds
-            )
-            batch = _to_device(batch, engine.device)
-            noise_generator = torch.Generator(device=engine.device).manual_seed(
-                derived_seed(options.seed, 2, step, rank, micro)
-            )
-            result = reactid_training_loss(
-                model,
-                batch,
-                flow_shift=options.flow_shift,
-                mask_loss_weight=options.mask_loss_weight,
-                generator=noise_generator,
-            )
-            parts = torch.stack([
-                result.loss.detach().double(),
-                result.flow.detach().double(),
-                torch.zeros((), dtype=torch.float64, device=result.loss.device)
-                if result.mask is None else result.mask.detach().double(),
-                torch.tensor(0.0 if result.mask is None else 1.0, dtype=torch.float64,
-                             device=result.loss.device),
-                torch.tensor(float(batch["latents"].shape[0]), dtype=torch.float64,
-                             device=result.loss.device),
-                torch.tensor(float(dropped.sum()), dtype=torch.float64, device=result.loss.device),
-            ])
+            loss, parts = _micro_batch_loss(model, batch, options, step, rank, micro)
             if world > 1:
                 dist.all_reduce(parts)
             parts = parts.cpu()
@@ -297,7 +313,7 @@ def train_steps(
                 raise NonFiniteLossError(
                     step, float(parts[0]), checkpoints.last if checkpoints else None
                 )
-            engine.backward(result.loss)
+            engine.backward(loss)
             # The optimizer's learning rate before the boundary step() is the update's.
             lr = _current_lr(engine)
             engine.step()

@@ -4,13 +4,16 @@ The paper detects faces with the InsightFace toolbox. An InsightFace model pack 
 ``buffalo_l``: ``det_10g.onnx`` SCRFD detector, ``w600k_r50.onnx`` ArcFace recogniser) is
 a directory of ONNX files; ``insightface.app.FaceAnalysis`` opens each with ONNX Runtime,
 tells detector from recogniser by the graph's signature, and runs them. This module does
-the same for the two models the pipeline needs, without the ``insightface`` package
-(whose current release is a large, unrelated rewrite, and which would download packs):
+the same for the two models the pipeline needs with ONNX Runtime alone: the ``insightface``
+package resolves packs by name and downloads missing ones, and its current release (2.1)
+brings much code the pipeline does not use.
 
 - a graph with >= 5 outputs is the detector (SCRFD; 6/9 outputs = 3 strides x 2 anchors,
   10/15 = 5 strides x 1 anchor; 9 and 15 carry five landmarks);
-- a graph with one square input of side >= 112 and a multiple of 16 is the recogniser;
-- other graphs (landmark, gender-age models) are not used.
+- 192 px inputs are landmark models, 96 px gender-age models, two-input 128 px graphs face
+  swappers: not used;
+- any other graph with one square input of side >= 112 and a multiple of 16 is the
+  recogniser. The first file (sorted by name) of each role wins, as in FaceAnalysis.
 
 Detection follows InsightFace's SCRFD: letterbox into ``det_size`` (top-left, zero pad),
 ``(rgb - 127.5) / 128``, anchors at ``(col, row) * stride``, distances times stride, score
@@ -36,6 +39,7 @@ ARCFACE_TEMPLATE = np.array(
      [70.7299, 92.2041]],
     dtype=np.float32,
 )
+_OTHER_MODEL_SIDES = (192, 96)  # landmark (1k3d68, 2d106det) and gender-age inputs
 _SCRFD_LAYOUTS = {  # outputs -> (strides, anchors per cell, has landmarks)
     6: ((8, 16, 32), 2, False),
     9: ((8, 16, 32), 2, True),
@@ -154,11 +158,14 @@ class InsightFaceAnalyzer:
             shape = inputs[0].shape
             if len(outputs) >= 5 and self.detector is None:
                 if len(outputs) not in _SCRFD_LAYOUTS:
-                    raise BackendLoadError(f"{path.name}: {len(outputs)} outputs is no SCRFD layout")
+                    raise BackendLoadError(
+                        f"{path.name}: {len(outputs)} outputs is no SCRFD layout"
+                    )
                 self.detector, self.detector_file = session, path.name
             elif (
                 len(inputs) == 1 and self.recognizer is None and isinstance(shape[2], int)
                 and shape[2] == shape[3] and shape[2] >= 112 and shape[2] % 16 == 0
+                and shape[2] not in _OTHER_MODEL_SIDES
             ):
                 self.recognizer, self.recognizer_file = session, path.name
                 self.rec_size = int(shape[2])
@@ -204,7 +211,9 @@ class InsightFaceAnalyzer:
             raise BackendLoadError(f"{self.model_dir} holds no recognition model")
         crop = check_frame(aligned, "aligned face")
         if crop.shape[:2] != (self.rec_size, self.rec_size):
-            raise ValueError(f"aligned face must be {self.rec_size}x{self.rec_size}, got {crop.shape}")
+            raise ValueError(
+                f"aligned face must be {self.rec_size}x{self.rec_size}, got {crop.shape}"
+            )
         blob = ((crop.astype(np.float32) - self.rec_mean) / self.rec_std).transpose(2, 0, 1)[None]
         feature = self.recognizer.run(None, {self.recognizer.get_inputs()[0].name: blob})[0]
         feature = feature.reshape(-1).astype(np.float32)
@@ -252,11 +261,15 @@ class InsightFaceAnalyzer:
 
 def _arcface_normalisation(path: Path) -> tuple[float, float]:
     """InsightFace's rule: graphs converted from MXNet normalise inside (a Sub and a Mul
-    among the first eight nodes) and take raw pixels; the others take (x - 127.5) / 127.5."""
+    among the first eight nodes) and take raw pixels; the others take (x - 127.5) / 127.5.
+
+    InsightFace matches node names (``Sub*`` / ``_minus*``, ``Mul*`` / ``_mul*``); the op
+    type is matched too, as exporters name nodes differently.
+    """
     import onnx
 
     graph = onnx.load(str(path), load_external_data=False).graph
-    names = [node.name for node in graph.node[:8]]
-    has_sub = any(name.startswith(("Sub", "_minus")) for name in names)
-    has_mul = any(name.startswith(("Mul", "_mul")) for name in names)
+    nodes = [(node.name, node.op_type) for node in graph.node[:8]]
+    has_sub = any(op == "Sub" or name.startswith(("Sub", "_minus")) for name, op in nodes)
+    has_mul = any(op == "Mul" or name.startswith(("Mul", "_mul")) for name, op in nodes)
     return (0.0, 1.0) if has_sub and has_mul else (127.5, 127.5)

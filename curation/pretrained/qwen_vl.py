@@ -108,7 +108,8 @@ def video_patches(
         std, np.float32
     )
     video = pixels.transpose(0, 3, 1, 2)  # (T, C, H, W)
-    grid_t, grid_h, grid_w = len(video) // temporal_patch_size, height // patch_size, width // patch_size
+    grid_t = len(video) // temporal_patch_size
+    grid_h, grid_w = height // patch_size, width // patch_size
     m, p = merge_size, patch_size
     blocks = video.reshape(grid_t, temporal_patch_size, 3, grid_h // m, m, p, grid_w // m, m, p)
     # -> (t, h-block, w-block, h-merge, w-merge, C, temporal, p, p): the video processor's order
@@ -135,6 +136,8 @@ class QwenVideoChat:
         dtype: torch dtype name of the weights, or ``"auto"`` for the checkpoint's.
         num_frames: frames sampled per clip (rounded up to an even count by repetition).
         min_pixels, max_pixels: bounds on each resized frame's area.
+        device_map: accelerate device map (``"auto"`` to shard a 32B / 72B model over the
+            GPUs); when given, ``device`` is ignored.
     """
 
     def __init__(
@@ -145,6 +148,7 @@ class QwenVideoChat:
         num_frames: int = 8,
         min_pixels: int = DEFAULT_MIN_PIXELS,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        device_map: str | dict | None = None,
     ) -> None:
         import torch
         from transformers import (
@@ -167,9 +171,10 @@ class QwenVideoChat:
                 f"{self.model_path} holds a {config.model_type!r} model, expected 'qwen2_5_vl'"
             )
         torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
-        self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
-            self.model_path, dtype=torch_dtype
-        ).to(device).eval()
+        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+            self.model_path, dtype=torch_dtype, device_map=device_map
+        )
+        self.model = (model if device_map is not None else model.to(device)).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
         processor = AutoImageProcessor.from_pretrained(self.model_path)
         self.patch_size = int(processor.patch_size)
@@ -177,7 +182,6 @@ class QwenVideoChat:
         self.temporal_patch_size = int(processor.temporal_patch_size)
         self.mean = tuple(float(v) for v in processor.image_mean)
         self.std = tuple(float(v) for v in processor.image_std)
-        self.device = device
         self.num_frames = num_frames
         self.min_pixels, self.max_pixels = min_pixels, max_pixels
         ids = (config.vision_start_token_id, config.video_token_id, config.vision_end_token_id)
@@ -244,7 +248,8 @@ class QwenVideoChat:
     ) -> str:
         """Greedy answer to ``question`` about the clip, special tokens removed, stripped."""
         torch = self._torch
-        inputs = {k: v.to(self.device) for k, v in self.build_inputs(frames, question, fps).items()}
+        inputs = self.build_inputs(frames, question, fps)
+        inputs = {k: v.to(self.model.device) for k, v in inputs.items()}
         with torch.no_grad():
             out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
         new_tokens = out[0, inputs["input_ids"].shape[1] :]

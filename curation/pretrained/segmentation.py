@@ -53,11 +53,9 @@ def refine_mask(mask: np.ndarray, kernel: int = 5) -> np.ndarray:
     work = mask.astype(np.uint8)
     opened = cv2.morphologyEx(work, cv2.MORPH_OPEN, element)
     work = opened if opened.any() else work
-    # Pad before closing so that a subject touching the border is not eroded there.
-    pad = kernel
-    padded = cv2.copyMakeBorder(work, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    work = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, element)[pad:-pad, pad:-pad]
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(work, connectivity=8)
+    # OpenCV's default border value leaves pixels at the image border untouched.
+    work = cv2.morphologyEx(work, cv2.MORPH_CLOSE, element)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(work, connectivity=8)
     largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     component = labels == largest
     return _fill_holes(component)
@@ -68,7 +66,7 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
     import cv2
 
     background = (~mask).astype(np.uint8)
-    count, labels = cv2.connectedComponents(background, connectivity=4)
+    _, labels = cv2.connectedComponents(background, connectivity=4)
     border = np.unique(
         np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
     )
@@ -126,6 +124,31 @@ class Sam2Masker:
         Returns:
             ``(masks, iou)``: one bool (H, W) mask per box; float32 (len(boxes),) predicted IoU.
         """
+        torch = self._torch
+        frame = check_frame(frame)
+        height, width = frame.shape[:2]
+        if len(boxes) == 0:
+            return [], np.zeros(0, np.float32)
+        logits, iou = self.low_res_logits(frame, boxes)
+        with torch.no_grad():
+            logits = torch.nn.functional.interpolate(
+                torch.from_numpy(logits)[:, None], (height, width), mode="bilinear",
+                align_corners=False,
+            )[:, 0]
+        return list((logits > self.mask_threshold).numpy()), iou
+
+    def low_res_logits(
+        self, frame: np.ndarray, boxes: Sequence[Box]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """SAM's mask logits at its own resolution, before the resize to the frame.
+
+        Args:
+            frame: uint8 RGB (H, W, 3).
+            boxes: at least one (x0, y0, x1, y1) pixel box inside the frame.
+
+        Returns:
+            float32 (n, h', w') logits (h' = w' = input side / 4) and float32 (n,) IoU.
+        """
         from PIL import Image
 
         torch = self._torch
@@ -133,7 +156,7 @@ class Sam2Masker:
         height, width = frame.shape[:2]
         boxes = [check_box(box, width, height) for box in boxes]
         if not boxes:
-            return [], np.zeros(0, np.float32)
+            raise ValueError("low_res_logits needs at least one box")
         in_h, in_w = self.input_size
         resized = np.asarray(Image.fromarray(frame).resize((in_w, in_h), Image.BILINEAR))
         pixels = (resized.astype(np.float32) * self.rescale - self.mean) / self.std
@@ -146,13 +169,8 @@ class Sam2Masker:
                 input_boxes=prompts.to(self.device),
                 multimask_output=False,
             )
-            logits = out.pred_masks[0, :, :1].float()  # (n, 1, h', w')
-            logits = torch.nn.functional.interpolate(
-                logits, (height, width), mode="bilinear", align_corners=False
-            )
-        masks = (logits[:, 0] > self.mask_threshold).cpu().numpy()
-        iou = out.iou_scores[0, :, 0].float().cpu().numpy()
-        return list(masks), iou
+        logits = out.pred_masks[0, :, 0].float().cpu().numpy()  # (n, h', w')
+        return logits, out.iou_scores[0, :, 0].float().cpu().numpy()
 
     def masks(self, frame: np.ndarray, boxes: Sequence[Box]) -> list[np.ndarray]:
         """One bool (H, W) mask per (x0, y0, x1, y1) box prompt."""

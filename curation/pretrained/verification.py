@@ -4,7 +4,8 @@ A detected box is kept when its crop and the entity label are close in SigLIP's
 image-text space. SigLIP is trained with a per-pair sigmoid loss, so
 ``sigmoid(logit_scale * cos(image, text) + logit_bias)`` is a probability that the crop
 matches the text, independent of the other crops in the batch. Texts are padded to the
-model's full text length (64 tokens), as SigLIP was trained.
+model's full text length (64 tokens) and encoded without an attention mask, as SigLIP was
+trained: its text tower pools the last position, which is padding.
 
 The real checkpoints (``google/siglip-so400m-patch14-384``) ship a SentencePiece
 tokenizer, so loading them needs the ``sentencepiece`` package.

@@ -29,15 +29,36 @@ def _dvc_graph(repo_root):
     return spec, edges
 
 
+# dvc stages that are Dagster asset checks, not assets: stage -> the asset they check.
+DVC_CHECK_STAGES = {"quality_gates": "annotations"}
+
+
 def test_same_stages_same_dependencies(repo_root):
     from orchestration.definitions import defs
 
     _, dvc_edges = _dvc_graph(repo_root)
+    # A check stage stands for its asset: an edge through it is an edge from that asset.
+    for check, asset in DVC_CHECK_STAGES.items():
+        assert asset in dvc_edges.pop(check)
+        for ups in dvc_edges.values():
+            if check in ups:
+                ups.discard(check)
+                ups.add(asset)
     graph = defs.resolve_asset_graph()
     dagster_edges = {
         k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys} for k in graph.get_all_asset_keys()
     }
     assert dvc_edges == dagster_edges
+
+
+def test_check_stages_are_blocking_dagster_checks(repo_root):
+    from orchestration.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    for asset in DVC_CHECK_STAGES.values():
+        keys = graph.get_check_keys_for_assets({__import__("dagster").AssetKey(asset)})
+        assert keys, asset
+        assert all(graph.get_check_spec(k).blocking for k in keys)
 
 
 def test_pool_roots_agree(repo_root):
@@ -77,6 +98,8 @@ def test_dvc_stages_call_the_cli_for_the_same_asset(repo_root):
         cmd = stage.get("do", stage)["cmd"]
         if name.endswith("_report"):
             assert cmd == f"reactid report --kind {name.removesuffix('_report')}"
+        elif name in DVC_CHECK_STAGES:
+            assert cmd == "reactid gate --shard ${key}", cmd
         elif name in TRAINING_STAGES:
             assert cmd == f"reactid train-stage {name}", cmd
         else:

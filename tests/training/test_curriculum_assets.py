@@ -36,7 +36,7 @@ def _meta(result, name):
 def test_training_samples(materialized):
     from training.samples import decode_png
 
-    _, _, store, rows, result, _ = materialized
+    _, params, store, rows, result, _ = materialized
     assert result.success
     meta = _meta(result, "training_samples")
     assert meta["shards"].value == ["gen-000", "gen-001"]
@@ -54,7 +54,7 @@ def test_training_samples(materialized):
     for s in inter:
         assert s["d_sam"] == 1 and s["reference_clip_id"] != s["clip_id"]
         assert s["identity"] == annotated[s["reference_entity_id"]]["identity"]
-        assert s["inter_clip_similarity"] >= 0.8  # params: training_samples.inter_clip_similarity
+        assert s["inter_clip_similarity"] >= params.training_samples.inter_clip_similarity
     for key in {k for s in ok for k in s["reference_keys"]}:
         crop = decode_png(store.get_bytes(key))
         assert max(crop.shape[:2]) == 224 and crop.shape[2] == 3
@@ -169,3 +169,27 @@ def test_no_annotated_shard_is_a_failure(curriculum_project):
     with pytest.raises(dg.Failure, match="no shard has completed annotations"):
         dg.materialize([training_samples], instance=instance,
                        resources={"reactid": ReactIDResource(project_dir=str(curriculum_project))})
+
+
+def test_shards_that_failed_the_quality_gates_are_left_out(curriculum_project):
+    """A shard whose annotation gates failed keeps its annotations marker, but the
+    curriculum must not read it; nor a shard whose gates never ran on its annotations."""
+    import dagster as dg
+
+    from assets.curriculum import training_samples
+    from assets.resources import ReactIDResource
+    from core.storage import LocalObjectStore
+    from curation.gate_status import record_gate
+
+    from .conftest import build_annotated_pool
+
+    store = LocalObjectStore(curriculum_project / "data")
+    build_annotated_pool(store)
+    record_gate(store, "gen-001", ["subjects"])
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("shards", ["gen-000", "gen-001", "gen-002"])
+    result = dg.materialize([training_samples], instance=instance,
+                            resources={"reactid": ReactIDResource(project_dir=str(curriculum_project))})
+    meta = _meta(result, "training_samples")
+    assert meta["shards"].value == ["gen-000"]
+    assert meta["shards_left_out"].value == {"gen-001": "gates failed: subjects", "gen-002": "not annotated"}

@@ -24,7 +24,7 @@ def demo_run(curated_project):
     raw = yaml.safe_load((project / "params.yaml").read_text())
     runs = {}
     for name, edit in {
-        "paper": {},
+        "params": {},  # the repo's params as they are
         # one sample per step and no inter-clip share: what any pool with a scored sample can fill
         "single": {"global_batch": 1, "micro_batch": 1, "inter_clip_ratios": [0.0, 0.0, 0.0, 0.0]},
     }.items():
@@ -32,6 +32,7 @@ def demo_run(curated_project):
         variant["training"]["demo"].update({k: v for k, v in edit.items() if k != "inter_clip_ratios"})
         if "inter_clip_ratios" in edit:
             variant["curriculum"]["inter_clip_ratios"] = edit["inter_clip_ratios"]
+            variant["curriculum"]["demo_inter_clip_ratios"] = edit["inter_clip_ratios"]
         (project / f"params-{name}.yaml").write_text(yaml.safe_dump(variant, sort_keys=False))
         runs[name] = dg.materialize(
             CURRICULUM_ASSETS, instance=instance, raise_on_error=False,
@@ -71,14 +72,16 @@ def test_schedule_on_the_demo_pool(demo_run):
         assert len(batch) == 1 and np.all(sampler.d_overall[batch] <= sampler.schedule.tau_at(step))
 
 
-def test_the_paper_recipe_on_the_demo_pool_fills_every_phase_or_says_why(demo_run):
-    _, store, runs = demo_run
-    paper = runs["paper"]
+def test_the_repo_params_on_the_demo_pool_fill_every_phase_or_say_why(demo_run):
+    project, store, runs = demo_run
+    paper = runs["params"]
     scores = [s for s in read_table(store, "tables/difficulty_scores/all-shards.parquet").to_pylist()
               if s["status"] == "ok"]
     failures = [e for e in paper.all_events if e.event_type_value == "STEP_FAILURE"]
     if paper.success:
-        assert [p["inter_clip_ratio"] for p in runs["paper_schedule"]["phases"]] == [0.0, 0.0, 0.11, 0.33]
+        raw = yaml.safe_load((project / "params-params.yaml").read_text())
+        key = "demo_inter_clip_ratios" if raw["training"]["use_demo"] else "inter_clip_ratios"
+        assert [p["inter_clip_ratio"] for p in runs["params_schedule"]["phases"]] == raw["curriculum"][key]
     else:  # a small pool cannot fill 4 samples a step, or has no inter-clip sample: an error with the counts
         assert [e.step_key for e in failures] == ["curriculum_schedule"]
         message = failures[0].event_specific_data.error.cause.message

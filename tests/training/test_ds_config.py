@@ -22,7 +22,9 @@ def training_params(base: dict, **changes):
     ("global_batch", "micro", "world", "accumulation"),
     [(32, 4, 8, 1), (32, 1, 8, 4), (32, 2, 2, 8), (4, 2, 1, 2), (6, 3, 2, 1), (1, 1, 1, 1)],
 )
-def test_global_batch_is_micro_times_accumulation_times_world(global_batch, micro, world, accumulation):
+def test_global_batch_is_micro_times_accumulation_times_world(
+    global_batch, micro, world, accumulation
+):
     layout = batch_layout(global_batch, micro, world)
     assert layout.gradient_accumulation == accumulation
     assert layout.micro_batch * layout.gradient_accumulation * layout.world_size == global_batch
@@ -32,7 +34,8 @@ def test_global_batch_is_micro_times_accumulation_times_world(global_batch, micr
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        ((32, 3, 1), "training.global_batch (32) must be a multiple of training.micro_batch x world size (3 x 1"),
+        ((32, 3, 1), "training.global_batch (32) must be a multiple of "
+                     "training.micro_batch x world size (3 x 1"),
         ((32, 4, 3), "4 x 3 = 12"),
         ((0, 1, 1), "training.global_batch: expected a positive integer, got 0"),
         ((8, -1, 1), "training.micro_batch: expected a positive integer, got -1"),
@@ -115,5 +118,5 @@ def test_bad_training_params_name_the_key(base_params_raw, section, needle):
 
 def test_config_rejects_a_world_size_the_batch_cannot_split(base_params_raw):
     training = training_params(base_params_raw, use_demo=False)
-    with pytest.raises(ParamsError, match="must be a multiple of training.micro_batch x world size"):
+    with pytest.raises(ParamsError, match="multiple of training.micro_batch x world size"):
         deepspeed_config(training, world_size=3)

@@ -124,6 +124,6 @@ def test_rank_slices_cover_the_global_batch_once():
         assert len(batches) == 2
         seen += [i for chunk in batches for i in chunk]
     assert seen == ids[0]
-    with pytest.raises(ValueError, match="step 0 of the sampler has 3 sample ids; the global batch is 8"):
+    with pytest.raises(ValueError, match="step 0 of the sampler has 3 sample ids"):
         list(rank_micro_batches([["a", "b", "c"]], list, global_batch=8, micro_batch=2, rank=0,
                                 world_size=1))

@@ -249,7 +249,8 @@ def test_corrupt_or_missing_checkpoint_is_named(resumed_run, tmp_path, damage):
 
 def test_missing_checkpoint_folder_and_tag_are_named(resumed_run, tmp_path):
     engine = resumed_run["second"]
-    with pytest.raises(CheckpointError, match=f"checkpoint folder {tmp_path / 'nope'} does not exist"):
+    missing = tmp_path / "nope"
+    with pytest.raises(CheckpointError, match=f"checkpoint folder {missing} does not exist"):
         load_checkpoint(engine, tmp_path / "nope")
     with pytest.raises(CheckpointError, match="step_00000099 does not exist"):
         load_checkpoint(engine, resumed_run["folder"], "step_00000099")

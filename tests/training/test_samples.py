@@ -97,3 +97,19 @@ def test_inter_clip_pairs_same_identity_other_clip_similar_enough():
     assert pair_inter_clip(subjects, x, ok, ok, threshold=0.9, per_subject=0) == []
     two = pair_inter_clip(subjects, x, ok, ok, threshold=-1.0, per_subject=2)
     assert [subjects[j].entity_id for i, j, _ in two if i == 0] == ["c2-e0", "c3-e0"]  # most similar first
+
+
+
+def test_features_of_crops_of_any_size_keep_their_order():
+    from curation.features import make_embedder
+    from training.samples import embed_images
+
+    encoder = make_embedder("embedded", "unused")
+    rng = np.random.default_rng(1)
+    crops = [rng.integers(0, 255, shape, dtype=np.uint8) for shape in [(40, 30, 3), (30, 40, 3), (40, 30, 3)]]
+    feats = embed_images(encoder, crops)
+    assert feats.shape == (3, 256) and np.allclose(np.linalg.norm(feats, axis=1), 1.0, atol=1e-5)
+    for i, crop in enumerate(crops):  # batched by shape, returned in the order given
+        assert np.allclose(feats[i], embed_images(encoder, [crop])[0], atol=1e-6)
+    with pytest.raises(ValueError, match="no images"):
+        embed_images(encoder, [])

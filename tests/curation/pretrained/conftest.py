@@ -21,37 +21,69 @@ QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|
                  "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
 
 
-def byte_tokenizer(specials: list[str], template: tuple[str, str] | None = None, **kwargs):
-    """A ``PreTrainedTokenizerFast`` over UTF-8 bytes (no merges) with ``specials`` first.
+def byte_tokenizer(
+    specials: list[str],
+    template: tuple[str, str] | None = None,
+    corpus: list[str] | None = None,
+    **kwargs,
+):
+    """A byte-level BPE ``PreTrainedTokenizerFast`` with ``specials`` as ids 0..len-1.
+
+    Without ``corpus`` it has no merges (one token per byte); with one, BPE merges are
+    trained on it (as Qwen's byte-level BPE, in miniature), so that long prompts become
+    short sequences. Any text encodes either way.
 
     Args:
-        specials: special tokens, ids 0..len-1.
+        specials: special tokens.
         template: optional (bos, eos) wrapped around every encoded text.
+        corpus: texts to learn merges from.
         kwargs: ``PreTrainedTokenizerFast`` arguments (bos_token, eos_token, ...).
     """
-    from tokenizers import Tokenizer, decoders, models, processors
+    from tokenizers import Tokenizer, decoders, models, processors, trainers
     from tokenizers.pre_tokenizers import ByteLevel
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {token: index for index, token in enumerate(specials)}
-    for symbol in sorted(ByteLevel.alphabet()):
-        vocab[symbol] = len(vocab)
-    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    alphabet = sorted(ByteLevel.alphabet())
+    if corpus is None:
+        vocab = {token: index for index, token in enumerate(specials + alphabet)}
+        backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    else:
+        backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
+    if corpus is not None:
+        trainer = trainers.BpeTrainer(vocab_size=1000, special_tokens=specials,
+                                      initial_alphabet=alphabet, show_progress=False)
+        backend.train_from_iterator(corpus, trainer)
     if template is not None:
         bos, eos = template
         backend.post_processor = processors.TemplateProcessing(
-            single=f"{bos} $A {eos}", special_tokens=[(bos, vocab[bos]), (eos, vocab[eos])]
+            single=f"{bos} $A {eos}",
+            special_tokens=[(bos, backend.token_to_id(bos)), (eos, backend.token_to_id(eos))],
         )
     return PreTrainedTokenizerFast(tokenizer_object=backend, **kwargs)
 
 
-def fit_to_answers(model, batch: dict, max_steps: int, lr: float) -> int:
-    """Adam on teacher-forced answers until every answer token is the argmax.
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """One intra-op thread: the tiny models gain nothing from more, and on shared cores
+    spinning worker threads cost more CPU than the work."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def fit_to_answers(model, batch: dict, max_steps: int, lr: float, causal: bool) -> int:
+    """Adam on teacher-forced answers until every answer token has probability >= 0.9, so
+    that greedy and beam decoding (with a KV cache: other float rounding) reproduce them.
 
     Args:
         batch: model inputs with ``labels`` (-100 outside the answers).
+        causal: logits at position i predict label i + 1 (decoder-only); else label i
+            (encoder-decoder, whose decoder inputs are the shifted labels).
 
     Returns:
         The number of steps taken; fails the test session if the answers are not learnt.
@@ -60,14 +92,16 @@ def fit_to_answers(model, batch: dict, max_steps: int, lr: float) -> int:
 
     model.train()
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
-    labels = batch["labels"][:, 1:]
+    labels = batch["labels"][:, 1:] if causal else batch["labels"]
     answer = labels != -100
     for step in range(1, max_steps + 1):
         out = model(**batch)
         out.loss.backward()
         optimiser.step()
         optimiser.zero_grad()
-        if bool((out.logits[:, :-1].argmax(-1)[answer] == labels[answer]).all()):
+        logits = out.logits[:, :-1] if causal else out.logits
+        probs = logits.detach().softmax(-1)[answer].gather(-1, labels[answer][:, None])
+        if float(probs.min()) >= 0.9:
             model.eval()
             return step
     pytest.fail(f"tiny model did not learn its answers in {max_steps} steps")
@@ -93,11 +127,29 @@ def tiny_qwen(tmp_path_factory) -> TinyQwen:
     )
 
     from curation.pretrained.captioner import ATTRIBUTE_PROMPT, CAPTION_PROMPT, FINE_LABEL_PROMPT
-    from curation.pretrained.qwen_vl import QwenVideoChat
+    from curation.pretrained.qwen_vl import SYSTEM_PROMPT, QwenVideoChat
     from curation.pretrained.timeline import TIMELINE_PROMPT
 
     root = tmp_path_factory.mktemp("qwen2.5-vl")
-    tokenizer = byte_tokenizer(QWEN_SPECIALS, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+    clip = np.random.default_rng(0).integers(0, 256, (6, 40, 50, 3), dtype=np.uint8)
+    fps = 2.0
+    chat_kwargs = dict(dtype="float32", num_frames=4, min_pixels=56 * 56, max_pixels=56 * 56)
+    answers = {
+        "caption": "A man in a red shirt waves, then sits on a bench in a park.",
+        "attributes": '```json\n{"ethnicity": null, "gender": "male", "age": 30, '
+                      '"expression": "smiling", "attire": ["red shirt", "jeans"]}\n```',
+        "fine_label": '"The man in red."',
+        "timeline": "Sure. 0-1s: [waves]; 1-3.5s: [sits down]",
+    }
+    questions = {
+        "caption": (CAPTION_PROMPT, None),
+        "attributes": (ATTRIBUTE_PROMPT.format(subject="the main person"), None),
+        "fine_label": (FINE_LABEL_PROMPT.format(label="man"), None),
+        "timeline": (TIMELINE_PROMPT.format(duration=3.0), fps),
+    }
+    corpus = [SYSTEM_PROMPT, "system user assistant"] + [q for q, _ in questions.values()]
+    tokenizer = byte_tokenizer(QWEN_SPECIALS, corpus=corpus + list(answers.values()),
+                               eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                additional_special_tokens=QWEN_SPECIALS[1:])
     tokenizer.save_pretrained(root)
     Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=28 * 28 * 16).save_pretrained(root)
@@ -120,22 +172,6 @@ def tiny_qwen(tmp_path_factory) -> TinyQwen:
     )
     Qwen2_5_VLForConditionalGeneration(config).save_pretrained(root)
 
-    clip = np.random.default_rng(0).integers(0, 256, (6, 40, 50, 3), dtype=np.uint8)
-    fps = 2.0
-    chat_kwargs = dict(dtype="float32", num_frames=4, min_pixels=56 * 56, max_pixels=56 * 56)
-    answers = {
-        "caption": "A man in a red shirt waves, then sits on a bench in a park.",
-        "attributes": '```json\n{"ethnicity": null, "gender": "male", "age": 30, '
-                      '"expression": "smiling", "attire": ["red shirt", "jeans"]}\n```',
-        "fine_label": '"The man in red."',
-        "timeline": "Sure. 0-1s: [waves]; 1-3.5s: [sits down]",
-    }
-    questions = {
-        "caption": (CAPTION_PROMPT, None),
-        "attributes": (ATTRIBUTE_PROMPT.format(subject="the main person"), None),
-        "fine_label": (FINE_LABEL_PROMPT.format(label="man"), None),
-        "timeline": (TIMELINE_PROMPT.format(duration=3.0), fps),
-    }
     chat = QwenVideoChat(root, **chat_kwargs)
     samples = []
     for key, (question, clip_fps) in questions.items():
@@ -160,7 +196,7 @@ def tiny_qwen(tmp_path_factory) -> TinyQwen:
         "second_per_grid_ts": torch.cat([s[0]["second_per_grid_ts"] for s in samples]),
     }
     batch["mm_token_type_ids"] = (batch["input_ids"] == config.video_token_id).int() * 2
-    fit_to_answers(chat.model, batch, max_steps=300, lr=3e-3)
+    fit_to_answers(chat.model, batch, max_steps=300, lr=3e-3, causal=True)
     chat.model.save_pretrained(root)
     return TinyQwen(root, clip, fps, answers, chat_kwargs)
 
@@ -228,7 +264,7 @@ def tiny_florence(tmp_path_factory) -> TinyFlorence:
     labels = tokenizer(answer, add_special_tokens=False, return_tensors="pt")["input_ids"]
     batch = {"input_ids": inputs["input_ids"], "pixel_values": inputs["pixel_values"],
              "labels": labels}
-    fit_to_answers(model, batch, max_steps=300, lr=1e-2)
+    fit_to_answers(model, batch, max_steps=300, lr=1e-2, causal=False)
     model.save_pretrained(root)
     return TinyFlorence(root, image, label, bins)
 
@@ -239,8 +275,13 @@ def tiny_siglip(tmp_path_factory) -> Path:
     checkpoints ship ``spiece.model``)."""
     import sentencepiece as spm
     import torch
-    from transformers import SiglipConfig, SiglipImageProcessorPil, SiglipModel, SiglipProcessor
-    from transformers import SiglipTokenizer
+    from transformers import (
+        SiglipConfig,
+        SiglipImageProcessorPil,
+        SiglipModel,
+        SiglipProcessor,
+        SiglipTokenizer,
+    )
 
     root = tmp_path_factory.mktemp("siglip")
     corpus = root / "corpus.txt"
@@ -249,10 +290,10 @@ def tiny_siglip(tmp_path_factory) -> Path:
         ["man", "woman", "dog", "cat", "car", "red car", "person in a blue coat", "bench"] * 4
     ))
     spm.SentencePieceTrainer.train(
-        input=str(corpus), model_prefix=str(root / "spiece"), vocab_size=40,
+        input=str(corpus), model_prefix=str(root / "spiece"), vocab_size=40, hard_vocab_limit=False,
         model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1, minloglevel=2,
     )
-    tokenizer = SiglipTokenizer(vocab_file=str(root / "spiece.model"), model_max_length=16)
+    tokenizer = SiglipTokenizer(vocab_file=str(root / "spiece.model"), model_max_length=64)
     processor = SiglipProcessor(
         image_processor=SiglipImageProcessorPil(size={"height": 32, "width": 32}),
         tokenizer=tokenizer,
@@ -261,7 +302,7 @@ def tiny_siglip(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     config = SiglipConfig(
         text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=16),
+                         num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=64),
         vision_config=dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64,
                            num_hidden_layers=2, num_attention_heads=4),
     )
