@@ -9,6 +9,9 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # Every pip call, build isolation included, keeps the local CPU torch wheel.
 export PIP_CONSTRAINT := $(CURDIR)/$(CONSTRAINTS)
+# DeepSpeed installs without prebuilt ops; it JIT-compiles the CPU ones it needs (cached).
+export DS_BUILD_OPS := 0
+export TORCH_EXTENSIONS_DIR := $(CURDIR)/.cache/torch_extensions
 
 .PHONY: demo test env dvc-env repro ui bench check-params clean
 

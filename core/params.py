@@ -234,6 +234,7 @@ class TrainingDemoOverrides(Section):
     zero_stage: Literal[0, 1, 2, 3] | None = None
     precision: Literal["fp32", "bf16"] | None = None
     checkpoint_every: Annotated[int, Field(ge=1)] | None = None
+    cpu_threads: Annotated[int, Field(ge=0)] | None = None
 
 
 class TrainingParams(Section):
@@ -259,6 +260,7 @@ class TrainingParams(Section):
     mask_loss_weight: NonNegative
     checkpoint_every: Annotated[int, Field(ge=1)]
     seed: Annotated[int, Field(ge=0)]
+    cpu_threads: Annotated[int, Field(ge=0)]
     use_demo: bool
     demo: TrainingDemoOverrides
 
@@ -376,6 +378,129 @@ class CurriculumParams(Section):
         return self
 
 
+# ---------------------------------------------------------------- evaluation (issue 7)
+
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+ModelName = Annotated[str, Field(pattern=MODEL_NAME_PATTERN)]
+METRIC_NAMES = Literal[
+    "motion_amplitude", "motion_smoothness_flowwarp_proxy", "facesim_dlib_proxy",
+    "timeline_alignment_flow_proxy", "motion_smoothness", "motion_smoothness_vbench_amt",
+    "aesthetics", "facesim", "gme", "nexus", "natural",
+]
+
+
+class HeldOutParams(Section):
+    """Identities kept out of training and used only by the demo benchmark sets.
+
+    An identity is held out when sha256("<seed>:<identity>"), read as a number in [0, 1),
+    is below ``fraction``; the identities with the smallest numbers top that up to the
+    minimums (with a detected face, and without).
+    """
+
+    seed: Annotated[int, Field(ge=0)]
+    fraction: Fraction
+    min_face_identities: Annotated[int, Field(ge=0)]
+    min_other_identities: Annotated[int, Field(ge=0)]
+
+
+class DemoSetsParams(Section):
+    entries_per_set: Annotated[int, Field(ge=1, le=200)]
+    reference_crop_size: Annotated[int, Field(ge=32, le=1024)]
+    subject_padding: Annotated[float, Field(ge=0.0, le=1.0)]
+    face_padding: Annotated[float, Field(ge=0.0, le=2.0)]
+
+
+class UntrainedModelParams(Section):
+    preset: str
+    variant: str
+    seed: Annotated[int, Field(ge=0)]
+
+
+class GenerationParams(Section):
+    """Sampling of the benchmark videos; timeline entries get the frames their timeline needs."""
+
+    height: Annotated[int, Field(ge=16, le=2048)]
+    width: Annotated[int, Field(ge=16, le=2048)]
+    num_frames: Annotated[int, Field(ge=1)]
+    max_segment_frames: Annotated[int, Field(ge=1)]
+    segment_overlap: Annotated[int, Field(ge=0)]
+    num_inference_steps: Annotated[int, Field(ge=1, le=1000)]
+    guidance_scale: NonNegative
+    negative_prompt: str
+    seed: Annotated[int, Field(ge=0)]
+    device: str
+
+    @model_validator(mode="after")
+    def _segment(self) -> GenerationParams:
+        if self.num_frames > self.max_segment_frames:
+            raise ValueError(
+                f"num_frames ({self.num_frames}) must not exceed max_segment_frames ({self.max_segment_frames})"
+            )
+        return self
+
+
+class MetricsParams(Section):
+    names: list[METRIC_NAMES]
+    options: dict[str, dict[str, Any]]  # metric name -> backend arguments (weights paths, device)
+    opens2v_version: Literal["v1.0", "v1.1"]
+
+    @model_validator(mode="after")
+    def _known_options(self) -> MetricsParams:
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"names repeat: {self.names}")
+        stray = sorted(set(self.options) - set(self.names))
+        if stray:
+            raise ValueError(f"options given for metrics not in names: {stray}")
+        return self
+
+
+class LeaderboardParams(Section):
+    reference_variant: str  # ablation deltas are measured against the model of this variant
+
+
+class SubmissionRunParams(Section):
+    name: Annotated[str, Field(pattern=MODEL_NAME_PATTERN)]
+    model: ModelName
+    primary: bool
+
+
+class SubmissionParams(Section):
+    runs: Annotated[list[SubmissionRunParams], Field(min_length=1, max_length=3)]
+    proposal_layout: bool  # also package Track 1 as the proposal's idNNN/promptK.mp4
+
+    @model_validator(mode="after")
+    def _runs(self) -> SubmissionParams:
+        names = [r.name for r in self.runs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"run names repeat: {names}")
+        if sum(r.primary for r in self.runs) != 1:
+            raise ValueError("exactly one run must be primary")
+        return self
+
+
+class EvaluationParams(Section):
+    held_out: HeldOutParams
+    demo_sets: DemoSetsParams
+    untrained_models: dict[ModelName, UntrainedModelParams]
+    models: list[ModelName]  # registered models `dvc repro` evaluates (Dagster: the "models" partitions)
+    generation: GenerationParams
+    metrics: MetricsParams
+    leaderboard: LeaderboardParams
+    submission: SubmissionParams
+
+    @model_validator(mode="after")
+    def _models(self) -> EvaluationParams:
+        bad = [n for n in self.untrained_models if not n.startswith("untrained")]
+        if bad:
+            raise ValueError(f"untrained_models names must start with 'untrained' (random weights): {bad}")
+        if len(set(self.models)) != len(self.models):
+            raise ValueError(f"models repeat: {self.models}")
+        missing = sorted({r.model for r in self.submission.runs} - set(self.models))
+        if missing:
+            raise ValueError(f"submission runs use models not in evaluation.models: {missing}")
+        return self
+
+
 class Params(Section):
     storage: StorageParams
     demo_pool: DemoPoolParams
@@ -394,6 +519,7 @@ class Params(Section):
     training_samples: TrainingSamplesParams
     difficulty: DifficultyParams
     curriculum: CurriculumParams
+    evaluation: EvaluationParams
 
     # Relative paths in params resolve against the params file's folder, wherever the
     # process runs from (Dagster run workers, dvc, the CLI).
@@ -467,6 +593,12 @@ def load_params(path: str | Path = DEFAULT_PARAMS_PATH) -> Params:
     return params
 
 
-def section_dict(params: Params, section: str) -> dict[str, Any]:
-    """A section as plain data (for fingerprints and reports)."""
-    return getattr(params, section).model_dump(mode="json")
+def section_dict(params: Params, section: str) -> Any:
+    """A section, or a dotted key inside one (``evaluation.generation``), as plain data
+    (for fingerprints and reports)."""
+    value: Any = params
+    for part in section.split("."):
+        value = getattr(value, part)
+    from pydantic_core import to_jsonable_python
+
+    return to_jsonable_python(value)

@@ -6,6 +6,7 @@ curated clips. Each stage picks its backend from params; every row names its bac
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import numpy as np
@@ -96,6 +97,15 @@ def captions(ctx: StageContext) -> dict[str, Any]:
 # ---------------------------------------------------------------- entities
 
 
+MAX_FINE_LABEL_WORDS = 12
+_LABEL = re.compile(r"[A-Za-z][A-Za-z '\-,.]{0,79}")
+
+
+def usable_fine_label(text: str) -> bool:
+    """A fine label is a short phrase of words ("the man in red"), nothing else."""
+    return bool(text) and _LABEL.fullmatch(text.strip()) is not None and len(text.split()) <= MAX_FINE_LABEL_WORDS
+
+
 def entities(ctx: StageContext) -> dict[str, Any]:
     """Taxonomy entities of each kept caption; living subjects get a fine-grained label
     from caption context (embedded) or from the VLM looking at the clip (pretrained)."""
@@ -118,7 +128,15 @@ def entities(ctx: StageContext) -> dict[str, Any]:
             seen.add(m.label)
             fine, backend = m.fine_label, "embedded:spacy-taxonomy"
             if vlm is not None and m.category == "living":
-                fine, backend = vlm.fine_label(_clip_frames(ctx, clips[cap["clip_id"]], 4), m.label), vlm.name
+                from curation.pretrained.errors import ModelOutputError
+
+                try:
+                    answer = vlm.fine_label(_clip_frames(ctx, clips[cap["clip_id"]], 4), m.label)
+                except ModelOutputError:
+                    answer = ""
+                # A label is a short plain noun phrase; any other answer keeps the caption's label.
+                if usable_fine_label(answer):
+                    fine, backend = answer, vlm.name
             rows.append({"clip_id": cap["clip_id"], "shard": ctx.shard, "entity_id": f"{cap['clip_id']}-e{len(seen) - 1}",
                          "label": m.label, "category": m.category, "is_human": m.is_human, "fine_label": fine,
                          "mention": m.text, "entity_backend": backend})
@@ -158,7 +176,12 @@ def attributes(ctx: StageContext) -> dict[str, Any]:
     for e in (e for e in _rows(ctx, "entities") if e["is_human"]):
         clip = clips[e["clip_id"]]
         if vlm is not None:
-            found, backend = vlm.describe_attributes(_clip_frames(ctx, clip, 4)), vlm.name
+            from curation.pretrained.errors import ModelOutputError
+
+            try:
+                found, backend = vlm.describe_attributes(_clip_frames(ctx, clip, 4)), vlm.name
+            except ModelOutputError as exc:  # one bad answer is recorded, the shard goes on
+                found, backend = None, f"not computed ({vlm.name} answer unparsable: {str(exc)[:80]})"
         else:
             found = sidecar_attributes(videos[clip["video_id"]], clip["start_s"], clip["end_s"])
             backend = "embedded:sidecar-metadata" if found else "not computed (no sidecar attributes, embedded backend)"
@@ -192,12 +215,18 @@ def timelines(ctx: StageContext) -> dict[str, Any]:
         from curation.pretrained.timeline import ClipAlignmentScorer, VlmTimelineProposer
 
         proposer, scorer = VlmTimelineProposer(cfg.proposal_model), ClipAlignmentScorer(cfg.alignment_model)
-    rows = []
+    rows, unparsable = [], {}
     for i, (clip_id, subs) in enumerate(by_clip.items()):
         report(f"timelines[{ctx.shard}]", i, len(by_clip), clip_id)
         clip = clips[clip_id]
         if proposer is not None:
-            events, backend = _pretrained_events(ctx, clip, proposer, scorer), f"pretrained:{proposer.name}+{scorer.name}"
+            from curation.pretrained.errors import ModelOutputError
+
+            try:
+                events, backend = _pretrained_events(ctx, clip, proposer, scorer), f"{proposer.name}+{scorer.name}"
+            except ModelOutputError as exc:  # the clip gets no timeline, with its reason
+                unparsable[clip_id] = str(exc)[:200]
+                continue
         else:
             events, backend = [], "embedded:track-change-points"
             for sub in subs:
@@ -218,20 +247,29 @@ def timelines(ctx: StageContext) -> dict[str, Any]:
     report(f"timelines[{ctx.shard}]", len(by_clip), len(by_clip), "done")
     write_table(ctx.store, ctx.table_key(), to_table(rows, S.TIMELINES))
     return {"table": ctx.table_key(), "clips": len(rows), "events": sum(r["event_count"] for r in rows),
+            "unparsable_answers": unparsable,
             "descriptions": counts_by([ev["description"] for r in rows for ev in r["events"]]),
             "preview": _preview([{**r, "events": "; ".join(f"{e['start']:.1f}-{e['end']:.1f}s {e['description']}"
                                                           for e in r["events"])} for r in rows], ["clip_id", "events"])}
 
 
 def _pretrained_events(ctx: StageContext, clip: dict, proposer, scorer) -> list[dict]:
-    """Qwen2.5-VL proposals re-scored by video-text alignment (paper Sec. 3.3.1 ensemble)."""
+    """Qwen2.5-VL proposals re-scored by video-text alignment (paper Sec. 3.3.1 ensemble).
+
+    The paper's ensemble has three candidates per sub-action (the VLM, UniMD, TFVTG); no
+    temporal grounding model can be loaded here, so each sub-action has the VLM's
+    candidate only and the alignment re-scoring keeps it: the selection code is the same.
+    """
+    from curation.pretrained.timeline import alignment_scores, select_best_candidates
     from curation.video_io import decode_frames
 
     with ctx.store.local_path(clip["clip_key"]) as path:
         batch = decode_frames(path, width=448, sample_fps=2.0)
     timeline = proposer.propose(batch.frames, 2.0, clip["duration_s"])
+    candidates = [[a] for a in timeline.actions]
+    chosen = select_best_candidates(candidates, alignment_scores(scorer, batch.frames, 2.0, candidates))
     return [{"start": a.start, "end": a.end, "description": a.description, "subject": a.subject}
-            for a in timeline.actions]
+            for a in sorted(chosen, key=lambda a: (a.start, a.subject))]
 
 
 # ---------------------------------------------------------------- annotations

@@ -45,7 +45,7 @@ def _embedded_tracks(ctx: StageContext, batch, ents: list[dict]):
 
 def _pretrained_tracks(ctx: StageContext, batch, ents: list[dict], models):
     """Florence-2 grounding per sampled frame, SigLIP verification of the crops, SAM2 masks."""
-    from curation.subjects import clean_mask
+    from curation.subjects import refine_mask
 
     cfg = ctx.params.subjects
     grounder, verifier, masker = models
@@ -61,7 +61,7 @@ def _pretrained_tracks(ctx: StageContext, batch, ents: list[dict], models):
             crop = frame[max(0, y0) : max(y0 + 1, y1), max(0, x0) : max(x0 + 1, x1)]
             if float(verifier.score([crop], e["label"])[0]) < cfg.verify_threshold:
                 continue
-            mask = clean_mask(masker.masks(frame, [box])[0])
+            mask = refine_mask(masker.masks(frame, [box])[0])
             if mask.any():
                 idx.append(int(batch.indices[k]))
                 boxes.append(tuple(box))
@@ -69,7 +69,7 @@ def _pretrained_tracks(ctx: StageContext, batch, ents: list[dict], models):
                 scores.append(float(score))
         ratio = len(idx) / max(1, len(batch.frames))
         out[e["entity_id"]] = (idx, boxes, masks, scores, ratio >= cfg.min_detection_ratio, round(ratio, 4))
-    return out, f"pretrained:{grounder.name}+{verifier.name}+{masker.name}"
+    return out, f"{grounder.name}+{verifier.name}+{masker.name}"
 
 
 def subjects(ctx: StageContext) -> dict[str, Any]:
@@ -142,7 +142,7 @@ def faces(ctx: StageContext) -> dict[str, Any]:
             batch = decode_frames(path, width=min(cfg.max_width, clip["width"]), sample_fps=cfg.fps)
         s = batch.frames.shape[2] / clip["width"]
         boxes_by_frame = dict(zip(subj["frame_indices"], subj["boxes"], strict=True))
-        found, embeds = [], []
+        found = []
         for frame, idx in zip(batch.frames, batch.indices, strict=True):
             if analyzer is not None:
                 dets = [(F.Face(int(idx), tuple(d.box), d.score), d.embedding) for d in analyzer.detect(frame)]

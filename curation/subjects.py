@@ -32,17 +32,52 @@ class SubjectTrack:
     scores: list[float] = field(default_factory=list)
 
 
-def clean_mask(mask: np.ndarray, kernel: int = 5) -> np.ndarray:
-    """Open then close with an elliptic kernel and keep the largest connected component."""
+def refine_mask(mask: np.ndarray, kernel: int = 5) -> np.ndarray:
+    """Clean a binary mask: open, close, keep the largest component, fill its holes.
+
+    Opening removes specks and thin bridges, closing seals small gaps; the largest
+    8-connected component is the subject and its holes are filled. Opening is skipped when
+    it would erase the whole mask (a subject thinner than the kernel).
+
+    Args:
+        mask: bool (H, W).
+        kernel: diameter in pixels of the elliptical structuring element, odd, >= 1.
+
+    Returns:
+        bool (H, W); all False when ``mask`` is.
+    """
     import cv2
 
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel, kernel))
-    m = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, k)
-    m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, k)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
-    if n <= 1:
-        return np.zeros(mask.shape, bool)
-    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    mask = np.asarray(mask)
+    if mask.ndim != 2 or mask.dtype != bool:
+        raise ValueError(f"mask must be bool (H, W), got {mask.dtype} {mask.shape}")
+    if kernel < 1 or kernel % 2 == 0:
+        raise ValueError(f"kernel must be an odd number of pixels >= 1, got {kernel}")
+    if not mask.any():
+        return mask.copy()
+    element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel, kernel))
+    work = mask.astype(np.uint8)
+    opened = cv2.morphologyEx(work, cv2.MORPH_OPEN, element)
+    work = opened if opened.any() else work
+    # OpenCV's default border value leaves pixels at the image border untouched.
+    work = cv2.morphologyEx(work, cv2.MORPH_CLOSE, element)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(work, connectivity=8)
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    component = labels == largest
+    return _fill_holes(component)
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Set every background pixel not 4-connected to the image border."""
+    import cv2
+
+    background = (~mask).astype(np.uint8)
+    _, labels = cv2.connectedComponents(background, connectivity=4)
+    border = np.unique(
+        np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    )
+    outside = np.isin(labels, border[border > 0])
+    return ~outside
 
 
 def foreground_masks(frames: np.ndarray, threshold: float) -> np.ndarray:
@@ -149,7 +184,7 @@ def track_entities(
                 pick = max(free, key=lambda c: colour_share(frames[k], c, rgb))
             else:
                 pick = free[0]
-            mask = clean_mask(grabcut_refine(frames[k], pick, grabcut_iterations))
+            mask = refine_mask(grabcut_refine(frames[k], pick, grabcut_iterations))
             if not mask.any():
                 continue
             box = _box(mask)

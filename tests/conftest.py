@@ -42,13 +42,15 @@ def write_params(folder: Path, raw: dict) -> Path:
 
 @pytest.fixture(scope="session")
 def curated_project(tmp_path_factory, base_params_raw):
-    """A project folder whose tiny shard went through the curation and annotation assets.
+    """A project folder whose tiny shard went through the curation and annotation assets
+    and the blocking quality gates on them.
 
     Returns (project_dir, params, store, materialize_result, instance).
     """
     import dagster as dg
 
     from assets.annotation import ANNOTATION_ASSETS
+    from assets.checks import ANNOTATION_CHECKS
     from assets.curation import CURATION_ASSETS
     from assets.resources import ReactIDResource
     from core.params import load_params
@@ -59,7 +61,7 @@ def curated_project(tmp_path_factory, base_params_raw):
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("shards", ["tiny-000"])
     result = dg.materialize(
-        [*CURATION_ASSETS, *ANNOTATION_ASSETS],
+        [*CURATION_ASSETS, *ANNOTATION_ASSETS, *ANNOTATION_CHECKS],
         partition_key="tiny-000",
         instance=instance,
         resources={"reactid": ReactIDResource(project_dir=str(project))},

@@ -156,6 +156,7 @@ def run_phase(
     preset = get_preset(run.preset)
     variant = spec.variant or run.variant
     info = init_distributed(backend)
+    set_cpu_threads(run.cpu_threads)
     layout = batch_layout(run.global_batch, run.micro_batch, info.world_size)
     engine = build_engine(
         build_transformer(run.preset, variant, seed=run.seed),
@@ -256,16 +257,27 @@ def run_phase(
     )
 
 
+def set_cpu_threads(threads: int) -> None:
+    """Set torch's intra-op threads for a run without GPUs (0 keeps torch's default)."""
+    import torch
+
+    if threads > 0 and not torch.cuda.is_available():
+        torch.set_num_threads(threads)
+
+
 def parameter_digest(engine: Any) -> str | None:
     """SHA-256 over this rank's full parameters (None under ZeRO-3, where a rank holds a shard)."""
     import hashlib
+
+    import torch
 
     if engine.zero_optimization_stage() == 3:
         return None
     digest = hashlib.sha256()
     for name, param in sorted(engine.module.named_parameters()):
         digest.update(name.encode())
-        digest.update(param.detach().float().cpu().contiguous().numpy().tobytes())
+        # The raw bytes, one parameter at a time (any dtype, bf16 included).
+        digest.update(param.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 

@@ -136,7 +136,10 @@ class Florence2Grounder:
         )
         self.device = device
         self.num_beams = num_beams
-        self.max_new_tokens = max_new_tokens
+        # The decoder cannot look past its position table: an answer that never ends must
+        # stop there instead of indexing out of range.
+        positions = getattr(config.text_config, "max_position_embeddings", max_new_tokens + 1)
+        self.max_new_tokens = min(max_new_tokens, positions - 1)
         self.name = f"pretrained:florence-2({self.model_path})"
 
     def ground(self, frame: np.ndarray, label: str) -> list[tuple[Box, float]]:

@@ -19,59 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
+from curation.subjects import refine_mask  # noqa: F401  (the morphological clean-up both backends use)
+
 from curation.pretrained.errors import BackendLoadError
 from curation.pretrained.inputs import Box, check_box, check_frame
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
-
-def refine_mask(mask: np.ndarray, kernel: int = 5) -> np.ndarray:
-    """Clean a binary mask: open, close, keep the largest component, fill its holes.
-
-    Opening removes specks and thin bridges, closing seals small gaps; the largest
-    8-connected component is the subject and its holes are filled. Opening is skipped when
-    it would erase the whole mask (a subject thinner than the kernel).
-
-    Args:
-        mask: bool (H, W).
-        kernel: diameter in pixels of the elliptical structuring element, odd, >= 1.
-
-    Returns:
-        bool (H, W); all False when ``mask`` is.
-    """
-    import cv2
-
-    mask = np.asarray(mask)
-    if mask.ndim != 2 or mask.dtype != bool:
-        raise ValueError(f"mask must be bool (H, W), got {mask.dtype} {mask.shape}")
-    if kernel < 1 or kernel % 2 == 0:
-        raise ValueError(f"kernel must be an odd number of pixels >= 1, got {kernel}")
-    if not mask.any():
-        return mask.copy()
-    element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel, kernel))
-    work = mask.astype(np.uint8)
-    opened = cv2.morphologyEx(work, cv2.MORPH_OPEN, element)
-    work = opened if opened.any() else work
-    # OpenCV's default border value leaves pixels at the image border untouched.
-    work = cv2.morphologyEx(work, cv2.MORPH_CLOSE, element)
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(work, connectivity=8)
-    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    component = labels == largest
-    return _fill_holes(component)
-
-
-def _fill_holes(mask: np.ndarray) -> np.ndarray:
-    """Set every background pixel not 4-connected to the image border."""
-    import cv2
-
-    background = (~mask).astype(np.uint8)
-    _, labels = cv2.connectedComponents(background, connectivity=4)
-    border = np.unique(
-        np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
-    )
-    outside = np.isin(labels, border[border > 0])
-    return ~outside
 
 
 class Sam2Masker:

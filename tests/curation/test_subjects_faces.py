@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from curation import faces as F
-from curation.subjects import clean_mask, colour_of, track_entities, verify_track
+from curation.subjects import colour_of, refine_mask, track_entities, verify_track
 
 
 def _moving_person(n=12, size=(160, 120)):
@@ -44,7 +44,7 @@ def test_clean_mask_keeps_largest_component():
     m = np.zeros((50, 50), bool)
     m[5:25, 5:25] = True
     m[40:43, 40:43] = True
-    out = clean_mask(m, kernel=3)
+    out = refine_mask(m, kernel=3)
     assert out[10, 10] and not out[41, 41]
     assert colour_of("the woman in an orange shirt") == (230, 120, 30)
 

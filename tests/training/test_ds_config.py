@@ -84,6 +84,7 @@ def test_demo_values_replace_the_paper_recipe(base_params_raw):
     demo = base_params_raw["training"]["demo"]
     assert (run.total_steps, run.global_batch, run.micro_batch, run.lr) == (
         demo["total_steps"], demo["global_batch"], demo["micro_batch"], demo["lr"])
+    assert run.cpu_threads == demo["cpu_threads"]
     assert run.use_demo is False
     assert run.seed == base_params_raw["training"]["seed"]  # not overridden: kept
     config = deepspeed_config(training, world_size=2)

@@ -1,0 +1,166 @@
+"""Score one (benchmark, model): per-video metric rows and the benchmark's score card.
+
+The metrics are the ones ``evaluation.metrics.names`` lists, built with their options.
+Every OpenS2V score that no listed metric computes with the benchmark's own definition is
+added as a "not computed" entry naming why, so a report shows each of the seven scores
+either with its value and backend or with the reason it has none. The timeline measure runs
+on timeline benchmarks only; FaceSim only where the benchmark scores faces (OpenS2V: the
+face and human samples).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from typing import Any
+
+import pyarrow as pa
+
+from evaluation.generation import GenerationRequest, video_key
+from evaluation.metrics.base import MetricSpec, MetricValue, SampleContext, VideoMetric, not_computed
+from evaluation.scores import METRIC_KEYS
+
+SCORE_ROWS = pa.schema([
+    ("benchmark", pa.string()), ("model", pa.string()), ("sample_id", pa.string()),
+    ("metric", pa.string()), ("metric_key", pa.string()), ("backend", pa.string()),
+    ("definition", pa.string()), ("is_proxy", pa.bool_()),
+    ("value", pa.float64()),  # raw value; null when not computed
+    ("note", pa.string()),
+])
+TIMELINE_ONLY = frozenset({"timeline_alignment_flow_proxy"})
+NOT_FACE_SAMPLE = "OpenS2V scores FaceSim only for face and human samples"
+
+
+def build_metrics(names: Sequence[str], options: Mapping[str, Mapping[str, Any]], *, timeline: bool) -> list:
+    """The configured metrics plus "not computed" stand-ins for uncovered OpenS2V scores.
+
+    Args:
+        names: metric names (``evaluation.metrics.METRIC_BUILDERS`` keys), in report order.
+        options: per-metric backend arguments.
+        timeline: whether the benchmark has timelines (the timeline measure runs only then).
+
+    Returns:
+        Metrics (``VideoMetric``) in order: configured ones, then stand-ins by OpenS2V key.
+    """
+    from evaluation.metrics import build_metric
+    from evaluation.metrics.unavailable import NotComputedMetric
+
+    metrics = [build_metric(n, **dict(options.get(n, {}))) for n in names if timeline or n not in TIMELINE_ONLY]
+    covered = {m.spec.key for m in metrics if m.spec.key is not None and not m.spec.is_proxy}
+    for key in METRIC_KEYS:
+        if key not in covered:
+            spec, reason = _benchmark_definition(key)
+            metrics.append(NotComputedMetric(spec, reason))
+    return metrics
+
+
+def score_videos(
+    store: Any, requests: Sequence[GenerationRequest], prefix: str, metrics: Sequence[VideoMetric],
+) -> tuple[list[list[MetricValue]], list[str]]:
+    """Run the metrics on every generated video of a benchmark.
+
+    Returns:
+        (metric values per video, sample id per video), in request order.
+
+    Raises:
+        VideoDecodeError: a video is missing frames or cannot be decoded.
+        StorageError: a video or reference image is missing.
+    """
+    from core.progress import report
+    from evaluation.video import probe_video, read_frames
+    from training.samples import decode_png
+
+    per_video: list[list[MetricValue]] = []
+    for n, request in enumerate(requests):
+        report("benchmark_scores", n, len(requests), request.sample_id)
+        with store.local_path(video_key(prefix, request.sample_id)) as path:
+            fps = probe_video(path).fps
+            frames = read_frames(path)
+        context = SampleContext(
+            prompt=request.prompt,
+            reference_images=tuple(decode_png(store.get_bytes(k)) for k in request.reference_keys),
+            events=() if request.timeline is None else request.timeline.actions,
+            fps=fps,
+        )
+        values = []
+        for metric in metrics:
+            if metric.spec.key == "facesim" and not request.scores_face:
+                values.append(not_computed(metric.spec, NOT_FACE_SAMPLE))
+            else:
+                values.append(metric(frames, context))
+        per_video.append(values)
+    report("benchmark_scores", len(requests), len(requests), "done")
+    return per_video, [r.sample_id for r in requests]
+
+
+def score_rows(benchmark: str, model: str, sample_ids: Sequence[str], per_video: Sequence[Sequence[MetricValue]]
+               ) -> list[dict[str, Any]]:
+    """One row per (video, metric) in :data:`SCORE_ROWS` shape."""
+    return [
+        {
+            "benchmark": benchmark, "model": model, "sample_id": sid, "metric": v.spec.name,
+            "metric_key": v.spec.key, "backend": v.spec.backend, "definition": v.spec.definition,
+            "is_proxy": v.spec.is_proxy, "value": v.value, "note": v.note,
+        }
+        for sid, values in zip(sample_ids, per_video, strict=True) for v in values
+    ]
+
+
+def score_card_json(
+    benchmark: str, model: str, per_video: Sequence[Sequence[MetricValue]], domain: str, version: str,
+    model_record: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The benchmark-level result of one model, every value with its backend.
+
+    ``metrics`` lists each metric once: a benchmark-definition metric with its normalised
+    OpenS2V value (``scale: normalised``), a proxy with its mean raw value
+    (``scale: mean raw``), a metric without a value with the reason. ``total_score`` is
+    OpenS2V's TotalScore only when every weighted score is present, else None with what is
+    missing; ``partial`` is the weighted sum over what is present, labelled as not TotalScore.
+    """
+    from evaluation.scorecard import build_score_card
+
+    card = build_score_card(per_video, domain, version)
+    specs: dict[str, MetricSpec] = {}
+    computed: dict[str, int] = {}
+    for values in per_video:
+        for v in values:
+            specs.setdefault(v.spec.name, v.spec)
+            computed[v.spec.name] = computed.get(v.spec.name, 0) + (v.value is not None)
+    metrics = []
+    for name, spec in specs.items():
+        benchmark_def = spec.key is not None and not spec.is_proxy
+        value = card.normalized.get(spec.key) if benchmark_def else card.proxies.get(name)
+        metrics.append({
+            "name": name, "key": spec.key, "backend": spec.backend, "definition": spec.definition,
+            "is_proxy": spec.is_proxy, "value": value,
+            "scale": "normalised" if benchmark_def else "mean raw",
+            "videos_computed": computed[name], "reason": card.not_computed.get(name),
+        })
+    return {
+        "benchmark": benchmark,
+        "model": model,
+        "model_record": dict(model_record),
+        "domain": domain,
+        "version": version,
+        "videos": card.videos,
+        "metrics": metrics,
+        "total_score": card.total_score,
+        "total_score_missing": list(card.partial.missing),
+        "partial": {**asdict(card.partial), "label": "weighted sum over present metrics; not TotalScore"},
+    }
+
+
+def _benchmark_definition(key: str) -> tuple[MetricSpec, str]:
+    """The benchmark's own metric for an OpenS2V key, and why it was not computed here."""
+    from evaluation.metrics.curricularface import FaceSimCurricular
+    from evaluation.metrics.motion import MotionAmplitude
+    from evaluation.metrics.qalign import MotionSmoothnessQAlign
+    from evaluation.metrics.unavailable import REASONS, unavailable_metrics
+
+    if key in REASONS:
+        spec = next(m.spec for m in unavailable_metrics() if m.spec.key == key)
+        return spec, REASONS[key]
+    spec = {"motion_smoothness": MotionSmoothnessQAlign.spec, "facesim": FaceSimCurricular.spec,
+            "motion_amplitude": MotionAmplitude.spec}[key]
+    return spec, f"{spec.name!r} ({spec.backend} backend) is not in evaluation.metrics.names"
