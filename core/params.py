@@ -378,6 +378,42 @@ class CurriculumParams(Section):
         return self
 
 
+# ---------------------------------------------------------------- training runs (issue 6)
+
+
+class AblationsParams(Section):
+    """The ablation matrix (paper Tables 3-6): one short training per variant."""
+
+    variants: list[str]  # training.ablations.ABLATION_VARIANTS; the dvc foreach and `make demo` run these
+    total_steps: Annotated[int, Field(ge=1)]  # steps of one run (GPU length)
+    demo_total_steps: Annotated[int, Field(ge=1)]  # steps of one run with training.use_demo
+
+    @field_validator("variants")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        from training.ablations import ABLATION_VARIANTS
+
+        unknown = [v for v in value if v not in ABLATION_VARIANTS]
+        if unknown:
+            raise ValueError(f"unknown variants {unknown}; expected names from {list(ABLATION_VARIANTS)}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"variants repeat: {value}")
+        return value
+
+
+class RetrainingParams(Section):
+    """When the retraining job (curriculum, latent cache, the four phases) runs."""
+
+    cron: str  # Dagster schedule, cron syntax
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError(f"expected a 5-field cron expression, got {value!r}")
+        return value
+
+
 # ---------------------------------------------------------------- evaluation (issue 7)
 
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -429,6 +465,7 @@ class GenerationParams(Section):
     negative_prompt: str
     seed: Annotated[int, Field(ge=0)]
     device: str
+    cpu_threads: Annotated[int, Field(ge=0)]  # torch intra-op threads when device is cpu; 0 keeps the default
 
     @model_validator(mode="after")
     def _segment(self) -> GenerationParams:
@@ -520,6 +557,8 @@ class Params(Section):
     difficulty: DifficultyParams
     curriculum: CurriculumParams
     evaluation: EvaluationParams
+    ablations: AblationsParams
+    retraining: RetrainingParams
 
     # Relative paths in params resolve against the params file's folder, wherever the
     # process runs from (Dagster run workers, dvc, the CLI).

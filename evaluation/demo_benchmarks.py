@@ -88,7 +88,8 @@ class SetPlan:
 
 
 def candidates(rows: Sequence[Mapping[str, Any]], held_out: Sequence[str], seed: int) -> list[Candidate]:
-    """Verified subjects of held-out identities with a boxed frame, by (draw, clip, entity)."""
+    """Verified subjects of held-out identities with a boxed frame; identities take turns (in
+    draw order), so a small set covers every held-out identity before repeating one."""
     from training.samples import choose_reference_frames
 
     held = set(held_out)
@@ -101,7 +102,13 @@ def candidates(rows: Sequence[Mapping[str, Any]], held_out: Sequence[str], seed:
             continue
         face_frame = _face_frame(row) if has_face(row) else None
         out.append(Candidate(row, identity_draw(seed, row["identity"]), frames[0], face_frame))
-    return sorted(out, key=lambda c: (c.draw, c.row["clip_id"], c.row["entity_id"]))
+    out.sort(key=lambda c: (c.draw, c.row["clip_id"], c.row["entity_id"]))
+    turn: dict[str, int] = defaultdict(int)
+    order = []
+    for c in out:
+        order.append((turn[c.identity], c.draw, c.row["clip_id"], c.row["entity_id"], c))
+        turn[c.identity] += 1
+    return [item[-1] for item in sorted(order, key=lambda item: item[:-1])]
 
 
 def subject_events(row: Mapping[str, Any], clip_rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -8,11 +8,12 @@ timeline, in auto-regressive segments when it needs more than ``max_segment_fram
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -138,6 +139,26 @@ def generate_videos(
         One record per video (sample id, frames, segments, seed, seconds), also written to
         ``<prefix>/generation.json``.
     """
+    with _cpu_threads(generation.cpu_threads if generation.device == "cpu" else 0):
+        return _generate(pipeline, requests, store, prefix, generation)
+
+
+@contextlib.contextmanager
+def _cpu_threads(threads: int) -> Iterator[None]:
+    """Run with ``threads`` torch intra-op threads (0: unchanged), restoring the setting after."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _generate(pipeline: Any, requests: Sequence[GenerationRequest], store: ObjectStore, prefix: str,
+              generation: Any) -> list[dict[str, Any]]:
     import torch
 
     from core.progress import report

@@ -87,7 +87,8 @@ def build_leaderboard(
     for card in cards:
         by_bench.setdefault(card["benchmark"], []).append(card)
     values: dict[str, dict[str, dict[str, float]]] = {}
-    labels: dict[str, str] = {}
+    labels: dict[str, str] = {}  # plot labels
+    tags: dict[str, str] = {}  # table headers naming the backend
     sections: list[Section] = []
     metrics_out: dict[str, Any] = {}
     plot_rows: list[dict[str, Any]] = []
@@ -101,6 +102,7 @@ def build_leaderboard(
         for card in bench_cards:
             for metric in card["metrics"]:
                 labels[metric["name"]] = metric["name"] + (" (proxy)" if metric["is_proxy"] else "")
+                tags[metric["name"]] = header(metric).removesuffix(" (%)")
             plot_rows.append({"run": f"{benchmark}/{card['model']}", **per_model[card["model"]]})
     pngs = {"metrics": plots.metric_bars(values, labels)}
     sections.append(Section("Per-metric comparison", [
@@ -111,10 +113,12 @@ def build_leaderboard(
         pngs["ablation_deltas"] = plots.ablation_deltas(deltas, reference_variant, labels)
         delta_section.image = "ablation_deltas"
         for benchmark, per_model in deltas.items():
-            names = sorted({m for d in per_model.values() for m in d})
+            names = list(dict.fromkeys(m for d in per_model.values() for m in d))
             rows = [[f"{model} vs {reference_of[model]}"] + [_signed(per_model[model].get(n)) for n in names]
                     for model in per_model]
-            delta_section.tables.append(([benchmark] + names, rows, set()))
+            delta_section.tables.append(([benchmark] + [f"{tags[n]} (pp)" for n in names], rows, set()))
+        if all(v == 0 for per_model in deltas.values() for d in per_model.values() for v in d.values()):
+            delta_section.paragraphs.append("Every delta is exactly 0: the compared models scored identically.")
     else:
         delta_section.paragraphs.append(
             f"No ablation group has both a {reference_variant!r} model and another variant scored.")
@@ -232,10 +236,10 @@ def _ablation_deltas(
     for benchmark, per_model in values.items():
         for model, ref in reference_of.items():
             if model in per_model and ref in per_model:
-                common = set(per_model[model]) & set(per_model[ref])
+                common = [m for m in per_model[model] if m in per_model[ref]]  # table order
                 if common:
                     deltas.setdefault(benchmark, {})[model] = {m: per_model[model][m] - per_model[ref][m]
-                                                               for m in sorted(common)}
+                                                               for m in common}
     return deltas, reference_of
 
 

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from core.errors import ReactIDError
 from core.params import MODEL_NAME_PATTERN
 from core.storage import ObjectStore, temp_dir
 
@@ -38,7 +39,7 @@ KINDS: tuple[str, ...] = ("untrained", "phase", "ablation", "external")
 PREFIX = "models"
 
 
-class ModelRegistryError(ValueError):
+class ModelRegistryError(ReactIDError, ValueError):
     """A model cannot be registered or found; the message says which and why."""
 
 

@@ -10,6 +10,8 @@ face and human samples).
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
@@ -42,16 +44,24 @@ def build_metrics(names: Sequence[str], options: Mapping[str, Mapping[str, Any]]
     Returns:
         Metrics (``VideoMetric``) in order: configured ones, then stand-ins by OpenS2V key.
     """
-    from evaluation.metrics import build_metric
     from evaluation.metrics.unavailable import NotComputedMetric
 
-    metrics = [build_metric(n, **dict(options.get(n, {}))) for n in names if timeline or n not in TIMELINE_ONLY]
+    metrics = [_built(n, json.dumps(options.get(n, {}), sort_keys=True))
+               for n in names if timeline or n not in TIMELINE_ONLY]
     covered = {m.spec.key for m in metrics if m.spec.key is not None and not m.spec.is_proxy}
     for key in METRIC_KEYS:
         if key not in covered:
             spec, reason = _benchmark_definition(key)
             metrics.append(NotComputedMetric(spec, reason))
     return metrics
+
+
+@functools.lru_cache(maxsize=16)
+def _built(name: str, options_json: str) -> VideoMetric:
+    """A metric built once per process and options: loading detectors and weights is the slow part."""
+    from evaluation.metrics import build_metric
+
+    return build_metric(name, **json.loads(options_json))
 
 
 def score_videos(

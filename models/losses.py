@@ -171,7 +171,7 @@ def reactid_training_loss(
     timeline_kwargs = {}
     if model.config.use_timeline_modules and "timeline_embeds" in batch:
         timeline_kwargs = {
-            "timeline_hidden_states": batch["timeline_embeds"],
+            "timeline_hidden_states": _maybe_to(batch["timeline_embeds"], model.dtype),
             "timeline_token_mask": batch.get("timeline_token_mask"),
             "action_spans": batch.get("action_spans"),
             "action_subjects": batch.get("action_subjects"),

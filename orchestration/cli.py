@@ -85,18 +85,40 @@ def stage(ctx: click.Context, name: str, shard: str, force: bool) -> None:
 @cli.command("train-stage")
 @click.argument("name")
 @click.option("--shard", "shards", multiple=True, help="Annotated shards to read (default: the demo shards in params).")
+@click.option("--variant", default=None, help="Ablation variant (ablation_runs only), e.g. tarope_T4.")
 @click.option("--force", is_flag=True, help="Recompute even when the outputs are up to date.")
 @click.pass_context
-def train_stage(ctx: click.Context, name: str, shards: tuple[str, ...], force: bool) -> None:
-    """Run one curriculum stage over all shards (what each curriculum dvc.yaml stage calls)."""
+def train_stage(ctx: click.Context, name: str, shards: tuple[str, ...], variant: str | None, force: bool) -> None:
+    """Run one curriculum or training stage over all shards (what each training dvc.yaml stage calls):
+    training_samples ... curriculum_schedule, latent_cache, curriculum_phase_1..4, ablation_runs --variant V."""
     from core.params import check_shard_name
     from core.stage import AGGREGATE, run_stage
     from core.storage import open_store
     from orchestration.progress import terminal_progress
+    from training.run_stages import TRAINING_RUN_STAGES
     from training.stages import TRAINING_STAGES
 
+    if name in TRAINING_RUN_STAGES:
+        params = _params(ctx)
+        store = open_store(params.storage.backend, str(params.resolve(params.storage.root)))
+        if (name == "ablation_runs") != (variant is not None):
+            raise click.BadParameter("--variant is required for ablation_runs and only for it", param_hint="--variant")
+        if variant is not None:
+            from training.ablations import ABLATION_VARIANTS
+
+            if variant not in ABLATION_VARIANTS:
+                raise click.BadParameter(f"unknown variant {variant!r}; expected one of {list(ABLATION_VARIANTS)}",
+                                         param_hint="--variant")
+        shard, upstream = (variant, (AGGREGATE,)) if variant else (AGGREGATE, ())
+        with terminal_progress():
+            result = run_stage(TRAINING_RUN_STAGES[name], shard, params, store, force=force, shards=upstream)
+        summary = {k: v for k, v in result.metadata.items() if not k.endswith("preview")}
+        state = "up to date" if result.skipped else f"done in {result.seconds:.1f}s"
+        click.echo(f"{name}[{shard}] {state}: {json.dumps(summary, default=str)}")
+        return
     if name not in TRAINING_STAGES:
-        raise click.BadParameter(f"unknown stage {name!r}; expected one of {sorted(TRAINING_STAGES)}", param_hint="NAME")
+        known = sorted([*TRAINING_STAGES, *TRAINING_RUN_STAGES])
+        raise click.BadParameter(f"unknown stage {name!r}; expected one of {known}", param_hint="NAME")
     params = _params(ctx)
     shards = tuple(check_shard_name(s) for s in (shards or params.demo_pool.shards))
     store = open_store(params.storage.backend, str(params.resolve(params.storage.root)))
@@ -113,6 +135,82 @@ def train_stage(ctx: click.Context, name: str, shards: tuple[str, ...], force: b
     summary = {k: v for k, v in result.metadata.items() if not k.endswith("preview")}
     state = "up to date" if result.skipped else f"done in {result.seconds:.1f}s"
     click.echo(f"{name}[{AGGREGATE}] {state}: {json.dumps(summary, default=str)}")
+
+
+@cli.command("eval-stage")
+@click.argument("name")
+@click.option("--benchmark", default=None, help="benchmark_videos / benchmark_scores: the benchmark.")
+@click.option("--model", default=None, help="The registered model (untrained_model: the configured name).")
+@click.option("--force", is_flag=True, help="Recompute even when the outputs are up to date.")
+@click.pass_context
+def eval_stage(ctx: click.Context, name: str, benchmark: str | None, model: str | None, force: bool) -> None:
+    """Run one evaluation stage (what each evaluation dvc.yaml stage calls)."""
+    from core.params import check_shard_name
+    from core.stage import AGGREGATE, run_stage
+    from core.storage import open_store
+    from evaluation.demo_benchmarks import BENCHMARKS
+    from evaluation.stages import EVAL_STAGES, run_key, submission_runs
+    from orchestration.progress import terminal_progress
+
+    if name not in EVAL_STAGES:
+        raise click.BadParameter(f"unknown stage {name!r}; expected one of {sorted(EVAL_STAGES)}", param_hint="NAME")
+    params = _params(ctx)
+    store = open_store(params.storage.backend, str(params.resolve(params.storage.root)))
+    shard, shards = AGGREGATE, ()
+    if name in ("benchmark_videos", "benchmark_scores"):
+        if not benchmark or not model:
+            raise click.UsageError(f"{name} needs --benchmark and --model")
+        shard = run_key(benchmark, model)
+    elif name == "untrained_model":
+        if not model:
+            raise click.UsageError("untrained_model needs --model (a name in evaluation.untrained_models)")
+        shard = model
+    elif name == "demo_benchmarks":
+        from curation.gate_status import passed_shards
+
+        shards, left_out = passed_shards(store, tuple(check_shard_name(s) for s in params.demo_pool.shards))
+        if left_out:
+            click.echo(f"shards left out: {left_out}", err=True)
+        if not shards:
+            raise click.ClickException("no shard's annotations passed the quality gates; run `reactid gate` first")
+    elif name == "leaderboard":
+        shards = tuple(run_key(b, m) for b in BENCHMARKS for m in params.evaluation.models)
+    elif name == "ipvg_submission":
+        shards = submission_runs(params)
+    with terminal_progress():
+        result = run_stage(EVAL_STAGES[name], shard, params, store, force=force, shards=tuple(shards))
+    summary = {k: v for k, v in result.metadata.items() if not k.endswith("preview") and k != "scores"}
+    state = "up to date" if result.skipped else f"done in {result.seconds:.1f}s"
+    click.echo(f"{name}[{shard}] {state}: {json.dumps(summary, default=str)}")
+
+
+@cli.command("register-model")
+@click.argument("name")
+@click.argument("export_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--kind", type=click.Choice(["phase", "ablation", "external", "untrained"]), required=True)
+@click.option("--description", required=True, help="One line for the leaderboard.")
+@click.option("--variant", default=None, help="Model variant (default: the export's training.json, else reactid).")
+@click.option("--preset", default=None, help="Model preset (default: the export's training.json, else tiny).")
+@click.option("--encoder-seed", type=int, default=0, show_default=True,
+              help="Seed of the preset's encoders (transformer-only exports).")
+@click.option("--training-log", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="The run's steps.jsonl, for the leaderboard's loss curves.")
+@click.pass_context
+def register_model_cmd(ctx: click.Context, name: str, export_dir: Path, kind: str, description: str,
+                       variant: str | None, preset: str | None, encoder_seed: int, training_log: Path | None) -> None:
+    """Register an exported model (save_pretrained folder) under models/NAME/ for evaluation.
+
+    Dagster picks it up as a "models" partition at the next `reactid demo`; dvc evaluates it once
+    NAME is in evaluation.models.
+    """
+    from core.storage import open_store
+    from evaluation.registry import store_model
+
+    params = _params(ctx)
+    store = open_store(params.storage.backend, str(params.resolve(params.storage.root)))
+    record = store_model(store, name, export_dir, kind=kind, description=description, preset=preset,
+                         variant=variant, encoder_seed=encoder_seed, training_log=training_log)
+    click.echo(f"registered {record.name} ({record.kind}, {record.layout} export, variant {record.variant})")
 
 
 @cli.command()

@@ -64,9 +64,18 @@ def run_demo(params_path: Path, shards: list[str] | None = None, echo=print) -> 
             if event.is_step_failure:
                 echo(f"[curriculum] {event.step_key} failed: {event.step_failure_data.error.message.strip()}")
         return 1
+    from orchestration.training_demo import run_training
+
+    if not run_training(defs, instance, params, store, echo):
+        return 1
     report = defs.resolve_job_def("reports").execute_in_process(instance=instance, run_config=QUIET, raise_on_error=False)
     if not report.success:
         echo("curation_report failed")
+        return 1
+    from orchestration.evaluation_demo import leaderboard_tables, run_evaluation
+
+    evaluation = run_evaluation(defs, instance, params, store, echo)
+    if not evaluation.ok:
         return 1
     from curation import annotation_report, report as curation_report
 
@@ -85,8 +94,16 @@ def run_demo(params_path: Path, shards: list[str] | None = None, echo=print) -> 
             echo(f"  phase {ph['phase']}: steps {ph['start_step']}-{ph['end_step']}  tau {ph['tau']:.3f}  "
                  f"inter-clip {ph['inter_clip_ratio']:.0%}  eligible {ph['eligible_intra']}+{ph['eligible_inter']}")
     echo("")
+    echo(leaderboard_tables(evaluation.leaderboard_md.read_text()))
+    echo("")
     echo(f"Results (tables, clips, metrics): {root}")
     echo(f"Curation report:                  {root / curation_report.REPORT_KEY}")
     echo(f"Annotation report:                {root / annotation_report.REPORT_KEY}")
     echo("Browse the assets and their metadata: make ui  (Dagster on http://127.0.0.1:3000)")
+    echo(f"Leaderboard:                      {evaluation.leaderboard_md}")
+    echo(f"Leaderboard (HTML with plots):    {evaluation.leaderboard_html}")
+    for a in evaluation.archives:
+        primary = ", primary" if a["primary"] else ""
+        echo(f"IPVG Track {a['track']} submission ({a['layout']} layout, {a['run']}: {a['model']}{primary}, "
+             f"validated): {a['path']}")
     return 0

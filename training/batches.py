@@ -31,7 +31,7 @@ def collate_samples(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             optionally ``reference_latents`` ``(K_i, C, h, w)``, ``subject_masks``
             ``(K_i, F_m, H_m, W_m)``, ``timeline_embeds`` ``(M_i, L_a, D)``,
             ``timeline_token_mask`` ``(M_i, L_a)``, ``action_spans`` ``(M_i, 2)``,
-            ``action_subjects`` ``(M_i,)``.
+            ``action_subjects`` ``(M_i,)`` (a sample without them gets ``M_i = 0``).
 
     Returns:
         A batch with the ``models.losses`` keys (``reference_mask`` ``(B, K)`` marks real
@@ -48,7 +48,7 @@ def collate_samples(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "latents": torch.stack([s["latents"] for s in samples]),
         "prompt_embeds": torch.stack([s["prompt_embeds"] for s in samples]),
     }
-    for group in (("reference_latents",), ("subject_masks",), ("timeline_embeds",)):
+    for group in (("reference_latents",), ("subject_masks",)):
         present = [group[0] in s for s in samples]
         if any(present) and not all(present):
             raise ValueError(f"{sum(present)} of {len(samples)} samples carry {group[0]!r}")
@@ -63,7 +63,10 @@ def collate_samples(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             batch["subject_masks"] = torch.stack([_pad(s["subject_masks"], slots) for s in samples])
     elif "subject_masks" in samples[0]:
         raise ValueError("subject_masks need reference_latents")
-    if "timeline_embeds" in samples[0]:
+    timed = [s for s in samples if "timeline_embeds" in s]
+    if timed:
+        # A sample without sub-actions gets no action slot (all of its slots are padding).
+        samples = [s if "timeline_embeds" in s else {**s, **_no_actions(timed[0])} for s in samples]
         slots = max(s["timeline_embeds"].shape[0] for s in samples)
         batch["timeline_embeds"] = torch.stack([_pad(s["timeline_embeds"], slots) for s in samples])
         batch["timeline_token_mask"] = torch.stack(
@@ -74,6 +77,12 @@ def collate_samples(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             [_pad(s["action_subjects"], slots, value=-1) for s in samples]
         )
     return batch
+
+
+def _no_actions(like: Mapping[str, Any]) -> dict[str, Any]:
+    """Zero-length timeline tensors shaped like another sample's."""
+    return {key: like[key][:0] for key in
+            ("timeline_embeds", "timeline_token_mask", "action_spans", "action_subjects")}
 
 
 def _pad(tensor: Any, slots: int, value: float = 0) -> Any:

@@ -141,6 +141,20 @@ def _put_tensors(store: Any, key: str, tensors: dict[str, Any], metadata: dict[s
     store.put_bytes(key, save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata))
 
 
+def clip_frame_picks(total_frames: int, num_frames: int) -> Any:
+    """Indices of the ``num_frames`` frames spread evenly over a clip of ``total_frames``."""
+    import numpy as np
+
+    return np.linspace(0, total_frames - 1, num_frames).round().astype(int)
+
+
+def centre_crop_box(src_h: int, src_w: int, height: int, width: int) -> tuple[int, int, int, int]:
+    """``(top, left, crop_h, crop_w)`` of the centre crop with the aspect ratio of ``height x width``."""
+    scale = max(height / src_h, width / src_w)
+    crop_h, crop_w = min(src_h, round(height / scale)), min(src_w, round(width / scale))
+    return (src_h - crop_h) // 2, (src_w - crop_w) // 2, crop_h, crop_w
+
+
 def clip_pixels(path: Path, height: int, width: int, num_frames: int) -> Any:
     """``num_frames`` frames spread over the clip, centre-cropped and resized.
 
@@ -150,7 +164,6 @@ def clip_pixels(path: Path, height: int, width: int, num_frames: int) -> Any:
     Raises:
         ValueError: the clip has fewer frames than ``num_frames``.
     """
-    import numpy as np
     import torch
     import torch.nn.functional as F
 
@@ -159,12 +172,9 @@ def clip_pixels(path: Path, height: int, width: int, num_frames: int) -> Any:
     frames = decode_frames(path).frames  # (T, H, W, 3) uint8
     if len(frames) < num_frames:
         raise ValueError(f"clip {path} has {len(frames)} frames; training needs {num_frames}")
-    picks = np.linspace(0, len(frames) - 1, num_frames).round().astype(int)
+    picks = clip_frame_picks(len(frames), num_frames)
     video = torch.from_numpy(frames[picks]).permute(3, 0, 1, 2).float()  # (3, F, H, W)
-    src_h, src_w = video.shape[2:]
-    scale = max(height / src_h, width / src_w)
-    crop_h, crop_w = min(src_h, round(height / scale)), min(src_w, round(width / scale))
-    top, left = (src_h - crop_h) // 2, (src_w - crop_w) // 2
+    top, left, crop_h, crop_w = centre_crop_box(*video.shape[2:], height, width)
     video = video[:, :, top : top + crop_h, left : left + crop_w]
     video = F.interpolate(video, size=(height, width), mode="bilinear", antialias=True,
                           align_corners=False)

@@ -90,7 +90,57 @@ def test_dvc_params_match_curriculum_stage_sections(repo_root):
         assert "storage" in listed
 
 
+# Evaluation stages: a (benchmark, model) pair is one dvc matrix stage, an untrained baseline one
+# foreach stage; the aggregate ones read the shards or models they need from params.
+EVAL_STAGE_CMDS = {
+    "demo_benchmarks": "reactid eval-stage demo_benchmarks",
+    "untrained_model": "reactid eval-stage untrained_model --model ${key}",
+    "benchmark_videos": "reactid eval-stage benchmark_videos --benchmark ${item.benchmark} --model ${item.model}",
+    "benchmark_scores": "reactid eval-stage benchmark_scores --benchmark ${item.benchmark} --model ${item.model}",
+    "leaderboard": "reactid eval-stage leaderboard",
+    "ipvg_submission": "reactid eval-stage ipvg_submission",
+}
+# params keys `reactid eval-stage` reads to choose what a stage runs over (not part of its function)
+EVAL_SELECTION_KEYS = {"demo_benchmarks": {"demo_pool.shards"}, "leaderboard": {"evaluation.models"}}
+
+
+def test_dvc_params_match_evaluation_stage_keys(repo_root):
+    from evaluation.stages import EVAL_STAGES
+
+    spec, _ = _dvc_graph(repo_root)
+    assert set(EVAL_STAGES) == set(EVAL_STAGE_CMDS)
+    for name, stage_spec in EVAL_STAGES.items():
+        listed = set(spec[name].get("do", spec[name])["params"])
+        # evaluation stages fingerprint exact keys of the evaluation section, so dvc lists the same keys
+        assert listed == {"storage", *stage_spec.sections, *EVAL_SELECTION_KEYS.get(name, ())}, name
+
+
+def test_pair_stages_run_over_every_benchmark_and_the_evaluated_models(repo_root):
+    from assets.evaluation import benchmark_model_partitions
+    from evaluation.demo_benchmarks import BENCHMARKS
+
+    spec, _ = _dvc_graph(repo_root)
+    dims = {d.name: d.partitions_def for d in benchmark_model_partitions.partitions_defs}
+    assert dims["benchmark"].get_partition_keys() == list(BENCHMARKS)
+    for name in ("benchmark_videos", "benchmark_scores"):
+        assert spec[name]["matrix"] == {"benchmark": list(BENCHMARKS), "model": "${evaluation.models}"}, name
+
+
+def test_model_producing_stages_are_upstream_of_the_benchmark_videos(repo_root):
+    """A dvc stage writing under models/ registers models: in Dagster it must be one of the assets
+    benchmark_videos and leaderboard depend on (the dynamic "models" partitions carry no edge)."""
+    from assets.evaluation import MODEL_PRODUCERS
+
+    spec, edges = _dvc_graph(repo_root)
+    producers = {name for name, stage in spec.items()
+                 for out in stage.get("do", stage).get("outs", [])
+                 if (out if isinstance(out, str) else next(iter(out))).startswith("${storage.root}/models/")}
+    assert producers == set(MODEL_PRODUCERS)
+    assert producers <= edges["benchmark_videos"] and producers <= edges["leaderboard"]
+
+
 def test_dvc_stages_call_the_cli_for_the_same_asset(repo_root):
+    from training.run_stages import TRAINING_RUN_STAGES
     from training.stages import TRAINING_STAGES
 
     spec, _ = _dvc_graph(repo_root)
@@ -102,5 +152,25 @@ def test_dvc_stages_call_the_cli_for_the_same_asset(repo_root):
             assert cmd == "reactid gate --shard ${key}", cmd
         elif name in TRAINING_STAGES:
             assert cmd == f"reactid train-stage {name}", cmd
+        elif name == "ablation_runs":
+            assert cmd == "reactid train-stage ablation_runs --variant ${item}", cmd
+        elif name in TRAINING_RUN_STAGES:
+            assert cmd == f"reactid train-stage {name}", cmd
+        elif name in EVAL_STAGE_CMDS:
+            assert cmd == EVAL_STAGE_CMDS[name], cmd
         else:
             assert re.fullmatch(rf"reactid stage {name} --shard \$\{{key\}}", cmd), cmd
+
+
+def test_dvc_params_match_training_run_stage_keys(repo_root):
+    """Training stages fingerprint exact keys; dvc lists the same (so `dvc exp run -S` on any of
+    them re-runs exactly the stages whose result it changes)."""
+    from training.run_stages import TRAINING_RUN_STAGES
+
+    spec, _ = _dvc_graph(repo_root)
+    for name, stage_spec in TRAINING_RUN_STAGES.items():
+        listed = set(spec[name].get("do", spec[name])["params"])
+        assert listed == {"storage", *stage_spec.sections}, name
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    assert spec["ablation_runs"]["foreach"] == "${ablations.variants}"
+    assert params["ablations"]["variants"], "the dvc ablation matrix is empty"

@@ -1,0 +1,341 @@
+"""Training stages: the latent cache, the four curriculum phases and the ablation runs.
+
+curriculum_schedule, training_samples, difficulty_scores -> latent_cache
+latent_cache + curriculum_schedule -> curriculum_phase_1 -> ... -> curriculum_phase_4
+latent_cache + difficulty_scores -> ablation_runs[<variant>]
+
+All run under ``core.stage.run_stage`` (Dagster assets and ``reactid train-stage`` alike).
+The latent cache and the phases are stages of the pseudo-shard AGGREGATE; an ablation run's
+shard is its variant, and it reads the AGGREGATE outputs (``shards=(AGGREGATE,)``).
+
+A phase trains in ``<store>/training/main/<phase>/<fingerprint>/`` (checkpoints, exported
+model, step log, the sample ids of every step): re-running after an interruption finds the
+same folder and resumes from its latest checkpoint; a change of params or inputs gives a new
+fingerprint and so a fresh folder, never a resume of stale weights. Each exported model is
+registered for evaluation (``evaluation.registry``: ``phase_<k>``, ``ablation-<variant>``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+
+from core.errors import StageInputError
+from core.stage import AGGREGATE, StageContext, StageSpec, recorded_metadata, stage_fingerprint
+from core.tables import read_json, read_table
+from training.stages import SCHEDULE_KEY
+
+LATENT_INDEX_KEY = "cache/index.json"
+MAIN_RUN_PREFIX = "training/main"
+ABLATION_PREFIX = "training/ablations"
+PHASES = tuple(f"curriculum_phase_{k}" for k in range(1, 5))
+SAMPLE_LOG = "sample_ids.jsonl"
+
+
+def _table(stage: str) -> str:
+    return f"tables/{stage}/{AGGREGATE}.parquet"
+
+
+def local_run_dir(store: Any, key: str) -> Path:
+    """The local folder of a store prefix (DeepSpeed writes checkpoints to a file system).
+
+    Raises:
+        StageInputError: the store has no local folders.
+    """
+    if not hasattr(store, "path"):
+        raise StageInputError(f"training writes checkpoints to a local folder; store {store!r} has none for {key!r}")
+    return Path(store.path(key))
+
+
+def check_training_shards(store: Any) -> list[str]:
+    """The shards training_samples was built from, all still passing their quality gates.
+
+    Raises:
+        StageInputError: training_samples has not run, or a shard's gates failed or were not
+            run on its current annotations (a phase never trains on them).
+    """
+    from curation.gate_status import passed_shards
+
+    marker = f"metrics/training_samples/{AGGREGATE}.json"
+    if not store.exists(marker):
+        raise StageInputError("training_samples has not run: no validated training data")
+    shards = list(read_json(store, marker).get("shards") or [])
+    passed, left_out = passed_shards(store, shards)
+    if not passed or left_out:
+        raise StageInputError(
+            f"training data comes from shards {shards}, and these have not passed the annotation quality "
+            f"gates: {left_out}; re-run the gates (and the curriculum) before training"
+        )
+    return passed
+
+
+# ---------------------------------------------------------------- latent_cache
+
+
+def latent_cache(ctx: StageContext) -> dict[str, Any]:
+    """Encode every scored sample's clip, references, prompt and sub-actions once."""
+    import pyarrow.compute as pc
+
+    from training.inputs import ClipGeometry, open_sample_inputs
+    from training.latents import DEFAULT_PREFIX, EmbeddingCache, load_cache_encoders, write_index
+    from training.phase import set_cpu_threads
+
+    check_training_shards(ctx.store)
+    run = ctx.params.training.effective()
+    scores = read_table(ctx.store, _table("difficulty_scores"), needed_by="latent_cache")
+    scored = set(scores.filter(pc.equal(scores["status"], "ok"))["sample_id"].to_pylist())
+    rows = [r for r in read_table(ctx.store, _table("training_samples"), needed_by="latent_cache").to_pylist()
+            if r["status"] == "ok" and r["sample_id"] in scored]
+    annotations: dict[tuple[str, str], dict[str, Any]] = {}
+    for key in sorted({r["annotation_key"] for r in rows}):
+        for row in read_table(ctx.store, key, needed_by="latent_cache").to_pylist():
+            annotations[(key, row["entity_id"])] = row
+    set_cpu_threads(run.cpu_threads)
+    encoders = load_cache_encoders(run.preset, seed=run.seed)
+    cache = EmbeddingCache(ctx.store, encoders)
+    geometry = ClipGeometry(encoders.height, encoders.width, encoders.num_frames)
+    with open_sample_inputs(ctx.store, rows, annotations, geometry) as inputs:
+        index = cache.build_index(inputs)
+    write_index(ctx.store, LATENT_INDEX_KEY, index)
+    return {
+        "index_key": LATENT_INDEX_KEY,
+        "cache_prefix": f"{DEFAULT_PREFIX}/{encoders.fingerprint}",
+        "preset": run.preset,
+        "encoder_fingerprint": encoders.fingerprint,
+        "samples": len(index.samples),
+        "with_timeline": sum(bool(s.actions) for s in index.samples.values()),
+        "with_masks": sum(s.subject_masks is not None for s in index.samples.values()),
+        "cache_hits": cache.hits,
+        "cache_misses": cache.misses,
+    }
+
+
+# ---------------------------------------------------------------- training runs
+
+
+class SampleIdLog:
+    """The sampler's ids of each step, appended to ``path`` as the trainer asks for them."""
+
+    def __init__(self, ids_of_step: Callable[[int], Sequence[str]], path: Path) -> None:
+        self.ids_of_step, self.path = ids_of_step, path
+
+    def __call__(self, step: int) -> list[str]:
+        from training.distributed import is_main_process
+
+        ids = list(self.ids_of_step(step))
+        if is_main_process():
+            with open(self.path, "a") as fh:
+                fh.write(json.dumps({"step": step, "ids": ids}) + "\n")
+        return ids
+
+
+def logged_sample_ids(path: Path, start: int, stop: int) -> dict[int, list[str]]:
+    """Sample ids of 0-based steps [start, stop) from a ``SampleIdLog`` (the last entry of a step wins)."""
+    out: dict[int, list[str]] = {}
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        entry = json.loads(line)
+        if start <= entry["step"] < stop:
+            out[entry["step"]] = entry["ids"]
+    return dict(sorted(out.items()))
+
+
+def _train(ctx: StageContext, name: str, run_key: str, steps: int, ids_of_step: Callable[[int], Sequence[str]],
+           variant: str, start_checkpoint: Path | None) -> tuple[Any, Path]:
+    """``run_phase`` on the cached batches; returns (PhaseResult, run folder)."""
+    from models.variants import variant_overrides
+    from training.batches import CachedBatchSource
+    from training.latents import read_index
+    from training.phase import PhaseSpec, run_phase
+
+    index = read_index(ctx.store, LATENT_INDEX_KEY)
+    output_dir = local_run_dir(ctx.store, run_key)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    source = CachedBatchSource(ctx.store, index.samples,
+                               use_timeline=variant_overrides(variant).get("use_timeline_modules", True))
+    spec = PhaseSpec(name, steps, output_dir, start_checkpoint=start_checkpoint, variant=variant)
+    result = run_phase(spec, ctx.params.training, SampleIdLog(ids_of_step, output_dir / SAMPLE_LOG), source,
+                       null_prompt_embeds=index.null_prompt_embeds(ctx.store))
+    return result, output_dir
+
+
+def _loss_curve(ctx: StageContext, output_dir: Path, key: str, title: str) -> list[float]:
+    from training.plots import loss_curve_png
+
+    logged = [json.loads(line) for line in (output_dir / "steps.jsonl").read_text().splitlines() if line]
+    steps, losses = [r["step"] for r in logged], [r["loss"] for r in logged]
+    ctx.store.put_bytes(key, loss_curve_png(steps, losses, title))
+    return losses
+
+
+def _register(ctx: StageContext, name: str, kind: str, result: Any, output_dir: Path, description: str,
+              phase: int | None) -> str:
+    from evaluation.registry import store_model
+
+    record = store_model(ctx.store, name, result.model_dir, kind=kind, description=description,
+                         preset=ctx.params.training.preset, variant=result.metrics["variant"],
+                         encoder_seed=ctx.params.training.seed, phase=phase,
+                         training_log=output_dir / "steps.jsonl")
+    return record.name
+
+
+def _used_samples(used: dict[int, list[str]], d: dict[str, float], inter: dict[str, bool]) -> dict[str, Any]:
+    ids = [i for step in used.values() for i in step]
+    return {
+        "samples_seen": len(ids),
+        "distinct_samples": len(set(ids)),
+        "inter_clip_ratio_achieved": round(sum(inter[i] for i in ids) / len(ids), 4) if ids else None,
+        "max_d_overall_used": round(max(d[i] for i in ids), 6) if ids else None,
+    }
+
+
+def curriculum_phase(ctx: StageContext) -> dict[str, Any]:
+    """Phase k of the curriculum: its slice of the schedule's steps, from phase k-1's checkpoint."""
+    from training.sampler import open_sampler
+
+    check_training_shards(ctx.store)
+    k = PHASES.index(ctx.stage) + 1
+    sampler = open_sampler(ctx.store, SCHEDULE_KEY)
+    phase = sampler.schedule.phases[k - 1]
+    start_checkpoint = None
+    if k > 1:
+        previous = recorded_metadata(ctx.store, PHASES[k - 2], AGGREGATE) or {}
+        if previous.get("global_step") != phase.start_step:
+            raise StageInputError(
+                f"{ctx.stage} starts at step {phase.start_step} of the schedule, but {PHASES[k - 2]} ended at "
+                f"step {previous.get('global_step')}: re-run {PHASES[k - 2]}"
+            )
+        start_checkpoint = ctx.params.resolve(ctx.params.storage.root) / previous["checkpoint_dir"]
+    fingerprint = stage_fingerprint(TRAINING_RUN_STAGES[ctx.stage], ctx.shard, ctx.params, ctx.store, ctx.shards)
+    run_key = f"{MAIN_RUN_PREFIX}/{ctx.stage}/{fingerprint}"
+    variant = ctx.params.training.variant
+    result, output_dir = _train(ctx, ctx.stage, run_key, phase.steps, sampler.global_sample_ids, variant,
+                                start_checkpoint)
+    d = dict(zip(sampler.sample_ids.tolist(), sampler.d_overall.tolist()))
+    inter = dict(zip(sampler.sample_ids.tolist(), sampler.is_inter.tolist()))
+    used = logged_sample_ids(output_dir / SAMPLE_LOG, phase.start_step, phase.end_step)
+    if len(used) != phase.steps:
+        raise StageInputError(f"{ctx.stage}: the sample log has {len(used)} of the phase's {phase.steps} steps")
+    plot_key = f"reports/training/{ctx.stage}_loss.png"
+    losses = _loss_curve(ctx, output_dir, plot_key, f"{ctx.stage} (tau {phase.tau:.3f})")
+    model = _register(ctx, f"phase_{k}", "phase", result, output_dir,
+                      f"curriculum phase {k} of {len(PHASES)} (steps {phase.start_step}-{phase.end_step})", k)
+    m = result.metrics
+    return {
+        "phase": k,
+        "steps": phase.steps,
+        "start_step": phase.start_step,
+        "global_step": result.global_step,
+        "steps_run": m["steps_run"],
+        "resumed_from": _relative(ctx, result.resumed_from),
+        "tau": phase.tau,
+        "inter_clip_ratio": phase.inter_clip_ratio,
+        **_used_samples(used, d, inter),
+        "loss_first": losses[0] if losses else None,
+        "loss_final": losses[-1] if losses else None,
+        "samples_per_second": m["samples_per_second"],
+        "checkpoint_dir": _relative(ctx, result.checkpoint_dir),
+        "model_dir": _relative(ctx, result.model_dir),
+        "run_dir": run_key,
+        "loss_curve_key": plot_key,
+        "registered_model": model,
+        "variant": m["variant"],
+    }
+
+
+def _relative(ctx: StageContext, path: Any) -> str | None:
+    if path is None:
+        return None
+    root = ctx.params.resolve(ctx.params.storage.root).resolve()
+    path = Path(path).resolve()
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+
+
+def ablation_steps(params: Any) -> int:
+    """Steps of one ablation run: the demo's with ``training.use_demo``."""
+    cfg = params.ablations
+    return cfg.demo_total_steps if params.training.use_demo else cfg.total_steps
+
+
+def ablation_run(ctx: StageContext) -> dict[str, Any]:
+    """One ablation variant (``ctx.shard``): a short full training, its model exported and registered."""
+    import pyarrow.compute as pc
+
+    from training.ablations import TABLE_OF_VARIANT, DifficultyCues, ablation_plan, check_variant
+    from training.difficulty import DifficultyWeights
+    from training.sampler import CurriculumSampler
+
+    variant = check_variant(ctx.shard)
+    check_training_shards(ctx.store)
+    cfg, params = ctx.params.curriculum, ctx.params
+    run = params.training.effective()
+    table = read_table(ctx.store, _table("difficulty_scores"), needed_by="ablation_runs")
+    table = table.filter(pc.equal(table["status"], "ok"))
+    cues = DifficultyCues(table["sample_id"].to_numpy(zero_copy_only=False), table["d_sub"].to_numpy(),
+                          table["d_app"].to_numpy(), table["d_sam"].to_numpy())
+    weights = DifficultyWeights(params.difficulty.lambda_sub, params.difficulty.lambda_app,
+                                params.difficulty.lambda_sam)
+    plan = ablation_plan(
+        variant, cues, weights, total_steps=ablation_steps(params), phase_ratios=cfg.phase_ratios,
+        inter_clip_ratios=cfg.demo_inter_clip_ratios if params.training.use_demo else cfg.inter_clip_ratios,
+        global_batch_size=run.global_batch, seed=cfg.seed, main_variant=params.training.variant,
+        difficulty_table=_table("difficulty_scores"), samples_table=_table("training_samples"),
+    )
+    sampler = CurriculumSampler(plan.schedule, plan.d_sampler, plan.is_inter, sample_ids=plan.sample_ids)
+    fingerprint = stage_fingerprint(TRAINING_RUN_STAGES["ablation_runs"], ctx.shard, params, ctx.store, ctx.shards)
+    run_key = f"{ABLATION_PREFIX}/{variant}/{fingerprint}"
+    steps = plan.schedule.total_steps
+    result, output_dir = _train(ctx, f"ablation_{variant}", run_key, steps, sampler.global_sample_ids,
+                                plan.model_variant, None)
+    used = logged_sample_ids(output_dir / SAMPLE_LOG, 0, steps)
+    d = dict(zip(plan.sample_ids.tolist(), plan.d_sampler.tolist()))
+    inter = dict(zip(plan.sample_ids.tolist(), plan.is_inter.tolist()))
+    plot_key = f"reports/training/ablation_{variant}_loss.png"
+    losses = _loss_curve(ctx, output_dir, plot_key, f"ablation {variant}")
+    model = _register(ctx, f"ablation-{variant}", "ablation", result, output_dir,
+                      f"ablation {variant} ({TABLE_OF_VARIANT[variant]}), {steps} steps", None)
+    return {
+        "variant": variant,
+        "table": TABLE_OF_VARIANT[variant],
+        "model_variant": plan.model_variant,
+        "steps": steps,
+        "phases": [{"phase": p.phase, "steps": p.steps, "tau": round(p.tau, 6), "inter_clip_ratio": p.inter_clip_ratio,
+                    "eligible": p.eligible_intra + p.eligible_inter} for p in plan.schedule.phases],
+        **_used_samples(used, d, inter),
+        "loss_first": losses[0] if losses else None,
+        "loss_final": losses[-1] if losses else None,
+        "samples_per_second": result.metrics["samples_per_second"],
+        "checkpoint_dir": _relative(ctx, result.checkpoint_dir),
+        "model_dir": _relative(ctx, result.model_dir),
+        "run_dir": run_key,
+        "loss_curve_key": plot_key,
+        "registered_model": model,
+    }
+
+
+# ---------------------------------------------------------------- registry
+
+_CODE = ("core.stage", "training.run_stages", "training.phase", "training.trainer", "training.batches",
+         "training.deepspeed_config", "models.losses", "models.transformer_reactid")
+TRAINING_RUN_STAGES: dict[str, StageSpec] = {
+    "latent_cache": StageSpec(
+        "latent_cache", latent_cache, ("training.preset", "training.seed"), ("training_samples", "difficulty_scores"),
+        ("training.run_stages", "training.inputs", "training.latents", "models.presets"),
+        "VAE latents and text embeddings of every scored sample, encoded once (content-keyed cache)."),
+    **{
+        name: StageSpec(
+            name, curriculum_phase, ("training",),
+            ("latent_cache", "curriculum_schedule", *((PHASES[k - 1],) if k else ())), _CODE,
+            f"Curriculum phase {k + 1}: DeepSpeed training at its tau and inter-clip ratio, "
+            f"{'from scratch' if k == 0 else f'from {PHASES[k - 1]}'}; exported and registered as phase_{k + 1}.")
+        for k, name in enumerate(PHASES)
+    },
+    "ablation_runs": StageSpec(
+        "ablation_runs", ablation_run,
+        ("training", "curriculum", "difficulty", "ablations.total_steps", "ablations.demo_total_steps"),
+        ("latent_cache", "difficulty_scores"), (*_CODE, "training.ablations", "training.curriculum"),
+        "One ablation variant: a short full training; exported and registered as ablation-<variant>.",
+        aggregate=True),
+}
