@@ -6,28 +6,13 @@ demo_pool -> raw_videos -> scene_clips -> clip_quality -> curated_clips
 
 import dagster as dg
 
-from assets.metadata import to_dagster
 from assets.partitions import shard_partitions
 from assets.resources import ReactIDResource
-from core.progress import reporting
-from core.stage import run_stage
+from assets.runner import run_stage_in_asset
 from curation.stages import STAGES
 
 CURATION_GROUP = "curation"
 DEMO_GROUP = "demo"
-
-
-def _log_progress(context: dg.AssetExecutionContext):
-    """Log about every quarter of a stage's items to the run's event log."""
-    last: dict[str, int] = {}
-
-    def reporter(task: str, done: int, total: int, detail: str) -> None:
-        quarter = (4 * done) // max(1, total)
-        if done == total or quarter > last.get(task, -1):
-            last[task] = quarter
-            context.log.info(f"{task}: {done}/{total} {detail}")
-
-    return reporter
 
 
 def stage_asset(name: str, deps: list[str] | None, group: str, kinds: set[str]) -> dg.AssetsDefinition:
@@ -50,11 +35,7 @@ def stage_asset(name: str, deps: list[str] | None, group: str, kinds: set[str]) 
     def _asset(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> dg.MaterializeResult:
         params = reactid.load_params()
         store = reactid.store(params)
-        with reporting(_log_progress(context)):
-            result = run_stage(spec, context.partition_key, params, store)
-        if result.skipped:
-            context.log.info(f"{name}[{context.partition_key}] is up to date (fingerprint {result.fingerprint})")
-        metadata = to_dagster(result.metadata, skipped=result.skipped, root=str(params.resolve(params.storage.root)))
+        result, metadata = run_stage_in_asset(context, spec, context.partition_key, params, store)
         metadata.update(_plots(name, result.metadata, context.partition_key, store, params.curated_clips.min_motion))
         return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(result.fingerprint))
 

@@ -7,12 +7,11 @@ annotations (per shard) -> training_samples -> difficulty_scores -> difficulty_q
 
 import dagster as dg
 
-from assets.curation import _log_progress
-from assets.metadata import markdown_table, png_markdown, to_dagster
+from assets.metadata import markdown_table, png_markdown
 from assets.partitions import shard_partitions
 from assets.resources import ReactIDResource
-from core.progress import reporting
-from core.stage import AGGREGATE, marker_key, run_stage
+from assets.runner import run_stage_in_asset
+from core.stage import AGGREGATE, marker_key
 from training.stages import HISTOGRAM_PNG_KEY, TRAINING_STAGES
 
 CURRICULUM_GROUP = "curriculum"
@@ -58,11 +57,7 @@ def curriculum_asset(name: str, deps: list, kinds: set[str]) -> dg.AssetsDefinit
         shards, failed = annotated_shards(context.instance, store) if spec.aggregate else ([], {})
         if failed:
             context.log.warning(f"shards left out: {failed}")
-        with reporting(_log_progress(context)):
-            result = run_stage(spec, AGGREGATE, params, store, shards=tuple(shards))
-        if result.skipped:
-            context.log.info(f"{name} is up to date (fingerprint {result.fingerprint})")
-        metadata = to_dagster(result.metadata, skipped=result.skipped, root=str(params.resolve(params.storage.root)))
+        result, metadata = run_stage_in_asset(context, spec, AGGREGATE, params, store, tuple(shards))
         if spec.aggregate:
             metadata["shards_left_out"] = dg.MetadataValue.json(failed)
         if name == "difficulty_quartiles" and store.exists(HISTOGRAM_PNG_KEY):

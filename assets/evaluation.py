@@ -14,14 +14,20 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.curation import _log_progress
 from assets.metadata import png_markdown, to_dagster
 from assets.partitions import MODELS, model_partitions
 from assets.resources import ReactIDResource
+from assets.runner import log_progress
 from core.progress import reporting
 from core.stage import AGGREGATE, marker_key, run_stage
 from evaluation.demo_benchmarks import BENCHMARKS
-from evaluation.stages import EVAL_STAGES, LEADERBOARD_HTML, LEADERBOARD_MD, LEADERBOARD_PLOTS, run_key
+from evaluation.stages import (
+    EVAL_STAGES,
+    LEADERBOARD_HTML,
+    LEADERBOARD_MD,
+    LEADERBOARD_PLOTS,
+    run_key,
+)
 
 EVALUATION_GROUP = "evaluation"
 benchmark_partitions = dg.StaticPartitionsDefinition(list(BENCHMARKS))
@@ -74,7 +80,7 @@ def demo_benchmarks(context: dg.AssetExecutionContext, reactid: ReactIDResource)
     shards, left_out = annotated_shards(context.instance, store)
     if left_out:
         context.log.warning(f"shards left out: {left_out}")
-    with reporting(_log_progress(context)):
+    with reporting(log_progress(context)):
         result = run_stage(EVAL_STAGES["demo_benchmarks"], AGGREGATE, params, store, shards=tuple(shards))
     return _result(context, result, params)
 
@@ -107,7 +113,7 @@ def _pair(context: dg.AssetExecutionContext) -> str:
 def benchmark_videos(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> dg.MaterializeResult:
     params = reactid.load_params()
     store = reactid.store(params)
-    with reporting(_log_progress(context)):
+    with reporting(log_progress(context)):
         result = run_stage(EVAL_STAGES["benchmark_videos"], _pair(context), params, store)
     return _result(context, result, params)
 
@@ -118,7 +124,7 @@ def benchmark_videos(context: dg.AssetExecutionContext, reactid: ReactIDResource
 def benchmark_scores(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> dg.MaterializeResult:
     params = reactid.load_params()
     store = reactid.store(params)
-    with reporting(_log_progress(context)):
+    with reporting(log_progress(context)):
         result = run_stage(EVAL_STAGES["benchmark_scores"], _pair(context), params, store)
     return _result(context, result, params)
 

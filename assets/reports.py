@@ -54,7 +54,12 @@ def curation_report(context: dg.AssetExecutionContext, reactid: ReactIDResource)
     "face recall, timeline F1 as the paper's Table 7).",
 )
 def annotation_report(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> dg.MaterializeResult:
-    from curation.annotation_report import METRICS_KEY, REPORT_KEY, build_annotation_report, report_inputs_ready
+    from curation.annotation_report import (
+        METRICS_KEY,
+        REPORT_KEY,
+        build_annotation_report,
+        report_inputs_ready,
+    )
 
     params = reactid.load_params()
     store = reactid.store(params)

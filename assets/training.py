@@ -10,13 +10,12 @@ evaluation and becomes a "models" partition.
 
 import dagster as dg
 
-from assets.curation import _log_progress
 from assets.curriculum import annotated_shards
-from assets.metadata import png_markdown, to_dagster
+from assets.metadata import png_markdown
 from assets.partitions import MODELS
 from assets.resources import ReactIDResource
-from core.progress import reporting
-from core.stage import AGGREGATE, run_stage
+from assets.runner import run_stage_in_asset
+from core.stage import AGGREGATE
 from training.ablations import ABLATION_VARIANTS
 from training.run_stages import PHASES, TRAINING_RUN_STAGES
 
@@ -30,12 +29,8 @@ def _materialize(context: dg.AssetExecutionContext, reactid: ReactIDResource, na
     params = reactid.load_params()
     store = reactid.store(params)
     annotated_shards(context.instance, store)  # no shard passed the gates: dg.Failure before any work
-    with reporting(_log_progress(context)):
-        result = run_stage(TRAINING_RUN_STAGES[name], shard, params, store, shards=shards)
-    if result.skipped:
-        context.log.info(f"{name}[{shard}] is up to date (fingerprint {result.fingerprint})")
+    result, metadata = run_stage_in_asset(context, TRAINING_RUN_STAGES[name], shard, params, store, shards)
     meta = result.metadata
-    metadata = to_dagster(meta, skipped=result.skipped, root=str(params.resolve(params.storage.root)))
     if meta.get("loss_curve_key") and store.exists(meta["loss_curve_key"]):
         metadata["loss_curve"] = png_markdown(store.get_bytes(meta["loss_curve_key"]), f"{name} loss")
     model = meta.get("registered_model")

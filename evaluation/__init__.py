@@ -5,5 +5,9 @@ inside the functions that need them, so the Dagster code location stays light.
 
 Modules: ``benchmarks`` (readers), ``scores`` (normalisation, TotalScore), ``metrics``
 (metric backends), ``submission`` (IPVG layout and validation), ``packaging`` (zips and
-run manifest), ``video`` (decode/probe/write), ``cli`` (``reactid submission``).
+run manifest), ``video`` (decode/probe/write), ``cli`` (``reactid submission``);
+the evaluation stages: ``demo_benchmarks`` (the demo sets), ``registry`` (named
+model exports), ``generation`` (videos per entry), ``scoring`` (per-video metrics, score
+cards), ``leaderboard`` / ``leaderboard_plots``, ``ipvg_runs`` (submission zips) and
+``stages`` (their StageSpecs for Dagster and ``reactid eval-stage``).
 """

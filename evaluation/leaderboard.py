@@ -52,7 +52,8 @@ class Leaderboard:
 
 
 def model_order(record: Mapping[str, Any]) -> tuple:
-    return (KIND_ORDER.get(record["kind"], 9), record.get("phase") or 0, record["variant"], record["name"])
+    """Untrained baselines, phases in order, then ablations and other models by name."""
+    return (KIND_ORDER.get(record["kind"], 9), record.get("phase") or 0, record["name"])
 
 
 def header(metric: Mapping[str, Any]) -> str:
@@ -101,7 +102,8 @@ def build_leaderboard(
         metrics_out[benchmark] = per_model
         for card in bench_cards:
             for metric in card["metrics"]:
-                labels[metric["name"]] = metric["name"] + (" (proxy)" if metric["is_proxy"] else "")
+                proxy_tag = metric["is_proxy"] and "proxy" not in metric["name"]
+                labels[metric["name"]] = metric["name"] + (" (proxy)" if proxy_tag else "")
                 tags[metric["name"]] = header(metric).removesuffix(" (%)")
             plot_rows.append({"run": f"{benchmark}/{card['model']}", **per_model[card["model"]]})
     pngs = {"metrics": plots.metric_bars(values, labels)}
@@ -124,9 +126,12 @@ def build_leaderboard(
             f"No ablation group has both a {reference_variant!r} model and another variant scored.")
     sections.append(delta_section)
     loss_section = Section("Training loss")
-    curves = {m: [r for r in logs[m] if r.get("loss") is not None] for m in logs if logs[m]}
+    records = {c["model"]: c["model_record"] for c in cards}
+    curves = {m: [r for r in logs[m] if r.get("loss") is not None]
+              for m in sorted(logs, key=lambda m: model_order(records[m])) if logs[m]}
     if curves:
-        pngs["loss_curves"] = plots.loss_curves(curves)
+        kinds = {m: KIND_LABEL.get(r["kind"], r["kind"]) for m, r in records.items()}
+        pngs["loss_curves"] = plots.loss_curves(curves, kinds)
         loss_section.image = "loss_curves"
         loss_section.paragraphs.append("From each model's registered training log (steps.jsonl).")
     else:
@@ -179,7 +184,7 @@ def _benchmark_section(benchmark: str, cards: list[Mapping[str, Any]]) -> tuple[
     for j, column in enumerate(columns):
         scored = [(i, round(per_model[c["model"]][column], 2)) for i, c in enumerate(cards)
                   if per_model[c["model"]][column] is not None]
-        if len(scored) >= 2:
+        if len({v for _, v in scored}) >= 2:  # bold marks a best value, not a tie of every model
             best = max(v for _, v in scored)
             bold |= {(i, j + 3) for i, v in scored if v == best}
     rows = []
@@ -228,9 +233,11 @@ def _ablation_deltas(
             refs = phases
         if not refs:
             continue
-        ref = max(refs, key=lambda r: (r.get("phase") or 0, r.get("global_step") or 0, r["name"]))
+        # the run named for the reference variant (ablation-reactid), else the longest-trained one
+        ref = max(refs, key=lambda r: (r["name"].endswith(reference), r.get("phase") or 0,
+                                       r.get("global_step") or 0, r["name"]))
         for r in members:
-            if r["name"] != ref["name"] and r["variant"] != reference:
+            if r["name"] != ref["name"]:  # data and curriculum ablations share the reference's variant
                 reference_of[r["name"]] = ref["name"]
     deltas: dict[str, dict[str, dict[str, float]]] = {}
     for benchmark, per_model in values.items():

@@ -15,7 +15,6 @@ export's digest), so a new export regenerates exactly that model's videos.
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 from core.errors import StageInputError

@@ -201,7 +201,6 @@ def build_pipeline(
     """A ``ReactIDPipeline`` (tokenizer, text encoder, VAE, transformer, scheduler)."""
     from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler
 
-    from models.pipeline_reactid import ReactIDPipeline
     from models.text_encoder import build_tiny_text_encoder
 
     preset = get_preset(preset_name)
@@ -233,6 +232,15 @@ def build_pipeline(
             "vae": vae.eval(),
             "scheduler": FlowMatchEulerDiscreteScheduler(shift=preset.flow_shift),
         }
+    return assemble_pipeline(preset_name, transformer, components)
+
+
+def assemble_pipeline(preset_name: str, transformer: Any, components: Mapping[str, Any]) -> Any:
+    """A ``ReactIDPipeline`` from a transformer and the other components, with the preset's
+    video geometry (fps, frames, size) and token budgets."""
+    from models.pipeline_reactid import ReactIDPipeline
+
+    preset = get_preset(preset_name)
     return ReactIDPipeline(
         transformer=transformer,
         fps=preset.fps,

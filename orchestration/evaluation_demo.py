@@ -86,6 +86,7 @@ def run_evaluation(defs, instance, params, store, echo: Callable[[str], None]) -
 
 
 def leaderboard_tables(markdown: str) -> str:
-    """The leaderboard's headings and tables, without the notes (for the terminal)."""
-    keep = [line for line in markdown.splitlines() if line.startswith(("#", "|"))]
+    """The per-benchmark tables of the leaderboard, without notes, plots and deltas (for the terminal)."""
+    body = markdown.split("\n## Per-metric comparison", 1)[0]
+    keep = [line for line in body.splitlines() if line.startswith(("#", "|"))]
     return "\n".join(keep)

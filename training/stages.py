@@ -54,11 +54,16 @@ def training_samples(ctx: StageContext) -> dict[str, Any]:
         encode_png, pair_inter_clip, read_frames, reference_key, sample_row, screen_subject,
     )
 
+    from core.holdout import held_out_identities
+
     cfg = ctx.params.training_samples
-    subjects: list[dict[str, Any]] = []
+    pool: list[dict[str, Any]] = []
     for shard in ctx.shards:
         for row in read_table(ctx.store, annotations_key(shard), needed_by="training_samples").to_pylist():
-            subjects.append({**row, "annotation_key": annotations_key(shard)})
+            pool.append({**row, "annotation_key": annotations_key(shard)})
+    # Benchmark identities are held out: training never sees them (evaluation uses the same rule).
+    held_out = set(held_out_identities(pool, ctx.params.evaluation.held_out))
+    subjects = [r for r in pool if r.get("identity") not in held_out]
     screens = [screen_subject(r) for r in subjects]
     target_reason = [s.target_reason for s in screens]
     ref_reason = [s.reference_reason for s in screens]
@@ -123,6 +128,8 @@ def training_samples(ctx: StageContext) -> dict[str, Any]:
     return {
         "table": ctx.table_key(),
         "shards": list(ctx.shards),
+        "held_out_identities": sorted(held_out),
+        "held_out_subjects": len(pool) - len(subjects),
         "subjects_in": len(subjects),
         "samples_out": len(ok),
         "intra_clip": sum(r["reference_kind"] == "intra" for r in ok),
@@ -369,7 +376,7 @@ _CODE = ("core.stage", "core.tables", "training.stages", "training.schemas")
 TRAINING_STAGES: dict[str, StageSpec] = {
     s.name: s
     for s in (
-        StageSpec("training_samples", training_samples, ("training_samples",), ("annotations",),
+        StageSpec("training_samples", training_samples, ("training_samples", "evaluation.held_out"), ("annotations",),
                   ("training.samples", "training.difficulty", "curation.features", *_CODE),
                   "Intra- and inter-clip training samples; reference crops in the object store.", aggregate=True),
         StageSpec("difficulty_scores", difficulty_scores, ("difficulty", "training_samples"),

@@ -246,7 +246,8 @@ def test_leaderboard_lists_every_model_in_percent_with_the_best_in_bold(project,
             values = [float(c.strip("*")) for c in cells]
             assert all(0.0 <= v <= 100.0 for v in values)
             best = max(round(v, 2) for v in values)
-            bold = [round(v, 2) == best and len(values) > 1 for v in values]  # one model: nothing to compare
+            tie = len({round(v, 2) for v in values}) == 1  # one model, or every model equal: nothing bold
+            bold = [round(v, 2) == best and not tie for v in values]
             assert [c.startswith("**") for c in cells] == bold, (benchmark, head[column])
         assert all(r[-1] == "n/a" for r in rows)  # TotalScore needs every weighted metric
     assert "A sum over fewer metrics is not TotalScore" in markdown

@@ -88,7 +88,6 @@ def pool_store(tmp_path_factory):
 def test_demo_sets_have_their_published_shapes_and_only_held_out_identities(pool_store):
     from evaluation.benchmarks import read_facial_benchmark, read_opens2v, read_timeline_benchmark
     from evaluation.demo_benchmarks import MANIFEST_KEY, benchmark_key, build_demo_benchmarks
-    from evaluation.registry import ModelRegistryError  # noqa: F401  (package imports stay light)
 
     store, rows = pool_store
     manifest = build_demo_benchmarks(rows, store, rule(faces=1, others=1), 3, 64, 0.1, 0.4)
@@ -213,16 +212,19 @@ def card(model, benchmark, values, kind="phase", variant="reactid", total=None, 
 def test_leaderboard_shows_percent_bold_best_and_totalscore_only_when_complete():
     from evaluation.leaderboard import build_leaderboard
 
-    row = lambda a, s, g: [("motion_amplitude", "motion_amplitude", "embedded", False, a),  # noqa: E731
-                           ("facesim_dlib_proxy", "facesim", "embedded", True, s),
-                           ("gme", "gme", "pretrained", False, g)]
+    def row(amplitude, face, gme):
+        return [("motion_amplitude", "motion_amplitude", "embedded", False, amplitude),
+                ("facesim_dlib_proxy", "facesim", "embedded", True, face),
+                ("gme", "gme", "pretrained", False, gme)]
+
     cards = [
         card("phase_1", "opens2v", row(0.25, 0.5, None)),
         card("phase_2", "opens2v", row(0.40, 0.5, None)),
         card("phase_1", "ipvg_track1", row(0.30, 0.1, 0.2), total=0.61),
-        card("phase_2", "ipvg_track1", row(0.10, 0.2, 0.9), total=0.42),
+        card("phase_2", "ipvg_track1", row(0.10, 0.1, 0.9), total=0.42),
         card("ablation-base", "opens2v", row(0.20, 0.7, None), kind="ablation", variant="base"),
         card("ablation-reactid", "opens2v", row(0.35, 0.6, None), kind="ablation"),
+        card("ablation-full_data", "opens2v", row(0.30, 0.6, None), kind="ablation"),  # data ablation, same variant
     ]
     logs = {"phase_1": [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}], "phase_2": []}
     board = build_leaderboard(cards, logs, "reactid", {"identities": ["id-a"], "checked": True, "in_training": {}})
@@ -232,10 +234,12 @@ def test_leaderboard_shows_percent_bold_best_and_totalscore_only_when_complete()
     assert "| phase_1 | curriculum phase | 8 | 25.00 | 50.00 |" in md
     assert "| ablation-base | ablation variant | 8 | 20.00 | **70.00** | n/a |" in md
     # TotalScore is shown where complete (track1) and n/a with the reason where not (opens2v)
-    assert "| **61.00** |" in md and "| 42.00 |" in md
+    assert "| phase_1 | curriculum phase | 8 | **30.00** | 10.00 | 20.00 | **61.00** |" in md
+    assert "| phase_2 | curriculum phase | 8 | 10.00 | 10.00 | **90.00** | 42.00 |" in md  # a tie is not bold
     assert "not TotalScore" in md and "`gme` (pretrained): not computed — needs weights." in md
     # deltas against the reactid variant of the same group, named with their backends
     assert "| ablation-base vs ablation-reactid | -15.00 | +10.00 |" in md
+    assert "| ablation-full_data vs ablation-reactid | -5.00 | +0.00 |" in md
     assert "motion_amplitude [embedded] (pp)" in md
     assert set(board.plots) == {"metrics", "ablation_deltas", "loss_curves"}
     assert all(png.startswith(b"\x89PNG") for png in board.plots.values())

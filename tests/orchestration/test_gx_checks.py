@@ -119,7 +119,7 @@ def test_broken_shard_blocks_downstream_naming_failures_and_rows(make_project):
                         "box inside the frame: x1 <= frame width", "mask inside its box"):
         assert expectation in failures
     dog = f"{gt.CLIP_A}-e1"
-    assert f"**[boxes] box inside the frame: x1 <= frame width**" in samples
+    assert "**[boxes] box inside the frame: x1 <= frame width**" in samples
     assert f"| 1 | {gt.CLIP_A} | {dog} | 0 | 320 | 400 |" in samples
     assert _docs_index(checks["gx_annotations"]).is_file()
 
