@@ -250,7 +250,7 @@ def _load_pipeline(export_dir: Path, record: ModelRecord) -> Any:
 
     if record.layout == "pipeline":
         return ReactIDPipeline.from_pretrained(str(export_dir))
-    from models.presets import build_pipeline, get_preset, load_wan_components
+    from models.presets import assemble_pipeline, build_pipeline, get_preset, load_wan_components
     from models.transformer_reactid import ReactIDTransformer3DModel
 
     preset = get_preset(record.preset)
@@ -260,16 +260,7 @@ def _load_pipeline(export_dir: Path, record: ModelRecord) -> Any:
         components = {k: getattr(base, k) for k in ("tokenizer", "text_encoder", "vae", "scheduler")}
     else:
         components = load_wan_components(preset.pretrained)
-    return ReactIDPipeline(
-        transformer=transformer,
-        fps=preset.fps,
-        max_sequence_length=preset.max_sequence_length,
-        max_action_tokens=preset.max_action_tokens,
-        height=preset.height,
-        width=preset.width,
-        num_frames=preset.num_frames,
-        **components,
-    )
+    return assemble_pipeline(record.preset, transformer, components)
 
 
 def _training_info(export_dir: Path) -> dict[str, Any]:
