@@ -35,7 +35,7 @@ def resolve_subjects(
     """Subject label of each reference image, in reference order.
 
     Defaults to the timeline's subjects in order of first appearance; a single reference
-    with a prompt-only timeline gets a placeholder label. None when there are no references.
+    with a prompt-only timeline gets the default subject label. None when there are no references.
     """
     if num_references == 0:
         if subjects:

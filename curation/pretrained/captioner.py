@@ -82,12 +82,9 @@ class VlmCaptioner:
         min_pixels: int = DEFAULT_MIN_PIXELS,
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
-        if isinstance(model_path, QwenVideoChat):
-            self.chat = model_path
-        else:
-            self.chat = QwenVideoChat(
-                model_path, device, dtype, num_frames, min_pixels=min_pixels, max_pixels=max_pixels
-            )
+        self.chat = QwenVideoChat.reuse_or_load(
+            model_path, device, dtype, num_frames, min_pixels=min_pixels, max_pixels=max_pixels
+        )
         self.max_new_tokens = max_new_tokens
         self.name = self.chat.name
 

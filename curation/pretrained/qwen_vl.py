@@ -140,6 +140,15 @@ class QwenVideoChat:
             GPUs); when given, ``device`` is ignored.
     """
 
+    @classmethod
+    def reuse_or_load(cls, model: str | Path | QwenVideoChat, device: str, dtype: str, num_frames: int, *,
+                      min_pixels: int, max_pixels: int) -> QwenVideoChat:
+        """`model` itself when it is a loaded chat (one set of weights serves several
+        backends), else a chat loaded from that path or hub id."""
+        if isinstance(model, QwenVideoChat):
+            return model
+        return cls(model, device, dtype, num_frames, min_pixels=min_pixels, max_pixels=max_pixels)
+
     def __init__(
         self,
         model_path: str | Path,
