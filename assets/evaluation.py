@@ -14,11 +14,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.metadata import png_markdown, to_dagster
+from assets.metadata import png_markdown
 from assets.partitions import MODELS, model_partitions
 from assets.resources import ReactIDResource
-from assets.runner import log_progress
-from core.progress import reporting
+from assets.runner import run_stage_in_asset
 from core.stage import AGGREGATE, marker_key, run_stage
 from evaluation.demo_benchmarks import BENCHMARKS
 from evaluation.stages import (
@@ -62,11 +61,11 @@ def register_model(instance: dg.DagsterInstance | None, store, name: str, export
     return stored
 
 
-def _result(context, result, params, extra: dict | None = None) -> dg.MaterializeResult:
-    if result.skipped:
-        context.log.info(f"{result.stage}[{result.shard}] is up to date (fingerprint {result.fingerprint})")
-    metadata = to_dagster(result.metadata, skipped=result.skipped, root=str(params.resolve(params.storage.root)))
-    metadata.update(extra or {})
+def _run(context, name: str, shard: str, params, store, shards: tuple[str, ...] = (),
+         extra=None) -> dg.MaterializeResult:
+    """Run evaluation stage `name`; `extra(store)` adds metadata read after the run."""
+    result, metadata = run_stage_in_asset(context, EVAL_STAGES[name], shard, params, store, tuple(shards))
+    metadata.update(extra(store) if extra else {})
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(result.fingerprint))
 
 
@@ -80,9 +79,7 @@ def demo_benchmarks(context: dg.AssetExecutionContext, reactid: ReactIDResource)
     shards, left_out = annotated_shards(context.instance, store)
     if left_out:
         context.log.warning(f"shards left out: {left_out}")
-    with reporting(log_progress(context)):
-        result = run_stage(EVAL_STAGES["demo_benchmarks"], AGGREGATE, params, store, shards=tuple(shards))
-    return _result(context, result, params)
+    return _run(context, "demo_benchmarks", AGGREGATE, params, store, tuple(shards))
 
 
 @dg.asset(group_name=EVALUATION_GROUP, kinds={"diffusers"}, description=EVAL_STAGES["untrained_model"].description)
@@ -113,9 +110,7 @@ def _pair(context: dg.AssetExecutionContext) -> str:
 def benchmark_videos(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> dg.MaterializeResult:
     params = reactid.load_params()
     store = reactid.store(params)
-    with reporting(log_progress(context)):
-        result = run_stage(EVAL_STAGES["benchmark_videos"], _pair(context), params, store)
-    return _result(context, result, params)
+    return _run(context, "benchmark_videos", _pair(context), params, store)
 
 
 @dg.asset(group_name=EVALUATION_GROUP, partitions_def=benchmark_model_partitions,
@@ -124,9 +119,7 @@ def benchmark_videos(context: dg.AssetExecutionContext, reactid: ReactIDResource
 def benchmark_scores(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> dg.MaterializeResult:
     params = reactid.load_params()
     store = reactid.store(params)
-    with reporting(log_progress(context)):
-        result = run_stage(EVAL_STAGES["benchmark_scores"], _pair(context), params, store)
-    return _result(context, result, params)
+    return _run(context, "benchmark_scores", _pair(context), params, store)
 
 
 def scored_runs(instance: dg.DagsterInstance, store) -> list[str]:
@@ -145,15 +138,17 @@ def leaderboard(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> 
     runs = scored_runs(context.instance, store)
     if not runs:
         raise dg.Failure("no (benchmark, model) has scores: materialize benchmark_scores for a registered model")
-    result = run_stage(EVAL_STAGES["leaderboard"], AGGREGATE, params, store, shards=tuple(runs))
     root = params.resolve(params.storage.root)
-    extra = {
-        "report": dg.MetadataValue.path(str(root / LEADERBOARD_MD)),
-        "report_html": dg.MetadataValue.url((root / LEADERBOARD_HTML).as_uri()),
-        "leaderboard": dg.MetadataValue.md(store.get_bytes(LEADERBOARD_MD).decode()),
-        "plot_metrics": png_markdown(store.get_bytes(f"{LEADERBOARD_PLOTS}/metrics.png"), "metrics per model"),
-    }
-    return _result(context, result, params, extra)
+
+    def extra(store) -> dict:
+        return {
+            "report": dg.MetadataValue.path(str(root / LEADERBOARD_MD)),
+            "report_html": dg.MetadataValue.url((root / LEADERBOARD_HTML).as_uri()),
+            "leaderboard": dg.MetadataValue.md(store.get_bytes(LEADERBOARD_MD).decode()),
+            "plot_metrics": png_markdown(store.get_bytes(f"{LEADERBOARD_PLOTS}/metrics.png"), "metrics per model"),
+        }
+
+    return _run(context, "leaderboard", AGGREGATE, params, store, tuple(runs), extra)
 
 
 @dg.asset(group_name=EVALUATION_GROUP, kinds={"zip"},
@@ -164,8 +159,7 @@ def ipvg_submission(context: dg.AssetExecutionContext, reactid: ReactIDResource)
 
     params = reactid.load_params()
     store = reactid.store(params)
-    result = run_stage(EVAL_STAGES["ipvg_submission"], AGGREGATE, params, store, shards=submission_runs(params))
-    return _result(context, result, params)
+    return _run(context, "ipvg_submission", AGGREGATE, params, store, submission_runs(params))
 
 
 EVALUATION_INPUT_ASSETS = [demo_benchmarks, untrained_model]
