@@ -20,6 +20,7 @@ from assets.resources import ReactIDResource
 from assets.runner import run_stage_in_asset
 from core.stage import AGGREGATE, marker_key, run_stage
 from evaluation.demo_benchmarks import BENCHMARKS
+from training.run_stages import PHASES
 from evaluation.stages import (
     EVAL_STAGES,
     LEADERBOARD_HTML,
@@ -31,8 +32,12 @@ from evaluation.stages import (
 EVALUATION_GROUP = "evaluation"
 benchmark_partitions = dg.StaticPartitionsDefinition(list(BENCHMARKS))
 benchmark_model_partitions = dg.MultiPartitionsDefinition({"benchmark": benchmark_partitions, "model": model_partitions})
-# Assets whose materialization registers models (trained phases and ablation runs add theirs).
-MODEL_PRODUCERS = ["untrained_model"]
+# Assets whose materialization registers models: the untrained baselines, every curriculum phase
+# (phase_<k>) and every ablation variant's run (ablation-<variant>). dvc.yaml declares the same
+# models/<name> folders as their outs (tests/orchestration/test_graph_parity.py keeps them in step).
+MODEL_PRODUCERS = ["untrained_model", *PHASES, "ablation_runs"]
+MODEL_PRODUCER_DEPS = [dg.AssetDep(name, partition_mapping=dg.AllPartitionMapping()) if name == "ablation_runs"
+                       else dg.AssetDep(name) for name in MODEL_PRODUCERS]
 ALL_ANNOTATIONS = dg.AssetDep("annotations", partition_mapping=dg.AllPartitionMapping())
 
 
@@ -48,12 +53,12 @@ def register_model(instance: dg.DagsterInstance | None, store, name: str, export
         kind: ``phase``, ``ablation``, ``external``, or ``untrained`` (names ``untrained…``).
         description: one line for reports.
         **record: ``preset``, ``variant``, ``encoder_seed``, ``phase``, ``training_log``
-            (see ``evaluation.registry.store_model``).
+            (see ``models.registry.store_model``).
 
     Returns:
         The stored ``ModelRecord``.
     """
-    from evaluation.registry import store_model
+    from models.registry import store_model
 
     stored = store_model(store, name, export_dir, kind=kind, description=description, **record)
     if instance is not None and not instance.has_dynamic_partition(MODELS, name):
@@ -105,7 +110,7 @@ def _pair(context: dg.AssetExecutionContext) -> str:
 
 
 @dg.asset(group_name=EVALUATION_GROUP, partitions_def=benchmark_model_partitions,
-          deps=["demo_benchmarks", *MODEL_PRODUCERS], kinds={"diffusers", "h264"},
+          deps=["demo_benchmarks", *MODEL_PRODUCER_DEPS], kinds={"diffusers", "h264"},
           description=EVAL_STAGES["benchmark_videos"].description)
 def benchmark_videos(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> dg.MaterializeResult:
     params = reactid.load_params()
@@ -129,7 +134,7 @@ def scored_runs(instance: dg.DagsterInstance, store) -> list[str]:
 
 
 @dg.asset(group_name=EVALUATION_GROUP, kinds={"markdown", "html", "matplotlib"},
-          deps=[dg.AssetDep("benchmark_scores", partition_mapping=dg.AllPartitionMapping()), *MODEL_PRODUCERS,
+          deps=[dg.AssetDep("benchmark_scores", partition_mapping=dg.AllPartitionMapping()), *MODEL_PRODUCER_DEPS,
                 "training_samples"],
           description=EVAL_STAGES["leaderboard"].description)
 def leaderboard(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> dg.MaterializeResult:

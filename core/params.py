@@ -520,6 +520,7 @@ class EvaluationParams(Section):
     demo_sets: DemoSetsParams
     untrained_models: dict[ModelName, UntrainedModelParams]
     models: list[ModelName]  # registered models `dvc repro` evaluates (Dagster: the "models" partitions)
+    external_models: list[ModelName] = []  # registered with `reactid register-model`, no stage makes them
     generation: GenerationParams
     metrics: MetricsParams
     leaderboard: LeaderboardParams
@@ -559,6 +560,21 @@ class Params(Section):
     evaluation: EvaluationParams
     ablations: AblationsParams
     retraining: RetrainingParams
+
+    @model_validator(mode="after")
+    def _evaluated_models_have_producers(self) -> Params:
+        """Every model dvc evaluates is made by a stage of this params file (or is external),
+        so a typo or a variant left out of an ablation experiment stops the run up front."""
+        producible = {*self.evaluation.untrained_models, *(f"phase_{k}" for k in range(1, 5)),
+                      *(f"ablation-{v}" for v in self.ablations.variants), *self.evaluation.external_models}
+        unknown = [m for m in self.evaluation.models if m not in producible]
+        if unknown:
+            raise ValueError(
+                f"evaluation.models {unknown}: no stage produces them; expected keys of "
+                f"evaluation.untrained_models, phase_1..phase_4, ablation-<v> for v in ablations.variants, "
+                f"or evaluation.external_models"
+            )
+        return self
 
     # Relative paths in params resolve against the params file's folder, wherever the
     # process runs from (Dagster run workers, dvc, the CLI).

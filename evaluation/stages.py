@@ -34,7 +34,7 @@ def run_key(benchmark: str, model: str) -> str:
     """The stage shard of a (benchmark, model) pair."""
     if benchmark not in BENCHMARKS:
         raise StageInputError(f"unknown benchmark {benchmark!r}; expected one of {BENCHMARKS}")
-    from evaluation.registry import check_model_name
+    from models.registry import check_model_name
 
     return f"{benchmark}/{check_model_name(model)}"
 
@@ -85,7 +85,7 @@ def demo_benchmarks(ctx: StageContext) -> dict[str, Any]:
 def untrained_model(ctx: StageContext) -> dict[str, Any]:
     """Register a random-weight pipeline (``ctx.shard`` names it) as a baseline model."""
     from core.storage import temp_dir
-    from evaluation.registry import store_model
+    from models.registry import store_model
     from models.presets import build_pipeline
 
     configured = ctx.params.evaluation.untrained_models
@@ -109,7 +109,7 @@ def untrained_model(ctx: StageContext) -> dict[str, Any]:
 def benchmark_videos(ctx: StageContext) -> dict[str, Any]:
     """One video per entry of a benchmark with a registered model."""
     from evaluation.generation import benchmark_requests, generate_videos, videos_prefix
-    from evaluation.registry import load_pipeline, read_record
+    from models.registry import load_pipeline, read_record
 
     benchmark, model = split_run(ctx.shard)
     gen = ctx.params.evaluation.generation
@@ -130,7 +130,7 @@ def benchmark_videos(ctx: StageContext) -> dict[str, Any]:
 
 def _videos_inputs(ctx: StageContext) -> str:
     """Fingerprint of the benchmark sets and of the model's export."""
-    from evaluation.registry import record_key
+    from models.registry import record_key
 
     _, model = split_run(ctx.shard)
     return _digest(ctx, [marker_key("demo_benchmarks", AGGREGATE), record_key(model)])
@@ -145,7 +145,7 @@ def benchmark_scores(ctx: StageContext) -> dict[str, Any]:
 
     from evaluation.demo_benchmarks import TIMELINE_BENCHMARKS
     from evaluation.generation import benchmark_domain, benchmark_requests, videos_prefix
-    from evaluation.registry import read_record
+    from models.registry import read_record
     from evaluation.scoring import SCORE_ROWS, build_metrics, score_card_json, score_rows, score_videos
 
     benchmark, model = split_run(ctx.shard)
@@ -175,7 +175,7 @@ def benchmark_scores(ctx: StageContext) -> dict[str, Any]:
 def leaderboard(ctx: StageContext) -> dict[str, Any]:
     """Markdown + HTML leaderboard over every scored (benchmark, model) in ``ctx.shards``."""
     from evaluation.leaderboard import build_leaderboard, rows_to_csv
-    from evaluation.registry import read_training_log
+    from models.registry import read_training_log
 
     cards = [read_json(ctx.store, score_card_key(shard)) for shard in ctx.shards]
     models = sorted({c["model"] for c in cards})
@@ -213,7 +213,7 @@ def held_out_check(store: Any) -> dict[str, Any]:
 
 def _leaderboard_inputs(ctx: StageContext) -> str:
     """Model records, training logs and the training samples (for the hold-out check)."""
-    from evaluation.registry import record_key, training_log_key
+    from models.registry import record_key, training_log_key
 
     models = sorted({split_run(s)[1] for s in ctx.shards})
     keys = [k for m in models for k in (record_key(m), training_log_key(m))]
@@ -226,7 +226,7 @@ def _leaderboard_inputs(ctx: StageContext) -> str:
 def ipvg_submission(ctx: StageContext) -> dict[str, Any]:
     """Validated IPVG zips for both tracks from the chosen models' videos."""
     from evaluation.ipvg_runs import package_submission, run_descriptions
-    from evaluation.registry import read_record
+    from models.registry import read_record
 
     cfg = ctx.params.evaluation.submission
     needed = set(submission_runs(ctx.params))
@@ -267,12 +267,12 @@ EVAL_STAGES: dict[str, StageSpec] = {
     ),
     "untrained_model": StageSpec(
         "untrained_model", untrained_model, ("evaluation.untrained_models",), (),
-        _COMMON + ("evaluation.registry", "models.presets"),
+        _COMMON + ("models.registry", "models.presets"),
         "Random-weight baseline pipelines registered as models (named untrained-…).",
     ),
     "benchmark_videos": StageSpec(
         "benchmark_videos", benchmark_videos, ("evaluation.generation",), (),
-        _COMMON + ("evaluation.generation", "evaluation.registry", "models.pipeline_reactid"),
+        _COMMON + ("evaluation.generation", "models.registry", "models.pipeline_reactid"),
         "One H.264 video per benchmark entry with a registered model.", input_hash=_videos_inputs,
     ),
     "benchmark_scores": StageSpec(

@@ -204,7 +204,7 @@ def register_model_cmd(ctx: click.Context, name: str, export_dir: Path, kind: st
     NAME is in evaluation.models.
     """
     from core.storage import open_store
-    from evaluation.registry import store_model
+    from models.registry import store_model
 
     params = _params(ctx)
     store = open_store(params.storage.backend, str(params.resolve(params.storage.root)))

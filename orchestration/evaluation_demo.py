@@ -35,7 +35,7 @@ def _failed(result, label: str, echo: Callable[[str], None]) -> bool:
 def sync_model_partitions(instance, store) -> list[str]:
     """Make every model registered in the store (e.g. by `reactid register-model`) a partition."""
     from assets.partitions import MODELS
-    from evaluation.registry import registered_models
+    from models.registry import registered_models
 
     stored = registered_models(store)
     missing = [m for m in stored if not instance.has_dynamic_partition(MODELS, m)]

@@ -12,7 +12,7 @@ A phase trains in ``<store>/training/main/<phase>/<fingerprint>/`` (checkpoints,
 model, step log, the sample ids of every step): re-running after an interruption finds the
 same folder and resumes from its latest checkpoint; a change of params or inputs gives a new
 fingerprint and so a fresh folder, never a resume of stale weights. Each exported model is
-registered for evaluation (``evaluation.registry``: ``phase_<k>``, ``ablation-<variant>``).
+registered for evaluation (``models.registry``: ``phase_<k>``, ``ablation-<variant>``).
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ def _loss_curve(ctx: StageContext, output_dir: Path, key: str, title: str) -> li
 
 def _register(ctx: StageContext, name: str, kind: str, result: Any, output_dir: Path, description: str,
               phase: int | None) -> str:
-    from evaluation.registry import store_model
+    from models.registry import store_model
 
     record = store_model(ctx.store, name, result.model_dir, kind=kind, description=description,
                          preset=ctx.params.training.preset, variant=result.metrics["variant"],

@@ -84,3 +84,31 @@ def test_bad_demo_shard_name_in_params(base_params_raw):
     raw["demo_pool"]["shards"] = {"../escape": {"kind": "procedural", "seed": 0}}
     with pytest.raises(ParamsError, match="escape"):
         parse_params(raw)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"models": ["phase_4", "phase4"]}, "evaluation.models ['phase4']: no stage produces them"),
+        # an ablation experiment that narrows the variants must narrow the evaluated models too
+        ({"models": ["ablation-tarope_T8"], "variants": ["tarope_T4"]}, "evaluation.models ['ablation-tarope_T8']"),
+    ],
+)
+def test_evaluated_models_need_a_producer(base_params_raw, overrides, expected):
+    raw = copy.deepcopy(base_params_raw)
+    raw["evaluation"]["models"] = overrides["models"]
+    raw["evaluation"]["submission"]["runs"] = [{"name": "run1", "model": overrides["models"][0], "primary": True}]
+    if "variants" in overrides:
+        raw["ablations"]["variants"] = overrides["variants"]
+    with pytest.raises(ParamsError) as err:
+        parse_params(raw)
+    assert expected in str(err.value)
+
+
+def test_external_and_narrowed_ablation_models_are_accepted(base_params_raw):
+    raw = copy.deepcopy(base_params_raw)
+    raw["ablations"]["variants"] = ["tarope_T4"]
+    raw["evaluation"]["external_models"] = ["my-finetune"]
+    raw["evaluation"]["models"] = ["phase_4", "ablation-tarope_T4", "my-finetune"]
+    raw["evaluation"]["submission"]["runs"] = [{"name": "run1", "model": "my-finetune", "primary": True}]
+    assert parse_params(raw).evaluation.models[-1] == "my-finetune"

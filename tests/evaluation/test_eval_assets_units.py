@@ -154,7 +154,7 @@ def transformer_export(tmp_path_factory):
 
 def test_registry_reads_a_transformer_export_and_enforces_the_untrained_naming(tmp_path, transformer_export):
     from core.storage import LocalObjectStore
-    from evaluation.registry import ModelRegistryError, read_record, registered_models, store_model
+    from models.registry import ModelRegistryError, read_record, registered_models, store_model
 
     store = LocalObjectStore(tmp_path / "data")
     log = tmp_path / "steps.jsonl"
