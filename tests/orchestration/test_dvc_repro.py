@@ -49,3 +49,31 @@ def test_dvc_repro_curation_stages(tmp_path, repo_root, base_params_raw, make_pr
     )
     status = run("status", "curation_report")
     assert status.returncode == 0 and "up to date" in status.stdout.lower(), status.stdout
+
+
+def test_ablation_experiment_params_narrow_the_dvc_graph(tmp_path, repo_root):
+    """What `dvc exp run -S 'ablations.variants=[tarope_T4]' -S 'evaluation.models=[...]'` sets
+    gives a graph with that variant's training and evaluation stages only; forgetting to narrow
+    evaluation.models is refused by the params check, naming the key."""
+    dvc = _dvc(repo_root)
+    shutil.copy(repo_root / "dvc.yaml", tmp_path / "dvc.yaml")
+    raw = yaml.safe_load((repo_root / "params.yaml").read_text())
+    raw["ablations"]["variants"] = ["tarope_T4"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    from core.errors import ParamsError
+    from core.params import load_params
+
+    with pytest.raises(ParamsError, match=r"evaluation.models \['ablation-full_data'"):
+        load_params(tmp_path / "params.yaml")
+    raw["evaluation"]["models"] = ["phase_3", "phase_4", "ablation-tarope_T4"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    load_params(tmp_path / "params.yaml")
+
+    assert subprocess.run([str(dvc), "init", "--no-scm", "-q"], cwd=tmp_path).returncode == 0
+    listed = subprocess.run([str(dvc), "stage", "list", "--name-only"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    stages = set(listed.stdout.split())
+    assert {s for s in stages if s.startswith("ablation_runs@")} == {"ablation_runs@tarope_T4"}
+    videos = {s for s in stages if s.startswith("benchmark_videos@")}
+    assert len(videos) == 4 * 3 and "benchmark_videos@opens2v-ablation-tarope_T4" in videos
