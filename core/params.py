@@ -422,6 +422,8 @@ METRIC_NAMES = Literal[
     "motion_amplitude", "motion_smoothness_flowwarp_proxy", "facesim_dlib_proxy",
     "timeline_alignment_flow_proxy", "motion_smoothness", "motion_smoothness_vbench_amt",
     "aesthetics", "facesim", "gme", "nexus", "natural",
+    "nexus_grounding_dino_proxy", "nexus_yolo_world_text_proxy", "natural_api_proxy", "natural_qwen_proxy",
+    "clip_t_global", "clip_t_subaction", "videoscore_tva", "videoscore_tc", "videoscore_tva_subaction",
 ]
 
 

@@ -57,8 +57,18 @@ def model_order(record: Mapping[str, Any]) -> tuple:
 
 
 def header(metric: Mapping[str, Any]) -> str:
+    return f"{_tag(metric)} ({'%' if _in_percent(metric) else metric['unit']})"
+
+
+def _tag(metric: Mapping[str, Any]) -> str:
     tag = metric["backend"] + (", proxy" if metric["is_proxy"] else "")
-    return f"{metric['name']} [{tag}] (%)"
+    return f"{metric['name']} [{tag}]"
+
+
+def _in_percent(metric: Mapping[str, Any]) -> bool:
+    """Fractions are shown in %; a raw value on a named scale (``unit`` such as ``VideoScore 1-4``
+    or ``rating 1-5``) is shown as is."""
+    return metric.get("scale") == "normalised" or metric.get("unit", "fraction") == "fraction"
 
 
 def build_leaderboard(
@@ -104,7 +114,7 @@ def build_leaderboard(
             for metric in card["metrics"]:
                 proxy_tag = metric["is_proxy"] and "proxy" not in metric["name"]
                 labels[metric["name"]] = metric["name"] + (" (proxy)" if proxy_tag else "")
-                tags[metric["name"]] = header(metric).removesuffix(" (%)")
+                tags[metric["name"]] = _tag(metric)
             plot_rows.append({"run": f"{benchmark}/{card['model']}", **per_model[card["model"]]})
     pngs = {"metrics": plots.metric_bars(values, labels)}
     sections.append(Section("Per-metric comparison", [
@@ -176,7 +186,7 @@ def _benchmark_section(benchmark: str, cards: list[Mapping[str, Any]]) -> tuple[
     missing = [n for n in metrics if n not in shown]
     per_model: dict[str, dict[str, float | None]] = {}
     for card in cards:
-        row = {n: _pct(_value(card, n)) for n in shown}
+        row = {n: _pct(_value(card, n)) if _in_percent(spec[n]) else _value(card, n) for n in shown}
         row["TotalScore"] = _pct(card["total_score"])
         per_model[card["model"]] = row
     columns = shown + ["TotalScore"]
@@ -199,7 +209,8 @@ def _benchmark_section(benchmark: str, cards: list[Mapping[str, Any]]) -> tuple[
     section.tables.append((head, rows, bold))
     for n in shown:
         m = spec[n]
-        scale = "OpenS2V-normalised mean" if m["scale"] == "normalised" else "mean raw value (a fraction)"
+        scale = ("OpenS2V-normalised mean" if m["scale"] == "normalised" else
+                 "mean raw value (a fraction)" if _in_percent(m) else f"mean raw value ({m['unit']})")
         section.paragraphs.append(f"`{n}` — {m['backend']} backend{', proxy' if m['is_proxy'] else ''}; "
                                   f"{m['definition']}; {scale}.")
     for n in missing:

@@ -29,7 +29,6 @@ SCORE_ROWS = pa.schema([
     ("value", pa.float64()),  # raw value; null when not computed
     ("note", pa.string()),
 ])
-TIMELINE_ONLY = frozenset({"timeline_alignment_flow_proxy"})
 NOT_FACE_SAMPLE = "OpenS2V scores FaceSim only for face and human samples"
 
 
@@ -44,10 +43,11 @@ def build_metrics(names: Sequence[str], options: Mapping[str, Mapping[str, Any]]
     Returns:
         Metrics (``VideoMetric``) in order: configured ones, then stand-ins by OpenS2V key.
     """
+    from evaluation.metrics import TIMELINE_METRICS
     from evaluation.metrics.unavailable import NotComputedMetric
 
     metrics = [_built(n, json.dumps(options.get(n, {}), sort_keys=True))
-               for n in names if timeline or n not in TIMELINE_ONLY]
+               for n in names if timeline or n not in TIMELINE_METRICS]
     covered = {m.spec.key for m in metrics if m.spec.key is not None and not m.spec.is_proxy}
     for key in METRIC_KEYS:
         if key not in covered:
@@ -91,6 +91,8 @@ def score_videos(
             reference_images=tuple(decode_png(store.get_bytes(k)) for k in request.reference_keys),
             events=() if request.timeline is None else request.timeline.actions,
             fps=fps,
+            reference_labels=tuple(request.subjects),
+            sample_id=request.sample_id,
         )
         values = []
         for metric in metrics:
@@ -143,7 +145,7 @@ def score_card_json(
         value = card.normalized.get(spec.key) if benchmark_def else card.proxies.get(name)
         metrics.append({
             "name": name, "key": spec.key, "backend": spec.backend, "definition": spec.definition,
-            "is_proxy": spec.is_proxy, "value": value,
+            "is_proxy": spec.is_proxy, "value": value, "unit": spec.unit,
             "scale": "normalised" if benchmark_def else "mean raw",
             "videos_computed": computed[name], "reason": card.not_computed.get(name),
         })

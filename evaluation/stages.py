@@ -278,7 +278,9 @@ EVAL_STAGES: dict[str, StageSpec] = {
     "benchmark_scores": StageSpec(
         "benchmark_scores", benchmark_scores, ("evaluation.metrics",), ("benchmark_videos",),
         _COMMON + ("evaluation.scoring", "evaluation.scorecard", "evaluation.scores", "evaluation.metrics.motion",
-                   "evaluation.metrics.facesim", "evaluation.metrics.timeline"),
+                   "evaluation.metrics.facesim", "evaluation.metrics.timeline",
+                   "evaluation.metrics.nexus", "evaluation.metrics.natural", "evaluation.metrics.clip_t",
+                   "evaluation.metrics.videoscore"),
         "OpenS2V metrics (with their backends) and the timeline measure per video; the score card.",
     ),
     "leaderboard": StageSpec(

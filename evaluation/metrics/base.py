@@ -30,6 +30,8 @@ class MetricSpec:
         backend: ``embedded`` or ``pretrained``.
         definition: whose definition it computes, e.g. ``OpenS2V-Eval v1.1 get_motion_amplitude``.
         is_proxy: True when it approximates ``key`` with a different method.
+        unit: what a raw value is: ``fraction`` (a share or a cosine, shown in % by reports)
+            or a named scale such as ``rating 1-5`` (shown as is).
     """
 
     name: str
@@ -37,6 +39,7 @@ class MetricSpec:
     backend: Backend
     definition: str
     is_proxy: bool
+    unit: str = "fraction"
 
 
 @dataclass(frozen=True)
@@ -73,12 +76,18 @@ class SampleContext:
             when the benchmark names one.
         events: timeline of sub-actions in seconds (timeline benchmarks only).
         fps: frame rate of the generated video (to map seconds to frames).
+        reference_labels: the benchmark's class label of each reference image, in the order
+            of ``reference_images`` (OpenS2V ``class_label``; NexusScore needs them).
+        sample_id: the benchmark entry's id (OpenS2V's NexusScore treats ``face`` / ``human``
+            entries differently).
     """
 
     prompt: str = ""
     reference_images: tuple[np.ndarray, ...] = field(default=())
     events: tuple[TimelineEvent, ...] = ()
     fps: float = 16.0
+    reference_labels: tuple[str, ...] = ()
+    sample_id: str = ""
 
 
 class VideoMetric(Protocol):

@@ -1,12 +1,15 @@
-"""Metrics with no embedded backend: they report "not computed" with the reason, never a number.
+"""Stand-ins for OpenS2V metrics that are not configured: they report "not computed" with the
+reason, never a number.
 
-* GmeScore — GME-Qwen2-VL-7B text-to-frame similarity; the pretrained backend is
-  :mod:`.gme`, which needs the 7B weights.
-* NexusScore — YOLO-World detection (mmdet/mmyolo, not transformers) plus GME similarity of
-  the crops (``eval/get_nexusscore.py``).
-* NaturalScore — GPT-4o rates realism 1-5 from 16 frames, three runs averaged
-  (``eval/get_naturalscore.py``): a network service.
-* Aesthetics without weights — the CLIP + LAION head is in :mod:`.aesthetics` (pretrained).
+Each has a pretrained backend that runs once it is listed in ``evaluation.metrics.names``
+with its options; none has an embedded one:
+
+* GmeScore — :mod:`.gme`, needs the GME-Qwen2-VL-7B weights.
+* NexusScore — :mod:`.nexus`: the benchmark's YOLO-World image-prompt detector needs mmyolo
+  (not installable here: torchvision); the Grounding DINO / ultralytics detectors are proxies.
+* NaturalScore — :mod:`.natural`: GPT-4o through a chat API (``OPENAI_API_KEY``); other API
+  models and a local Qwen2.5-VL are proxies.
+* Aesthetics — :mod:`.aesthetics`, needs CLIP ViT-L/14 and the LAION aesthetic MLP weights.
 """
 
 from __future__ import annotations
@@ -16,28 +19,21 @@ import numpy as np
 from evaluation.metrics.aesthetics import AestheticScorer
 from evaluation.metrics.base import MetricSpec, MetricValue, SampleContext, not_computed
 from evaluation.metrics.gme import GmeScore
+from evaluation.metrics.natural import BENCHMARK_MODEL, api_spec
+from evaluation.metrics.nexus import BENCHMARK_SPEC
 
 GME = GmeScore.spec
-NEXUS = MetricSpec(
-    "nexus",
-    "nexus",
-    "pretrained",
-    "OpenS2V-Eval v1.1 get_nexusscore.py (YOLO-World + GME)",
-    is_proxy=False,
-)
-NATURAL = MetricSpec(
-    "natural",
-    "natural",
-    "pretrained",
-    "OpenS2V-Eval v1.1 get_naturalscore.py (GPT-4o rating, 3 runs)",
-    is_proxy=False,
-)
+NEXUS = BENCHMARK_SPEC
+NATURAL = api_spec(BENCHMARK_MODEL)
 AESTHETICS = AestheticScorer.spec
 
 REASONS = {
-    "gme": "needs GME-Qwen2-VL-7B weights (pretrained backend); no embedded backend",
-    "nexus": "needs YOLO-World (mmdet/mmyolo) and GME-Qwen2-VL-7B; no embedded backend",
-    "natural": "needs the GPT-4o API (network); no embedded backend",
+    "gme": "needs GME-Qwen2-VL-7B weights (pretrained backend 'gme'); no embedded backend",
+    "nexus": "needs YOLO-World's image-prompt detector (mmyolo, which needs torchvision) and "
+    "GME-Qwen2-VL-7B (pretrained backend 'nexus'; 'nexus_grounding_dino_proxy' is a proxy); "
+    "no embedded backend",
+    "natural": f"needs {BENCHMARK_MODEL} through the chat API with OPENAI_API_KEY (backend "
+    "'natural'; 'natural_qwen_proxy' is a proxy); no embedded backend",
     "aesthetics": "needs CLIP ViT-L/14 and the LAION aesthetic MLP weights (pretrained backend)",
 }
 

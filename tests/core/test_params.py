@@ -112,3 +112,12 @@ def test_external_and_narrowed_ablation_models_are_accepted(base_params_raw):
     raw["evaluation"]["models"] = ["phase_4", "ablation-tarope_T4", "my-finetune"]
     raw["evaluation"]["submission"]["runs"] = [{"name": "run1", "model": "my-finetune", "primary": True}]
     assert parse_params(raw).evaluation.models[-1] == "my-finetune"
+
+
+def test_metric_names_in_params_are_exactly_the_registered_metrics():
+    import typing
+
+    from core.params import METRIC_NAMES
+    from evaluation.metrics import METRIC_BUILDERS
+
+    assert set(typing.get_args(METRIC_NAMES)) == set(METRIC_BUILDERS)

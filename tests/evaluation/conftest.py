@@ -51,3 +51,95 @@ def h264_video(tmp_path_factory) -> Path:
 
     clip = _shifting_clip(24, 2, 0, _texture(48, 64))
     return write_video(tmp_path_factory.mktemp("videos") / "good.mp4", clip, fps=16)
+
+
+GME_WORDS = [
+    "a",
+    "red",
+    "cat",
+    "dog",
+    "runs",
+    "on",
+    "grass",
+    "find",
+    "an",
+    "image",
+    "that",
+    "matches",
+    "the",
+    "given",
+    "text",
+    ".",
+    "you",
+    "are",
+    "helpful",
+    "assistant",
+    "system",
+    "user",
+]
+GME_SPECIAL = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+    "[UNK]",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_gme_dir(tmp_path_factory):
+    """Random tiny Qwen2-VL + word-level tokenizer + image processor, saved like the real repo."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import (
+        PreTrainedTokenizerFast,
+        Qwen2VLConfig,
+        Qwen2VLForConditionalGeneration,
+        Qwen2VLImageProcessor,
+    )
+
+    root = tmp_path_factory.mktemp("gme")
+    vocab = {w: i for i, w in enumerate(GME_WORDS + GME_SPECIAL)}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        unk_token="[UNK]",
+        pad_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        additional_special_tokens=GME_SPECIAL[1:7],
+    ).save_pretrained(root)
+    Qwen2VLImageProcessor().save_pretrained(root)
+    torch.manual_seed(0)
+    config = Qwen2VLConfig(
+        text_config=dict(
+            vocab_size=len(vocab),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            rope_scaling={"type": "mrope", "mrope_section": [2, 1, 1]},
+            bos_token_id=None,
+            eos_token_id=vocab["<|endoftext|>"],
+        ),
+        vision_config=dict(
+            depth=2,
+            embed_dim=32,
+            hidden_size=32,
+            num_heads=4,
+            mlp_ratio=2,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            in_chans=3,
+        ),
+        image_token_id=vocab["<|image_pad|>"],
+        video_token_id=vocab["<|video_pad|>"],
+        vision_start_token_id=vocab["<|vision_start|>"],
+    )
+    Qwen2VLForConditionalGeneration(config).save_pretrained(root)
+    return root

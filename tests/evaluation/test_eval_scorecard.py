@@ -80,11 +80,12 @@ def test_embedded_suite_on_a_clip(shifting_clip):
     )
 
 
-def test_build_metric_by_name():
+def test_build_metric_by_name(monkeypatch):
     assert build_metric("motion_amplitude").spec.name == "motion_amplitude"
     assert build_metric("timeline_alignment_flow_proxy", min_motion=0.2).min_motion == 0.2
-    natural = build_metric("natural")
-    assert natural(np.zeros((2, 4, 4, 3), np.uint8), SampleContext()).value is None
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(MetricUnavailableError, match="OPENAI_API_KEY"):
+        build_metric("natural")
     with pytest.raises(KeyError, match="unknown metric 'clip_score'"):
         build_metric("clip_score")
     with pytest.raises(MetricUnavailableError, match="q_align"):
@@ -100,3 +101,26 @@ def test_importing_the_package_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_leaderboard_shows_raw_scales_as_they_are():
+    from evaluation.leaderboard import build_leaderboard
+
+    def metric(name, value, unit, key=None, proxy=False, scale="mean raw"):
+        return {"name": name, "key": key, "backend": "pretrained", "definition": f"def of {name}",
+                "is_proxy": proxy, "value": value, "scale": scale, "unit": unit, "videos_computed": 1,
+                "reason": None}
+
+    card = {
+        "benchmark": "ipvg_track2", "model": "phase_1", "domain": "open", "version": "v1.1", "videos": 1,
+        "metrics": [metric("videoscore_tva", 2.71, "VideoScore 1-4"), metric("clip_t_global", 0.247, "fraction"),
+                    metric("natural_qwen_proxy", 3.5, "rating 1-5", key="natural", proxy=True),
+                    metric("natural", 0.625, "rating 1-5", key="natural", scale="normalised")],
+        "total_score": None, "total_score_missing": ["gme"], "partial": {"covered_weight": 0.2},
+        "model_record": {"name": "phase_1", "kind": "phase", "variant": "reactid", "phase": 1, "global_step": 8},
+    }
+    md = build_leaderboard([card], {}, "reactid", {"identities": [], "checked": False}).markdown
+    assert ("| videoscore_tva [pretrained] (VideoScore 1-4) | clip_t_global [pretrained] (%) | "
+            "natural_qwen_proxy [pretrained, proxy] (rating 1-5) | natural [pretrained] (%) |") in md
+    assert "| phase_1 | curriculum phase | 8 | 2.71 | 24.70 | 3.50 | 62.50 | n/a |" in md
+    assert "mean raw value (VideoScore 1-4)" in md
