@@ -8,6 +8,8 @@ partition. A failed check (severity ERROR) stops the run before any asset downst
 Reads, for the shard: `tables/<suite>/<shard>.parquet` for every suite in GATE_SUITES and
 `tables/curated_clips/<shard>.parquet` (frame sizes and durations). Writes the Data Docs to
 `reports/gx/<shard>/<run_id>/` in the object store when `quality_gates.data_docs` is true.
+With `lakefs.enabled`, a shard that passed every suite is committed to the run's lakeFS
+branch (versioning.hooks.version_gate_verdict) and the check metadata names the commit.
 """
 
 import warnings
@@ -20,6 +22,7 @@ import dagster as dg
 from assets.metadata import markdown_table
 from assets.partitions import shard_partitions
 from assets.resources import ReactIDResource
+from core.errors import VersioningError
 from core.storage import ObjectStore, temp_dir
 from curation.gate_status import GATE_SUITES, run_shard_gates
 
@@ -71,13 +74,29 @@ def annotation_quality_gates(
         docs_dir = Path(tmp) / "data_docs" if cfg.data_docs else None
         results = run_shard_gates(params, store, shard, data_docs_dir=docs_dir, run_name=run_id, suites=suites)
         docs_url = _publish_docs(store, docs_dir, f"{DOCS_PREFIX}/{shard}/{run_id}") if docs_dir else None
+    lakefs, lakefs_error = None, None
+    if params.lakefs.enabled and set(suites) == set(GATE_SUITES):  # a full run recorded the verdict
+        from versioning.hooks import version_gate_verdict
+
+        try:
+            lakefs = version_gate_verdict(params, store, shard, run_id=run_id, results=results)
+        except VersioningError as e:  # report the verdicts first, then fail the step with this
+            lakefs_error = e
     for suite, result in results.items():
         if not result.success:
             context.log.error(result.summary())
+        metadata = gate_metadata(result, docs_url)
+        if lakefs:
+            metadata["lakefs_commit"] = dg.MetadataValue.text(lakefs["commit_id"])
+            metadata["lakefs_branch"] = dg.MetadataValue.text(f"{lakefs['repository']}@{lakefs['branch']}")
+        if lakefs_error:
+            metadata["lakefs_error"] = dg.MetadataValue.text(str(lakefs_error))
         yield dg.AssetCheckResult(
             check_name=check_name(suite), asset_key=ANNOTATIONS_ASSET, passed=result.success,
-            severity=dg.AssetCheckSeverity.ERROR, metadata=gate_metadata(result, docs_url),
+            severity=dg.AssetCheckSeverity.ERROR, metadata=metadata,
         )
+    if lakefs_error:
+        raise lakefs_error
 
 
 def _publish_docs(store: ObjectStore, docs_dir: Path, prefix: str) -> str:

@@ -99,9 +99,16 @@ def untrained_model(context: dg.AssetExecutionContext, reactid: ReactIDResource)
             context.instance.add_dynamic_partitions(MODELS, [name])
     return dg.MaterializeResult(
         metadata={"models": dg.MetadataValue.json(fingerprints),
-                  "registry": dg.MetadataValue.path(str(params.resolve(params.storage.root) / "models"))},
+                  "registry": _location(store, "models")},
         data_version=dg.DataVersion("-".join(fingerprints[n] for n in sorted(fingerprints))),
     )
+
+
+def _location(store, key: str) -> dg.MetadataValue:
+    """Where ``key`` lives: a file path on the local backend, else the object's URI."""
+    if hasattr(store, "path"):
+        return dg.MetadataValue.path(str(store.path(key)))
+    return dg.MetadataValue.url(store.uri(key))
 
 
 def _pair(context: dg.AssetExecutionContext) -> str:
@@ -143,17 +150,26 @@ def leaderboard(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> 
     runs = scored_runs(context.instance, store)
     if not runs:
         raise dg.Failure("no (benchmark, model) has scores: materialize benchmark_scores for a registered model")
-    root = params.resolve(params.storage.root)
 
     def extra(store) -> dict:
         return {
-            "report": dg.MetadataValue.path(str(root / LEADERBOARD_MD)),
-            "report_html": dg.MetadataValue.url((root / LEADERBOARD_HTML).as_uri()),
+            "report": _location(store, LEADERBOARD_MD),
+            "report_html": dg.MetadataValue.url(store.uri(LEADERBOARD_HTML)),
             "leaderboard": dg.MetadataValue.md(store.get_bytes(LEADERBOARD_MD).decode()),
             "plot_metrics": png_markdown(store.get_bytes(f"{LEADERBOARD_PLOTS}/metrics.png"), "metrics per model"),
         }
 
-    return _run(context, "leaderboard", AGGREGATE, params, store, tuple(runs), extra)
+    result = _run(context, "leaderboard", AGGREGATE, params, store, tuple(runs), extra)
+    if params.lakefs.enabled:  # merge the run's lakeFS branch into main and tag it (README: lakeFS)
+        from versioning.hooks import promote_evaluation
+
+        promotion = promote_evaluation(params, store, run_id=context.run.run_id,
+                                       evaluation_fingerprint=result.data_version.value,
+                                       models=[run.split("/", 1)[1] for run in runs])
+        result = dg.MaterializeResult(metadata={**result.metadata, **{
+            f"lakefs_{k}": dg.MetadataValue.text(promotion[k]) for k in ("tag", "commit_id", "data_commit", "branch")
+        }}, data_version=result.data_version)
+    return result
 
 
 @dg.asset(group_name=EVALUATION_GROUP, kinds={"zip"},

@@ -26,11 +26,11 @@ def curation_report(context: dg.AssetExecutionContext, reactid: ReactIDResource)
     known = context.instance.get_dynamic_partitions(shard_partitions.name)
     shards = [s for s in known if report_inputs_ready(store, s)]
     metrics = build_curation_report(params, store, shards)
-    root = params.resolve(params.storage.root)
+    root = store.root_uri  # a directory, or s3://bucket/prefix
     md = store.get_bytes(REPORT_KEY).decode()
     meta: dict[str, dg.MetadataValue] = {
-        "report": dg.MetadataValue.path(str(root / REPORT_KEY)),
-        "metrics": dg.MetadataValue.path(str(root / METRICS_KEY)),
+        "report": dg.MetadataValue.path(f"{root}/{REPORT_KEY}"),
+        "metrics": dg.MetadataValue.path(f"{root}/{METRICS_KEY}"),
         "shards": dg.MetadataValue.int(len(shards)),
         "report_preview": dg.MetadataValue.md(md),
     }
@@ -66,10 +66,10 @@ def annotation_report(context: dg.AssetExecutionContext, reactid: ReactIDResourc
     known = context.instance.get_dynamic_partitions(shard_partitions.name)
     shards = [s for s in known if report_inputs_ready(store, s)]
     metrics = build_annotation_report(params, store, shards)
-    root = params.resolve(params.storage.root)
+    root = store.root_uri
     meta: dict[str, dg.MetadataValue] = {
-        "report": dg.MetadataValue.path(str(root / REPORT_KEY)),
-        "metrics": dg.MetadataValue.path(str(root / METRICS_KEY)),
+        "report": dg.MetadataValue.path(f"{root}/{REPORT_KEY}"),
+        "metrics": dg.MetadataValue.path(f"{root}/{METRICS_KEY}"),
         "report_preview": dg.MetadataValue.md(store.get_bytes(REPORT_KEY).decode()),
     }
     for shard, m in metrics["shards"].items():

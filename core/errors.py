@@ -15,3 +15,8 @@ class StorageError(ReactIDError):
 
 class StageInputError(ReactIDError):
     """A stage was asked to run without the upstream output it needs."""
+
+
+class VersioningError(ReactIDError):
+    """The data-versioning server (lakeFS) refused or could not be reached; the message says
+    which setting, credential, branch or tag to look at."""

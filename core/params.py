@@ -7,6 +7,7 @@ wrong value stops the run before any work starts with a message naming the key
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -26,9 +27,72 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Keys that would hold S3 secrets: refused in params (credentials come from the environment).
+_SECRET_KEYS = {"access_key", "secret_key", "session_token", "aws_access_key_id", "aws_secret_access_key",
+                "password", "credentials"}
+STORAGE_BACKEND_ENV = "REACTID_STORAGE_BACKEND"
+
+
+class S3StorageParams(Section):
+    """Non-secret settings of an S3-compatible store; credentials come from the environment."""
+
+    endpoint: str = "s3.amazonaws.com"  # host[:port], no scheme
+    bucket: str | None = None
+    prefix: str = ""  # key prefix inside the bucket
+    secure: bool = True  # HTTPS
+    region: str | None = None
+    part_size_mb: Annotated[int, Field(ge=5, le=5120)] = 64  # multipart part size (S3: 5 MiB .. 5 GiB)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secrets(cls, raw: Any) -> Any:
+        if isinstance(raw, dict):
+            secret = sorted(k for k in raw if str(k).lower() in _SECRET_KEYS)
+            if secret:
+                # Raised outside pydantic's error path so the value is never echoed.
+                raise ParamsError(
+                    f"storage.s3.{secret[0]}: credentials are never read from params; export "
+                    "REACTID_S3_ACCESS_KEY and REACTID_S3_SECRET_KEY (or AWS_ACCESS_KEY_ID and "
+                    "AWS_SECRET_ACCESS_KEY) instead, and remove the key from the params file"
+                )
+        return raw
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, v: str) -> str:
+        if not v or "://" in v or "/" in v:
+            raise ValueError("expected host[:port] without scheme or path (set secure: false for http)")
+        return v
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, v: str | None) -> str | None:
+        import re
+
+        if v is not None and not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", v):
+            raise ValueError("expected an S3 bucket name: 3-63 lowercase letters, digits, '.', '-'")
+        return v
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        v = v.strip("/")
+        if v and any(p in ("", ".", "..") for p in v.split("/")):
+            raise ValueError("expected a relative key prefix without empty, '.' or '..' segments")
+        return v
+
+
 class StorageParams(Section):
-    backend: Literal["local"]
-    root: str
+    backend: Literal["local", "s3"]  # REACTID_STORAGE_BACKEND overrides (core.params.load_params)
+    root: str  # the local backend's directory
+    s3: S3StorageParams | None = None
+
+    @model_validator(mode="after")
+    def _s3_settings(self) -> StorageParams:
+        if self.backend == "s3" and (self.s3 is None or not self.s3.bucket):
+            raise ValueError("storage.s3.bucket: required when storage.backend is s3 (set storage.s3.bucket "
+                             "and storage.s3.endpoint)")
+        return self
 
 
 class DemoShard(Section):
@@ -405,6 +469,10 @@ class RetrainingParams(Section):
     """When the retraining job (curriculum, latent cache, the four phases) runs."""
 
     cron: str  # Dagster schedule, cron syntax
+    # The schedule starts switched on (it still skips a tick when no gated verdict changed).
+    schedule_running: bool = False
+    # Phase models the retraining_scoring sensor scores on every benchmark after a successful retraining run.
+    score_models: list[Annotated[str, Field(pattern=r"^phase_[1-4]$")]] = ["phase_4"]
 
     @field_validator("cron")
     @classmethod
@@ -412,6 +480,59 @@ class RetrainingParams(Section):
         if len(value.split()) != 5:
             raise ValueError(f"expected a 5-field cron expression, got {value!r}")
         return value
+
+
+# ---------------------------------------------------------------- orchestration (issue 8)
+
+
+class NewShardSensorParams(Section):
+    """The sensor that registers shards appearing in the raw pool (orchestration/sensors.py)."""
+
+    running: bool  # default status of the sensor (the UI can still switch it)
+    interval_s: Annotated[int, Field(ge=5)]  # minimum seconds between evaluations
+    # None: watch raw_videos.pool_root on disk. A prefix ("pool"): watch <prefix>/<shard>/ in the
+    # object store that params `storage` names.
+    pool_prefix: Annotated[str, Field(min_length=1)] | None
+    settle_s: NonNegative  # local pools: the shard's newest file must be at least this old
+
+
+class RunRetriesParams(Section):
+    """Dagster run retries: a failed run is re-executed from its failure (instance dagster.yaml + job tags)."""
+
+    max_retries: Annotated[int, Field(ge=0, le=10)]
+    # false: only a crashed run worker (OOM kill, lost node) re-runs the whole run; asset failures
+    # are retried by op_retries, which knows which errors are transient.
+    retry_on_asset_or_op_failure: bool
+
+
+class OpRetriesParams(Section):
+    """RetryPolicy of every step of the platform's jobs (transient errors only)."""
+
+    max_retries: Annotated[int, Field(ge=0, le=10)]
+    delay_s: NonNegative
+    backoff: Literal["linear", "exponential"]
+
+
+class ConcurrencyParams(Section):
+    """Instance-wide limits (written into $DAGSTER_HOME/dagster.yaml by `reactid dagster-home`)."""
+
+    gpu_slots: Annotated[int, Field(ge=1)]  # runs holding the "gpu" pool (training, ablations, benchmark videos) at once
+    max_concurrent_runs: Annotated[int, Field(ge=1)]
+
+
+class AlertsParams(Section):
+    """Where the run-failure sensor records failed runs."""
+
+    key: str  # object-store key of the JSON-lines alert log
+    webhook_env: str  # environment variable holding an optional webhook URL (never the URL itself)
+
+
+class OrchestrationParams(Section):
+    new_shards: NewShardSensorParams
+    run_retries: RunRetriesParams
+    op_retries: OpRetriesParams
+    concurrency: ConcurrencyParams
+    alerts: AlertsParams
 
 
 # ---------------------------------------------------------------- evaluation (issue 7)
@@ -541,6 +662,67 @@ class EvaluationParams(Section):
         return self
 
 
+# lakeFS's own rules (pkg/validator/validate.go, pkg/graveler/validate.go): a real server
+# answers 400 to names that break them, so they are refused here, before any work starts.
+LAKEFS_REPOSITORY_RE = r"[a-z0-9][a-z0-9-]{2,62}"
+LAKEFS_BRANCH_RE = r"\w[-\w]*"
+
+
+def check_lakefs_tag(tag: str) -> str:
+    """A lakeFS tag id: git's ref rules as lakeFS applies them (no '/', '..', '@{', '^:?*[\\',
+    spaces or control characters; not '@'; not ending in '.' or '.lock')."""
+    import re
+
+    if (not tag or tag == "@" or tag.endswith((".", ".lock")) or any(s in tag for s in ("..", "/", "@{"))
+            or re.search(r"[\^:?*\[\\\s\x00-\x1f\x7f]", tag)):
+        raise ParamsError(f"lakeFS tag {tag!r}: not a valid tag id (no '/', '..', '@{{', '^:?*[\\' or spaces)")
+    return tag
+
+
+class LakeFSParams(Section):
+    """Data versioning with lakeFS (off by default: the embedded demo needs no server).
+
+    Credentials are never settings: they come from LAKEFS_ACCESS_KEY_ID and
+    LAKEFS_SECRET_ACCESS_KEY (unknown keys are refused, so they cannot be put here either).
+    """
+
+    enabled: bool = False
+    endpoint: str = "http://localhost:8000"   # the lakeFS server; /api/v1 is appended when no path is given
+    repository: str = "reactid-data"
+    main_branch: str = "main"
+    branch_prefix: str = "train-"             # a training run's branch: <branch_prefix><run_name>
+    run_name: str = "demo"                    # the training run the quality gates commit to
+    data_prefix: str = "reactid/"             # object paths in the repository: <data_prefix><store key>
+    tag_prefix: str = "model-"                # promotion tags: <tag_prefix><run_name>-<evaluation fingerprint>
+    pre_sign: bool = False                    # upload through lakeFS (False) or to pre-signed URLs
+    timeout_s: Positive = 30.0                # per request (connect and read)
+    retries: Annotated[int, Field(ge=0, le=10)] = 2  # failed connections (and GETs) retried; a sent POST never is
+
+    @model_validator(mode="after")
+    def _lakefs_names(self) -> LakeFSParams:
+        import re
+
+        if not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", self.endpoint):
+            raise ValueError(f"endpoint {self.endpoint!r}: expected http(s)://host[:port][/api/v1]")
+        if not re.fullmatch(LAKEFS_REPOSITORY_RE, self.repository):
+            raise ValueError(f"repository {self.repository!r}: lakeFS repository ids match {LAKEFS_REPOSITORY_RE}")
+        for name, value in (("main_branch", self.main_branch), ("branch_prefix + run_name", self.run_branch)):
+            if not re.fullmatch(LAKEFS_BRANCH_RE, value):
+                raise ValueError(f"{name} {value!r}: lakeFS branch ids match {LAKEFS_BRANCH_RE} "
+                                 "(letters, digits, '_' and '-'; no '/')")
+        if self.data_prefix.startswith("/") or (self.data_prefix and not self.data_prefix.endswith("/")):
+            raise ValueError(f"data_prefix {self.data_prefix!r}: expected a relative folder ending in '/' (or '')")
+        try:
+            check_lakefs_tag(f"{self.tag_prefix}{self.run_name}-0")
+        except ParamsError as e:
+            raise ValueError(f"tag_prefix/run_name: {e}") from None
+        return self
+
+    @property
+    def run_branch(self) -> str:
+        return f"{self.branch_prefix}{self.run_name}"
+
+
 class Params(Section):
     storage: StorageParams
     demo_pool: DemoPoolParams
@@ -562,6 +744,8 @@ class Params(Section):
     evaluation: EvaluationParams
     ablations: AblationsParams
     retraining: RetrainingParams
+    orchestration: OrchestrationParams
+    lakefs: LakeFSParams = LakeFSParams()  # data versioning; off unless params.yaml turns it on
 
     @model_validator(mode="after")
     def _evaluated_models_have_producers(self) -> Params:
@@ -635,6 +819,8 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
 def load_params(path: str | Path = DEFAULT_PARAMS_PATH) -> Params:
     """Read and validate params.yaml.
 
+    The environment variable REACTID_STORAGE_BACKEND, when set, replaces `storage.backend`.
+
     Raises:
         ParamsError: the file is missing, not YAML, or has invalid settings.
     """
@@ -645,6 +831,9 @@ def load_params(path: str | Path = DEFAULT_PARAMS_PATH) -> Params:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path} is not valid YAML: {exc}") from None
+    backend = os.environ.get(STORAGE_BACKEND_ENV)
+    if backend and isinstance(raw, dict) and isinstance(raw.get("storage"), dict):
+        raw["storage"] = {**raw["storage"], "backend": backend}
     params = parse_params(raw, source=str(path))
     params._base_dir = path.resolve().parent
     return params

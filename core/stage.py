@@ -3,8 +3,13 @@
 A stage's completion marker (`metrics/<stage>/<shard>.json`) is written last, after every
 output is in place, and holds a fingerprint of what the outputs were computed from: the
 stage's code, its params sections and its inputs' fingerprints. Re-running with the same
-fingerprint returns the recorded result without redoing the work; a crash leaves no
-marker, so the next run starts the stage over.
+fingerprint returns the recorded result without redoing the work. A run withdraws the
+previous marker before it touches any output, so a crash leaves no marker and the next run
+starts the stage over.
+
+Readers trust the marker, not the outputs' presence: a stage's outputs are complete exactly
+when its marker exists. This matters on S3, where publishing a prefix is a sequence of
+copies and deletes rather than one rename (core.storage_s3).
 """
 
 from __future__ import annotations
@@ -147,6 +152,10 @@ def run_stage(
         recorded = read_json(store, key)
         if recorded.get("fingerprint") == fingerprint:
             return StageResult(spec.name, shard, fingerprint, True, 0.0, recorded.get("metadata", {}))
+    # Outputs are about to change: withdraw the old marker first, so that a crash while the
+    # outputs are replaced (on S3 a prefix is published object by object) leaves no marker
+    # vouching for them, and readers, who trust only the marker, never use a half-written set.
+    store.delete_prefix(key)
     start = time.perf_counter()
     metadata = spec.fn(StageContext(spec.name, shard, params, store, shards))
     seconds = time.perf_counter() - start

@@ -1,9 +1,12 @@
 """Object storage behind one small interface.
 
 Keys are POSIX-style relative paths ("tables/raw_videos/demo-000.parquet"). The local
-directory backend is the embedded default; S3-compatible backends plug in behind the
-same methods. Every write is atomic: readers see either the old object or the whole new
-one, never a partial file.
+directory backend is the embedded default; S3-compatible stores (MinIO, AWS, lakeFS's S3
+gateway) plug in behind the same methods (`core.storage_s3`). Every write is atomic:
+readers see either the old object or the whole new one, never a partial file.
+
+`open_params_store(params)` builds the store params `storage` names; that is how the CLI,
+the Dagster resource and the demo get it, so stages only ever see this interface.
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from core.errors import StorageError
+
+if TYPE_CHECKING:
+    from core.params import Params
 
 
 def _check_key(key: str) -> str:
@@ -32,6 +38,8 @@ def _check_key(key: str) -> str:
 class ObjectStore(Protocol):
     """What every storage backend offers to stages."""
 
+    @property
+    def root_uri(self) -> str: ...
     def uri(self, key: str) -> str: ...
     def exists(self, key: str) -> bool: ...
     def put_bytes(self, key: str, data: bytes) -> None: ...
@@ -41,6 +49,7 @@ class ObjectStore(Protocol):
     def list(self, prefix: str) -> list[str]: ...
     def delete_prefix(self, prefix: str) -> None: ...
     def local_path(self, key: str) -> contextlib.AbstractContextManager[Path]: ...
+    def open_stream(self, key: str) -> contextlib.AbstractContextManager[IO[bytes]]: ...
     def staged_prefix(self, prefix: str) -> contextlib.AbstractContextManager[str]: ...
 
 
@@ -57,6 +66,10 @@ class LocalObjectStore:
     def path(self, key: str) -> Path:
         """Filesystem path of `key` (the object may not exist)."""
         return self.root / _check_key(key)
+
+    @property
+    def root_uri(self) -> str:
+        return str(self.root)
 
     def uri(self, key: str) -> str:
         return self.path(key).as_uri()
@@ -136,6 +149,15 @@ class LocalObjectStore:
         yield path
 
     @contextlib.contextmanager
+    def open_stream(self, key: str) -> Iterator[IO[bytes]]:
+        """A seekable binary file object over `key` (PyAV opens it with `av.open(fileobj)`)."""
+        path = self.path(key)
+        if not path.is_file():
+            raise StorageError(f"object {key!r} not found under {self.root}")
+        with open(path, "rb") as fh:
+            yield fh
+
+    @contextlib.contextmanager
     def staged_prefix(self, prefix: str) -> Iterator[str]:
         """Write a whole prefix (e.g. a shard's clips) and publish it in one step.
 
@@ -161,11 +183,30 @@ class LocalObjectStore:
                 shutil.rmtree(staging)
 
 
-def open_store(backend: str, root: str) -> ObjectStore:
-    """Build the store named by params `storage.backend`."""
+def open_store(backend: str, root: str, s3: Any = None, *,
+               credentials: tuple[str, str, str | None] | None = None) -> ObjectStore:
+    """Build the store named by params `storage.backend`.
+
+    Args:
+        root: the local backend's directory.
+        s3: params `storage.s3` (core.params.S3StorageParams), for backend "s3".
+        credentials: S3 (access key, secret key, session token); default: from the
+            environment (core.storage_s3.CREDENTIAL_ENV), never from params.
+    """
     if backend == "local":
         return LocalObjectStore(root)
-    raise StorageError(f"storage.backend {backend!r} is not available in this build")
+    if backend == "s3":
+        from core.storage_s3 import S3ObjectStore
+
+        return S3ObjectStore.from_params(s3, credentials=credentials)
+    raise StorageError(f"storage.backend {backend!r} is not available in this build (expected local or s3)")
+
+
+def open_params_store(params: Params, *, credentials: tuple[str, str, str | None] | None = None) -> ObjectStore:
+    """The store params `storage` names (its backend already reflects the
+    REACTID_STORAGE_BACKEND override applied by core.params.load_params)."""
+    storage = params.storage
+    return open_store(storage.backend, str(params.resolve(storage.root)), storage.s3, credentials=credentials)
 
 
 def temp_dir(prefix: str = "reactid-") -> tempfile.TemporaryDirectory[str]:

@@ -195,8 +195,11 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
 # ---------------------------------------------------------------- clip_quality
 
 
-def analyse_clip(path: str | Path, cfg, aesthetic_scorer=None) -> dict[str, Any]:
-    """Every quality analyser of one clip over a single shared decode."""
+def analyse_clip(path, cfg, aesthetic_scorer=None) -> dict[str, Any]:
+    """Every quality analyser of one clip over a single shared decode.
+
+    `path`: a file path or a seekable binary stream (curation.video_io.VideoSource).
+    """
     from curation.quality import motion_score, scan_text, technical_quality
     from curation.video_io import DECODE_STATS, decode_frames
 
@@ -204,7 +207,7 @@ def analyse_clip(path: str | Path, cfg, aesthetic_scorer=None) -> dict[str, Any]
     before = DECODE_STATS.total_passes()
     batch = decode_frames(path, width=cfg.analysis_width, sample_fps=cfg.sample_fps)
     if not len(batch.frames):
-        raise ValueError(f"clip {path} decoded to zero frames")
+        raise ValueError(f"clip {getattr(path, 'name', path)} decoded to zero frames")
     motion = motion_score(
         batch, flow_width=cfg.flow_width, method=cfg.flow_method, foreground_px=cfg.foreground_residual_px,
         min_foreground_fraction=cfg.min_foreground_fraction,
@@ -254,8 +257,8 @@ def clip_quality(ctx: StageContext) -> dict[str, Any]:
     rows = []
     for i, clip in enumerate(clips):
         report(f"clip_quality[{ctx.shard}]", i, len(clips), clip["clip_id"])
-        with ctx.store.local_path(clip["clip_key"]) as path:
-            rows.append({"clip_id": clip["clip_id"], **analyse_clip(path, cfg, scorer)})
+        with ctx.store.open_stream(clip["clip_key"]) as stream:  # on S3: ranged reads, no local copy
+            rows.append({"clip_id": clip["clip_id"], **analyse_clip(stream, cfg, scorer)})
     report(f"clip_quality[{ctx.shard}]", len(clips), len(clips), "done")
     write_table(ctx.store, ctx.table_key(), to_table(rows, schemas.CLIP_QUALITY))
     frames = sum(r["frames_analysed"] for r in rows)
@@ -327,7 +330,7 @@ def curated_clips(ctx: StageContext) -> dict[str, Any]:
             key = clip["clip_key"]
             if cropped:
                 local = Path(tmp) / f"{q['clip_id']}.mp4"
-                with ctx.store.local_path(clip["clip_key"]) as src:
+                with ctx.store.open_stream(clip["clip_key"]) as src:
                     write_segments(src, [Segment(0, 1 << 40, local, crop=(x, y, w, h))], crf=enc.encode_crf, preset=enc.encode_preset)
                 ctx.store.put_file(f"{staging}/{q['clip_id']}.mp4", local)
                 key = f"{prefix}/{q['clip_id']}.mp4"

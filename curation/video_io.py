@@ -2,6 +2,10 @@
 
 Decoding is instrumented: every pass over a file's frames is counted in `DECODE_STATS`,
 so stages can show that the analysers of a clip share one decode.
+
+Decoding and clip writing read a `VideoSource`: a file path, or a seekable binary file
+object such as `ObjectStore.open_stream(key)` (on S3, ranged GETs: no local copy of the
+clip). Probing raw videos reads files of the raw pool, by path.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import IO, Union
 
 import numpy as np
 
@@ -74,7 +79,7 @@ class DecodeStats:
     frames: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def record(self, path: Path, frames: int) -> None:
+    def record(self, path: Path | str, frames: int) -> None:
         with self._lock:
             key = str(path)
             self.passes[key] = self.passes.get(key, 0) + 1
@@ -90,6 +95,30 @@ class DecodeStats:
 
 
 DECODE_STATS = DecodeStats()
+
+# A path, or a seekable binary file object (what ObjectStore.open_stream yields).
+VideoSource = Union[str, Path, IO[bytes]]
+
+
+def _is_stream(src: VideoSource) -> bool:
+    return hasattr(src, "read") and hasattr(src, "seek")
+
+
+def _open_video(src: VideoSource):
+    """Open `src` for decoding with PyAV: a path by name, a file object from its start."""
+    import av
+
+    if _is_stream(src):
+        src.seek(0)
+        return av.open(src, mode="r")
+    return av.open(str(src))
+
+
+def _label(src: VideoSource) -> str:
+    """What DECODE_STATS and messages call a source."""
+    if _is_stream(src):
+        return str(getattr(src, "name", None) or f"<stream {id(src):x}>")
+    return str(Path(src))
 
 
 def _why(exc: Exception) -> str:
@@ -214,7 +243,7 @@ def _scaled_size(width: int, height: int, target_width: int | None) -> tuple[int
 
 
 def iter_frames(
-    path: str | Path,
+    path: VideoSource,
     *,
     width: int | None = None,
     start_frame: int = 0,
@@ -226,11 +255,8 @@ def iter_frames(
     Args:
         step: keep about one frame every `step` source frames (>= 1).
     """
-    import av
-
-    path = Path(path)
     count = 0
-    with av.open(str(path)) as container:
+    with _open_video(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         rate = Fraction(stream.average_rate or stream.guessed_rate)
@@ -255,11 +281,11 @@ def iter_frames(
                 count += 1
                 yield idx, arr
         finally:
-            DECODE_STATS.record(path, count)
+            DECODE_STATS.record(_label(path), count)
 
 
 def decode_frames(
-    path: str | Path,
+    path: VideoSource,
     *,
     width: int | None = None,
     sample_fps: float | None = None,
@@ -267,9 +293,7 @@ def decode_frames(
     end_frame: int | None = None,
 ) -> FrameBatch:
     """Decode a video once into a `FrameBatch` (downscaled, optionally sub-sampled)."""
-    import av
-
-    with av.open(str(path)) as container:
+    with _open_video(path) as container:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate)
         size = (stream.codec_context.width, stream.codec_context.height)
@@ -294,7 +318,7 @@ class Segment:
 
 
 def write_segments(
-    src: str | Path, segments: Sequence[Segment], *, crf: int = 20, preset: str = "veryfast"
+    src: VideoSource, segments: Sequence[Segment], *, crf: int = 20, preset: str = "veryfast"
 ) -> list[int]:
     """Write every segment of `src` as an H.264 MP4 in one decode pass.
 
@@ -303,12 +327,10 @@ def write_segments(
     Returns:
         frames written per segment.
     """
-    import av
-
     if not segments:
         return []
     ordered = sorted(range(len(segments)), key=lambda i: segments[i].start)
-    with av.open(str(src)) as c:
+    with _open_video(src) as c:
         rate = Fraction(c.streams.video[0].average_rate or c.streams.video[0].guessed_rate)
     writers: dict[int, ClipWriter] = {}
     written = [0] * len(segments)

@@ -63,9 +63,11 @@ def package_submission(
     benchmark_of = {track: name for name, track in IPVG_TRACKS.items()}
     archives: list[dict[str, Any]] = []
     manifests: list[str] = []
-    with temp_dir("reactid-submission-") as scratch_dir:
+    # Each archive is validated and written straight into a staging prefix (store.writer:
+    # a local scratch file, uploaded on success); an invalid one aborts the whole
+    # publication and leaves ``submissions/`` as it was.
+    with temp_dir("reactid-submission-") as scratch_dir, store.staged_prefix(PREFIX) as staging:
         scratch = Path(scratch_dir)
-        out = scratch / "out"
         for folder, layout, track in layouts:
             benchmark = benchmark_of[track]
             eval_json = scratch / f"{benchmark}.json"
@@ -77,8 +79,9 @@ def package_submission(
                 video_dir = scratch / "runs" / folder / run.name
                 _lay_out(store, videos_prefix(benchmark, run.model), published, names, video_dir)
                 sources.append(RunSource(run.name, video_dir, run.primary, run.description))
-            manifest_path = package_runs(sources, track, out / folder, layout=layout, eval_json=eval_json)
-            manifest = json.loads(manifest_path.read_text())
+            manifest_key = package_runs(sources, track, f"{staging}/{folder}", layout=layout, eval_json=eval_json,
+                                        store=store)
+            manifest = json.loads(store.get_bytes(manifest_key))
             manifests.append(f"{PREFIX}/{folder}/manifest.json")
             for packaged in manifest["runs"]:
                 archives.append({
@@ -87,9 +90,6 @@ def package_submission(
                     "primary": packaged["primary"], "videos": packaged["videos"], "sha256": packaged["sha256"],
                     "key": f"{PREFIX}/{folder}/{packaged['archive']}", "archive_name": ARCHIVE_NAMES[track],
                 })
-        with store.staged_prefix(PREFIX) as staging:
-            for path in sorted(p for p in out.rglob("*") if p.is_file()):
-                store.put_file(f"{staging}/{path.relative_to(out).as_posix()}", path)
     return {"archives": archives, "manifests": manifests}
 
 

@@ -7,9 +7,13 @@ On disk, for one track::
       <run name>/facial_results.zip     # or sequential_action_results.zip for Track 2
       <other run>/facial_results.zip
 
-Each archive is built in a temporary file next to its destination (``core.storage``'s atomic
-writer), validated with :func:`evaluation.submission.validate`, and only renamed into place
-when it has no problems; the manifest is written last, once every run's archive is in place.
+Each archive is built in a local scratch folder, validated with
+:func:`evaluation.submission.validate`, and only then put into the store (an atomic write on
+every backend) when it has no problems; the manifest is written last, once every run's
+archive is in place.
+
+``dest_root`` is a local directory, or, when a ``store`` is given, a key prefix in that
+object store (any backend); the functions then return object keys instead of paths.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from core.storage import LocalObjectStore
+from core.storage import LocalObjectStore, ObjectStore, temp_dir
 from evaluation.errors import InvalidSubmissionError
 from evaluation.submission import (
     ARCHIVE_NAMES,
@@ -64,6 +69,45 @@ class PackagedRun:
     description: str
 
 
+@dataclass(frozen=True)
+class _Archive:
+    key: str
+    sha256: str
+    videos: int
+    bytes: int
+
+
+def _destination(dest: str | Path, store: ObjectStore | None) -> tuple[ObjectStore, str]:
+    """(store, key prefix) of a destination: a local directory, or a prefix in ``store``."""
+    if store is None:
+        Path(dest).mkdir(parents=True, exist_ok=True)
+        return LocalObjectStore(dest), ""
+    return store, str(dest).strip("/")
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}/{name}" if prefix else name
+
+
+def _located(store: ObjectStore, key: str, local: bool) -> Any:
+    return store.path(key) if local else key  # type: ignore[attr-defined]
+
+
+def _write_archive(video_dir: Path, track: int, store: ObjectStore, key: str, layout: Layout,
+                   eval_json: str | Path | None, duration: DurationBounds) -> _Archive:
+    with temp_dir("reactid-package-") as scratch:
+        tmp = Path(scratch) / ARCHIVE_NAMES[track]
+        _write_zip(video_dir, tmp)
+        problems = validate(tmp, track, layout, eval_json, duration)
+        if problems:
+            raise InvalidSubmissionError(problems)
+        with zipfile.ZipFile(tmp) as zf:
+            videos = sum(1 for i in zf.infolist() if i.filename.endswith(".mp4"))
+        archive = _Archive(key, _sha256(tmp), videos, tmp.stat().st_size)
+        store.put_file(key, tmp)  # atomic on every backend
+    return archive
+
+
 def package_run(
     video_dir: str | Path,
     track: int,
@@ -72,35 +116,35 @@ def package_run(
     layout: Layout = "published",
     eval_json: str | Path | None = None,
     duration: DurationBounds = DEFAULT_DURATION,
-) -> Path:
+    store: ObjectStore | None = None,
+) -> Any:
     """Zip one run's videos under ``submission/`` and keep the zip only if it validates.
 
     Args:
-        video_dir: directory whose files become ``submission/<relative path>``.
+        video_dir: local directory whose files become ``submission/<relative path>``.
         track: 1 or 2; decides the archive name.
-        dest_dir: where ``facial_results.zip`` / ``sequential_action_results.zip`` is written.
+        dest_dir: where ``facial_results.zip`` / ``sequential_action_results.zip`` is written:
+            a local directory, or a key prefix of ``store``.
         layout: ``published`` or ``proposal``.
         eval_json: the track's eval file, to check names and (Track 2) timeline lengths.
         duration: accepted duration range.
+        store: write into this object store (any backend) instead of a local directory.
 
     Returns:
-        Path of the written archive.
+        Path of the written archive (its object key when ``store`` is given).
 
     Raises:
         InvalidSubmissionError: listing every problem; nothing is written in that case.
     """
-    video_dir, dest_dir = Path(video_dir), Path(dest_dir)
+    video_dir = Path(video_dir)
     if track not in ARCHIVE_NAMES:
         raise ValueError(f"track must be 1 or 2, got {track!r}")
     if not video_dir.is_dir():
         raise FileNotFoundError(f"{video_dir} is not a directory of videos")
-    store = LocalObjectStore(dest_dir)
-    with store.writer(ARCHIVE_NAMES[track]) as tmp:
-        _write_zip(video_dir, tmp)
-        problems = validate(tmp, track, layout, eval_json, duration)
-        if problems:
-            raise InvalidSubmissionError(problems)
-    return store.path(ARCHIVE_NAMES[track])
+    target, prefix = _destination(dest_dir, store)
+    archive = _write_archive(video_dir, track, target, _join(prefix, ARCHIVE_NAMES[track]), layout, eval_json,
+                             duration)
+    return _located(target, archive.key, store is None)
 
 
 def package_runs(
@@ -111,19 +155,22 @@ def package_runs(
     layout: Layout = "published",
     eval_json: str | Path | None = None,
     duration: DurationBounds = DEFAULT_DURATION,
-) -> Path:
+    store: ObjectStore | None = None,
+) -> Any:
     """Package up to three runs of one track and write their manifest.
 
     Args:
         runs: one to three runs with distinct safe names, exactly one marked primary.
         track: 1 or 2.
-        dest_root: directory receiving ``<run>/<archive>`` and ``manifest.json``.
+        dest_root: receives ``<run>/<archive>`` and ``manifest.json``: a local directory,
+            or a key prefix of ``store``.
         layout: ``published`` or ``proposal``.
         eval_json: the track's eval file.
         duration: accepted duration range.
+        store: write into this object store (any backend) instead of a local directory.
 
     Returns:
-        Path of ``manifest.json``.
+        Path of ``manifest.json`` (its object key when ``store`` is given).
 
     Raises:
         ValueError: for a wrong number of runs, bad or repeated names, or not one primary.
@@ -131,31 +178,28 @@ def package_runs(
             manifest is written then.
     """
     _check_runs(runs)
-    dest_root = Path(dest_root)
+    if track not in ARCHIVE_NAMES:
+        raise ValueError(f"track must be 1 or 2, got {track!r}")
+    target, prefix = _destination(dest_root, store)
     packaged: list[PackagedRun] = []
     problems: list[Problem] = []
     for run in runs:
+        video_dir = Path(run.video_dir)
+        if not video_dir.is_dir():
+            raise FileNotFoundError(f"{video_dir} is not a directory of videos")
+        relative = f"{run.name}/{ARCHIVE_NAMES[track]}"
         try:
-            archive = package_run(
-                run.video_dir,
-                track,
-                dest_root / run.name,
-                layout=layout,
-                eval_json=eval_json,
-                duration=duration,
-            )
+            archive = _write_archive(video_dir, track, target, _join(prefix, relative), layout, eval_json, duration)
         except InvalidSubmissionError as exc:
             problems += [Problem(p.kind, f"{run.name}:{p.entry}", p.message) for p in exc.problems]
             continue
-        with zipfile.ZipFile(archive) as zf:
-            videos = sum(1 for i in zf.infolist() if i.filename.endswith(".mp4"))
         packaged.append(
             PackagedRun(
                 name=run.name,
-                archive=archive.relative_to(dest_root).as_posix(),
-                sha256=_sha256(archive),
-                videos=videos,
-                bytes=archive.stat().st_size,
+                archive=relative,
+                sha256=archive.sha256,
+                videos=archive.videos,
+                bytes=archive.bytes,
                 primary=run.primary,
                 description=run.description,
             )
@@ -169,9 +213,9 @@ def package_runs(
         "primary": next(r.name for r in runs if r.primary),
         "runs": [asdict(p) for p in packaged],
     }
-    store = LocalObjectStore(dest_root)
-    store.put_bytes("manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
-    return store.path("manifest.json")
+    key = _join(prefix, "manifest.json")
+    target.put_bytes(key, (json.dumps(manifest, indent=2) + "\n").encode())
+    return _located(target, key, store is None)
 
 
 def _check_runs(runs: Sequence[RunSource]) -> None:

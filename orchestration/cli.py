@@ -66,7 +66,7 @@ def stage(ctx: click.Context, name: str, shard: str, force: bool) -> None:
     """Run one stage for one shard (what each dvc.yaml stage calls)."""
     from core.params import check_shard_name
     from core.stage import run_stage
-    from core.storage import open_store
+    from core.storage import open_params_store
     from curation.stages import STAGES
     from orchestration.progress import terminal_progress
 
@@ -74,7 +74,7 @@ def stage(ctx: click.Context, name: str, shard: str, force: bool) -> None:
         raise click.BadParameter(f"unknown stage {name!r}; expected one of {sorted(STAGES)}", param_hint="NAME")
     params = _params(ctx)
     check_shard_name(shard)
-    store = open_store(params.storage.backend, str(params.resolve(params.storage.root)))
+    store = open_params_store(params)
     with terminal_progress():
         result = run_stage(STAGES[name], shard, params, store, force=force)
     summary = {k: v for k, v in result.metadata.items() if not k.endswith("preview")}
@@ -93,14 +93,14 @@ def train_stage(ctx: click.Context, name: str, shards: tuple[str, ...], variant:
     training_samples ... curriculum_schedule, latent_cache, curriculum_phase_1..4, ablation_runs --variant V."""
     from core.params import check_shard_name
     from core.stage import AGGREGATE, run_stage
-    from core.storage import open_store
+    from core.storage import open_params_store
     from orchestration.progress import terminal_progress
     from training.run_stages import TRAINING_RUN_STAGES
     from training.stages import TRAINING_STAGES
 
     if name in TRAINING_RUN_STAGES:
         params = _params(ctx)
-        store = open_store(params.storage.backend, str(params.resolve(params.storage.root)))
+        store = open_params_store(params)
         if (name == "ablation_runs") != (variant is not None):
             raise click.BadParameter("--variant is required for ablation_runs and only for it", param_hint="--variant")
         if variant is not None:
@@ -121,7 +121,7 @@ def train_stage(ctx: click.Context, name: str, shards: tuple[str, ...], variant:
         raise click.BadParameter(f"unknown stage {name!r}; expected one of {known}", param_hint="NAME")
     params = _params(ctx)
     shards = tuple(check_shard_name(s) for s in (shards or params.demo_pool.shards))
-    store = open_store(params.storage.backend, str(params.resolve(params.storage.root)))
+    store = open_params_store(params)
     if TRAINING_STAGES[name].aggregate:
         from curation.gate_status import passed_shards
 
@@ -147,7 +147,7 @@ def eval_stage(ctx: click.Context, name: str, benchmark: str | None, model: str 
     """Run one evaluation stage (what each evaluation dvc.yaml stage calls)."""
     from core.params import check_shard_name
     from core.stage import AGGREGATE, run_stage
-    from core.storage import open_store
+    from core.storage import open_params_store
     from evaluation.demo_benchmarks import BENCHMARKS
     from evaluation.stages import EVAL_STAGES, run_key, submission_runs
     from orchestration.progress import terminal_progress
@@ -155,7 +155,7 @@ def eval_stage(ctx: click.Context, name: str, benchmark: str | None, model: str 
     if name not in EVAL_STAGES:
         raise click.BadParameter(f"unknown stage {name!r}; expected one of {sorted(EVAL_STAGES)}", param_hint="NAME")
     params = _params(ctx)
-    store = open_store(params.storage.backend, str(params.resolve(params.storage.root)))
+    store = open_params_store(params)
     shard, shards = AGGREGATE, ()
     if name in ("benchmark_videos", "benchmark_scores"):
         if not benchmark or not model:
@@ -182,6 +182,30 @@ def eval_stage(ctx: click.Context, name: str, benchmark: str | None, model: str 
     summary = {k: v for k, v in result.metadata.items() if not k.endswith("preview") and k != "scores"}
     state = "up to date" if result.skipped else f"done in {result.seconds:.1f}s"
     click.echo(f"{name}[{shard}] {state}: {json.dumps(summary, default=str)}")
+    if name == "leaderboard" and params.lakefs.enabled:  # merge the run's lakeFS branch into main, tag it
+        import uuid
+
+        from versioning.hooks import promote_evaluation
+
+        promotion = promote_evaluation(params, store, run_id=f"cli-{uuid.uuid4().hex[:12]}",
+                                       evaluation_fingerprint=result.fingerprint,
+                                       models=[s.split("/", 1)[1] for s in shards])
+        click.echo(f"lakeFS: tag {promotion['tag']} -> {promotion['commit_id']} (data {promotion['data_commit']})")
+
+
+@cli.command("lakefs-lineage")
+@click.argument("tag")
+@click.pass_context
+def lakefs_lineage(ctx: click.Context, tag: str) -> None:
+    """Print, as JSON, what a lakeFS promotion tag holds: the merge commit, the run branch's
+    data commit and each validated shard's commit with its metadata (run id, params hash,
+    check results). Needs lakefs.enabled and LAKEFS_ACCESS_KEY_ID / LAKEFS_SECRET_ACCESS_KEY."""
+    from versioning.lakefs_store import LakeFSVersioning
+
+    params = _params(ctx)
+    if not params.lakefs.enabled:
+        raise click.ClickException("lakefs.enabled is false in params.yaml")
+    click.echo(json.dumps(LakeFSVersioning(params.lakefs).lineage(tag).to_dict(), indent=2, sort_keys=True))
 
 
 @cli.command("register-model")
@@ -203,11 +227,11 @@ def register_model_cmd(ctx: click.Context, name: str, export_dir: Path, kind: st
     Dagster picks it up as a "models" partition at the next `reactid demo`; dvc evaluates it once
     NAME is in evaluation.models.
     """
-    from core.storage import open_store
+    from core.storage import open_params_store
     from models.registry import store_model
 
     params = _params(ctx)
-    store = open_store(params.storage.backend, str(params.resolve(params.storage.root)))
+    store = open_params_store(params)
     record = store_model(store, name, export_dir, kind=kind, description=description, preset=preset,
                          variant=variant, encoder_seed=encoder_seed, training_log=training_log)
     click.echo(f"registered {record.name} ({record.kind}, {record.layout} export, variant {record.variant})")
@@ -219,20 +243,19 @@ def register_model_cmd(ctx: click.Context, name: str, export_dir: Path, kind: st
 @click.pass_context
 def report(ctx: click.Context, shards: tuple[str, ...], kind: str) -> None:
     """Write the curation and annotation reports and their metrics."""
-    from core.storage import open_store
+    from core.storage import open_params_store
     from curation import annotation_report, report as curation_report
 
     params = _params(ctx)
-    store = open_store(params.storage.backend, str(params.resolve(params.storage.root)))
+    store = open_params_store(params)
     wanted = list(shards or params.demo_pool.shards)
-    root = params.resolve(params.storage.root)
     if kind in ("curation", "all"):
         curation_report.build_curation_report(params, store, wanted)
-        click.echo(f"report: {root / curation_report.REPORT_KEY}")
+        click.echo(f"report: {store.uri(curation_report.REPORT_KEY)}")
     if kind in ("annotation", "all"):
         ready = [s for s in wanted if annotation_report.report_inputs_ready(store, s)]
         annotation_report.build_annotation_report(params, store, ready)
-        click.echo(f"report: {root / annotation_report.REPORT_KEY}")
+        click.echo(f"report: {store.uri(annotation_report.REPORT_KEY)}")
 
 
 @cli.command()
@@ -242,16 +265,25 @@ def gate(ctx: click.Context, shard: str) -> None:
     """Run every annotation quality-gate suite on a shard and record its verdict (what the
     blocking Dagster checks do; dvc.yaml's quality_gates stage calls this). Exit 1 on failure."""
     from core.params import check_shard_name
-    from core.storage import open_store
+    from core.storage import open_params_store
     from curation.gate_status import run_shard_gates
 
     params = _params(ctx)
-    store = open_store(params.storage.backend, str(params.resolve(params.storage.root)))
+    store = open_params_store(params)
     results = run_shard_gates(params, store, check_shard_name(shard))
     for result in results.values():
         click.echo(result.summary())
     if not all(r.success for r in results.values()):
         sys.exit(1)
+    if params.lakefs.enabled:  # commit the validated shard to the run's lakeFS branch
+        import uuid
+
+        from versioning.hooks import version_gate_verdict
+
+        record = version_gate_verdict(params, store, shard, run_id=f"cli-{uuid.uuid4().hex[:12]}", results=results)
+        if record:
+            click.echo(f"lakeFS: {record['repository']}@{record['branch']} commit {record['commit_id']}"
+                       f"{'' if record['created'] else ' (unchanged)'}")
 
 
 @cli.command()

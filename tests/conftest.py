@@ -81,3 +81,40 @@ def make_project(tmp_path, base_params_raw):
         return write_params(tmp_path, raw)
 
     return make
+
+
+# ---------------------------------------------------------------- S3-protocol server
+
+S3_TEST_ACCESS_KEY = "reactid-test-access"
+S3_TEST_SECRET_KEY = "reactid-test-secret-0123456789"
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3-protocol server (moto) on 127.0.0.1, a random free port, for the session.
+
+    Returns its endpoint "127.0.0.1:PORT" (plain http). moto keeps its state per process, so
+    each test uses its own bucket (`s3_bucket`).
+    """
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server, request):
+    """A fresh, empty bucket on `s3_server`; returns (endpoint, bucket, credentials)."""
+    import re
+    import uuid
+
+    from minio import Minio
+
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-")
+    bucket = f"{name}-{uuid.uuid4().hex[:8]}"
+    Minio(s3_server, access_key=S3_TEST_ACCESS_KEY, secret_key=S3_TEST_SECRET_KEY, secure=False,
+          region="us-east-1").make_bucket(bucket)
+    return s3_server, bucket, (S3_TEST_ACCESS_KEY, S3_TEST_SECRET_KEY, None)

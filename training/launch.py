@@ -31,8 +31,8 @@ output folders must be on a filesystem every node sees::
 does the same without SSH.)
 
 Data:
-- ``--data cache``: the embedding cache's index (an object-store key under the params'
-  storage root, written by ``training.latents.write_index``) and a schedule file with one
+- ``--data cache``: the embedding cache's index (an object-store key in the store params
+  ``storage`` names, local or S3, written by ``training.latents.write_index``) and a schedule file with one
   JSON list of ``global_batch`` sample ids per line, one line per step of the phase.
 - ``--data synthetic``: random tensors of the preset's shapes, a fixed draw per sample id
   (``training.batches.SyntheticBatchSource``); exercises the machinery, learns nothing.
@@ -103,12 +103,12 @@ def cache_inputs(
     params: Any, index_key: str, schedule: Path, variant: str
 ) -> tuple[Any, Any, Any]:
     """(step ids per phase step, batch source, null prompt) from the embedding cache."""
-    from core.storage import LocalObjectStore
+    from core.storage import open_params_store
     from models.variants import variant_overrides
     from training.batches import CachedBatchSource
     from training.latents import read_index
 
-    store = LocalObjectStore(params.resolve(params.storage.root))
+    store = open_params_store(params)
     index = read_index(store, index_key)
     steps = [json.loads(line) for line in schedule.read_text().splitlines() if line.strip()]
     use_timeline = variant_overrides(variant).get("use_timeline_modules", True)

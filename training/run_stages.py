@@ -13,12 +13,22 @@ model, step log, the sample ids of every step): re-running after an interruption
 same folder and resumes from its latest checkpoint; a change of params or inputs gives a new
 fingerprint and so a fresh folder, never a resume of stale weights. Each exported model is
 registered for evaluation (``models.registry``: ``phase_<k>``, ``ablation-<variant>``).
+
+DeepSpeed writes checkpoints to a file system (``RunFolders``). On the local backend a run
+folder is the store's own directory for the run's key. On a store without local folders
+(S3) the phase trains in a scratch mirror laid out by key: the previous phase's checkpoint
+(or this phase's own, to resume after a crash) is downloaded first, every new checkpoint is
+uploaded as soon as it is written (its ``latest`` pointer last), and the whole run folder
+(exported model, step log, sample log, metrics) is uploaded when the phase ends. Stage
+metadata records store keys (``checkpoint_dir``, ``model_dir``, ``resumed_from``), the same
+on both backends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +50,112 @@ def _table(stage: str) -> str:
 
 
 def local_run_dir(store: Any, key: str) -> Path:
-    """The local folder of a store prefix (DeepSpeed writes checkpoints to a file system).
+    """The store's own local folder of a prefix (local backend only).
 
     Raises:
-        StageInputError: the store has no local folders.
+        StageInputError: the store has no local folders (use ``RunFolders``).
     """
     if not hasattr(store, "path"):
-        raise StageInputError(f"training writes checkpoints to a local folder; store {store!r} has none for {key!r}")
+        raise StageInputError(f"store {store!r} has no local folder for {key!r}; train through RunFolders")
     return Path(store.path(key))
+
+
+class RunFolders:
+    """Local folders for store prefixes, laid out by key under ``root``.
+
+    On a store with local folders (``LocalObjectStore``) ``root`` is the store's directory
+    and nothing is copied. Otherwise ``root`` is a scratch folder mirroring the store:
+    ``download`` fetches a prefix, ``upload`` publishes what changed under one.
+    """
+
+    def __init__(self, store: Any, scratch: Path | None = None) -> None:
+        self.store = store
+        self.mirrored = not hasattr(store, "path")
+        if self.mirrored:
+            if scratch is None:
+                raise ValueError("a store without local folders needs a scratch folder")
+            self.root = Path(scratch).resolve()
+        else:
+            self.root = Path(store.path("run")).parent
+        self._uploaded: dict[Path, tuple[int, int]] = {}
+
+    def local(self, key: str) -> Path:
+        return self.root / key
+
+    def key(self, path: Any) -> str | None:
+        """The store key of a local path under ``root`` (None stays None)."""
+        if path is None:
+            return None
+        path = Path(path).resolve()
+        return path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else str(path)
+
+    def _fetch(self, key: str) -> None:
+        import shutil
+
+        target = self.local(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with self.store.local_path(key) as src:
+            shutil.copyfile(src, target)
+        stat = target.stat()
+        self._uploaded[target] = (stat.st_size, stat.st_mtime_ns)
+
+    def download(self, prefix: str) -> Path:
+        """The local folder of ``prefix``, with every object under it (mirrored stores)."""
+        if self.mirrored:
+            for key in self.store.list(prefix):
+                self._fetch(key)
+        return self.local(prefix)
+
+    def download_checkpoint(self, prefix: str) -> Path:
+        """The local checkpoint folder of ``prefix`` with its ``latest`` tag (mirrored stores).
+
+        Raises:
+            CheckpointError: naming the key, when the store has no complete checkpoint there.
+        """
+        from training.checkpoint import LATEST, CheckpointError
+
+        if self.mirrored:
+            latest = f"{prefix}/{LATEST}"
+            if not self.store.exists(latest):
+                raise CheckpointError(
+                    f"no checkpoint to load: {self.store.uri(latest)} is missing (no complete save of {prefix!r})")
+            tag = self.store.get_bytes(latest).decode().strip()
+            keys = self.store.list(f"{prefix}/{tag}")
+            if not keys:
+                raise CheckpointError(f"checkpoint {self.store.uri(f'{prefix}/{tag}')} does not exist")
+            for key in keys:
+                self._fetch(key)
+            self._fetch(latest)
+        return self.local(prefix)
+
+    def upload(self, prefix: str, last: tuple[str, ...] = ()) -> None:
+        """Upload the files under ``prefix`` that changed since they were last synced
+        (mirrored stores); files named in ``last`` go after all others."""
+        if not self.mirrored:
+            return
+        base = self.local(prefix)
+        found = [base] if base.is_file() else base.rglob("*")
+        files = sorted((p for p in found if p.is_file() and not p.name.startswith(".")),
+                       key=lambda p: (p.name in last, p.as_posix()))
+        for path in files:
+            stat = path.stat()
+            state = (stat.st_size, stat.st_mtime_ns)
+            if self._uploaded.get(path) != state:
+                self.store.put_file(path.relative_to(self.root).as_posix(), path)
+                self._uploaded[path] = state
+
+
+@contextlib.contextmanager
+def run_folders(store: Any) -> Iterator[RunFolders]:
+    """``RunFolders`` for a stage: a scratch mirror (removed afterwards) when the store has
+    no local folders."""
+    if hasattr(store, "path"):
+        yield RunFolders(store)
+        return
+    from core.storage import temp_dir
+
+    with temp_dir("reactid-train-") as scratch:
+        yield RunFolders(store, Path(scratch))
 
 
 def check_training_shards(store: Any) -> list[str]:
@@ -142,22 +250,54 @@ def logged_sample_ids(path: Path, start: int, stop: int) -> dict[int, list[str]]
     return dict(sorted(out.items()))
 
 
-def _train(ctx: StageContext, name: str, run_key: str, steps: int, ids_of_step: Callable[[int], Sequence[str]],
-           variant: str, start_checkpoint: Path | None) -> tuple[Any, Path]:
-    """``run_phase`` on the cached batches; returns (PhaseResult, run folder)."""
+def _train(ctx: StageContext, folders: RunFolders, name: str, run_key: str, steps: int,
+           ids_of_step: Callable[[int], Sequence[str]], variant: str,
+           start_checkpoint_key: str | None) -> tuple[Any, Path]:
+    """``run_phase`` on the cached batches; returns (PhaseResult, local run folder).
+
+    On a mirrored store the run's own checkpoint (if any, to resume) and the previous
+    phase's checkpoint are downloaded first; checkpoints are uploaded as they are written
+    and the whole run folder when the phase ends.
+    """
     from models.variants import variant_overrides
     from training.batches import CachedBatchSource
+    from training.checkpoint import LATEST, latest_tag
     from training.latents import read_index
-    from training.phase import PhaseSpec, run_phase
+    from training.phase import CHECKPOINTS, PhaseSpec, run_phase
 
     index = read_index(ctx.store, LATENT_INDEX_KEY)
-    output_dir = local_run_dir(ctx.store, run_key)
+    checkpoints_key = f"{run_key}/{CHECKPOINTS}"
+    logs = ("steps.jsonl", SAMPLE_LOG)
+    if folders.mirrored and ctx.store.exists(f"{checkpoints_key}/{LATEST}"):
+        folders.download_checkpoint(checkpoints_key)  # resume this phase after an interruption
+        for log in logs:
+            if ctx.store.exists(f"{run_key}/{log}"):
+                folders.download(f"{run_key}/{log}")
+    output_dir = folders.local(run_key)
     output_dir.mkdir(parents=True, exist_ok=True)
+    start_checkpoint = None if start_checkpoint_key is None else folders.download_checkpoint(start_checkpoint_key)
     source = CachedBatchSource(ctx.store, index.samples,
                                use_timeline=variant_overrides(variant).get("use_timeline_modules", True))
     spec = PhaseSpec(name, steps, output_dir, start_checkpoint=start_checkpoint, variant=variant)
+    synced = [latest_tag(output_dir / CHECKPOINTS)]
+
+    def publish_checkpoint(_record: Any) -> None:
+        # logs first, then the new tag's files, its ``latest`` pointer last: a crash at any
+        # point leaves the store with a complete checkpoint and logs covering its steps
+        tag = latest_tag(output_dir / CHECKPOINTS)
+        if tag == synced[0]:
+            return
+        for log in logs:
+            if (output_dir / log).is_file():
+                folders.upload(f"{run_key}/{log}")
+        folders.upload(f"{checkpoints_key}/{tag}")
+        folders.upload(f"{checkpoints_key}/{LATEST}")
+        synced[0] = tag
+
     result = run_phase(spec, ctx.params.training, SampleIdLog(ids_of_step, output_dir / SAMPLE_LOG), source,
-                       null_prompt_embeds=index.null_prompt_embeds(ctx.store))
+                       null_prompt_embeds=index.null_prompt_embeds(ctx.store),
+                       on_step=publish_checkpoint if folders.mirrored else None)
+    folders.upload(run_key, last=(LATEST,))
     return result, output_dir
 
 
@@ -199,7 +339,7 @@ def curriculum_phase(ctx: StageContext) -> dict[str, Any]:
     k = PHASES.index(ctx.stage) + 1
     sampler = open_sampler(ctx.store, SCHEDULE_KEY)
     phase = sampler.schedule.phases[k - 1]
-    start_checkpoint = None
+    start_checkpoint = None  # store key of the previous phase's checkpoint folder
     if k > 1:
         previous = recorded_metadata(ctx.store, PHASES[k - 2], AGGREGATE) or {}
         if previous.get("global_step") != phase.start_step:
@@ -207,11 +347,17 @@ def curriculum_phase(ctx: StageContext) -> dict[str, Any]:
                 f"{ctx.stage} starts at step {phase.start_step} of the schedule, but {PHASES[k - 2]} ended at "
                 f"step {previous.get('global_step')}: re-run {PHASES[k - 2]}"
             )
-        start_checkpoint = ctx.params.resolve(ctx.params.storage.root) / previous["checkpoint_dir"]
+        start_checkpoint = previous["checkpoint_dir"]
     fingerprint = stage_fingerprint(TRAINING_RUN_STAGES[ctx.stage], ctx.shard, ctx.params, ctx.store, ctx.shards)
     run_key = f"{MAIN_RUN_PREFIX}/{ctx.stage}/{fingerprint}"
     variant = ctx.params.training.variant
-    result, output_dir = _train(ctx, ctx.stage, run_key, phase.steps, sampler.global_sample_ids, variant,
+    with run_folders(ctx.store) as folders:
+        return _phase_run(ctx, folders, k, sampler, phase, run_key, variant, start_checkpoint)
+
+
+def _phase_run(ctx: StageContext, folders: RunFolders, k: int, sampler: Any, phase: Any, run_key: str,
+               variant: str, start_checkpoint: str | None) -> dict[str, Any]:
+    result, output_dir = _train(ctx, folders, ctx.stage, run_key, phase.steps, sampler.global_sample_ids, variant,
                                 start_checkpoint)
     d = dict(zip(sampler.sample_ids.tolist(), sampler.d_overall.tolist()))
     inter = dict(zip(sampler.sample_ids.tolist(), sampler.is_inter.tolist()))
@@ -229,28 +375,20 @@ def curriculum_phase(ctx: StageContext) -> dict[str, Any]:
         "start_step": phase.start_step,
         "global_step": result.global_step,
         "steps_run": m["steps_run"],
-        "resumed_from": _relative(ctx, result.resumed_from),
+        "resumed_from": folders.key(result.resumed_from),
         "tau": phase.tau,
         "inter_clip_ratio": phase.inter_clip_ratio,
         **_used_samples(used, d, inter),
         "loss_first": losses[0] if losses else None,
         "loss_final": losses[-1] if losses else None,
         "samples_per_second": m["samples_per_second"],
-        "checkpoint_dir": _relative(ctx, result.checkpoint_dir),
-        "model_dir": _relative(ctx, result.model_dir),
+        "checkpoint_dir": folders.key(result.checkpoint_dir),
+        "model_dir": folders.key(result.model_dir),
         "run_dir": run_key,
         "loss_curve_key": plot_key,
         "registered_model": model,
         "variant": m["variant"],
     }
-
-
-def _relative(ctx: StageContext, path: Any) -> str | None:
-    if path is None:
-        return None
-    root = ctx.params.resolve(ctx.params.storage.root).resolve()
-    path = Path(path).resolve()
-    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
 
 
 def ablation_steps(params: Any) -> int:
@@ -287,7 +425,15 @@ def ablation_run(ctx: StageContext) -> dict[str, Any]:
     fingerprint = stage_fingerprint(TRAINING_RUN_STAGES["ablation_runs"], ctx.shard, params, ctx.store, ctx.shards)
     run_key = f"{ABLATION_PREFIX}/{variant}/{fingerprint}"
     steps = plan.schedule.total_steps
-    result, output_dir = _train(ctx, f"ablation_{variant}", run_key, steps, sampler.global_sample_ids,
+    with run_folders(ctx.store) as folders:
+        return _ablation_run(ctx, folders, variant, plan, sampler, run_key, steps)
+
+
+def _ablation_run(ctx: StageContext, folders: RunFolders, variant: str, plan: Any, sampler: Any, run_key: str,
+                  steps: int) -> dict[str, Any]:
+    from training.ablations import TABLE_OF_VARIANT
+
+    result, output_dir = _train(ctx, folders, f"ablation_{variant}", run_key, steps, sampler.global_sample_ids,
                                 plan.model_variant, None)
     used = logged_sample_ids(output_dir / SAMPLE_LOG, 0, steps)
     d = dict(zip(plan.sample_ids.tolist(), plan.d_sampler.tolist()))
@@ -307,8 +453,8 @@ def ablation_run(ctx: StageContext) -> dict[str, Any]:
         "loss_first": losses[0] if losses else None,
         "loss_final": losses[-1] if losses else None,
         "samples_per_second": result.metrics["samples_per_second"],
-        "checkpoint_dir": _relative(ctx, result.checkpoint_dir),
-        "model_dir": _relative(ctx, result.model_dir),
+        "checkpoint_dir": folders.key(result.checkpoint_dir),
+        "model_dir": folders.key(result.model_dir),
         "run_dir": run_key,
         "loss_curve_key": plot_key,
         "registered_model": model,

@@ -5,6 +5,7 @@ curation   -> core
 models     -> core
 training   -> core, curation (tables/timelines it trains on), models
 evaluation -> core, curation, models, training
+versioning -> core, curation (the gate verdict it commits)
 assets, orchestration -> anything (they are the thin layers on top)
 
 Dagster is imported only by assets/ and orchestration/.
@@ -23,6 +24,7 @@ ALLOWED = {
     "models": {"core", "models"},
     "training": {"core", "curation", "models", "training"},
     "evaluation": {"core", "curation", "models", "training", "evaluation"},
+    "versioning": {"core", "curation", "versioning"},
 }
 # Known, deliberate exceptions: params validation checks variant names against their owner
 # (a lazy import inside the validator, so loading params does not load training).

@@ -1,0 +1,114 @@
+"""Training on S3 (moto): the latent cache and curriculum phases 1-2 with `storage.backend: s3`.
+
+DeepSpeed trains in a local scratch mirror; checkpoints, the exported model and the logs end
+up as objects under the run's key, phase 2 starts from phase 1's checkpoint downloaded from
+the bucket, an interrupted phase resumes from the bucket, a missing or corrupt checkpoint is
+reported by name, and nothing is written under the local storage root."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core.stage import AGGREGATE, run_stage
+from tests.training.conftest import build_annotated_pool, curriculum_params_raw
+
+pytestmark = pytest.mark.slow
+
+SHARDS = ("gen-000", "gen-001")
+
+
+def _params_raw(base, endpoint, bucket):
+    raw = curriculum_params_raw(base)
+    raw["curriculum"]["phase_ratios"] = [1, 1, 1, 1]
+    raw["training"]["demo"].update(total_steps=8, warmup_steps=2, checkpoint_every=1)
+    raw["storage"] = {"backend": "s3", "root": "data",
+                      "s3": {"endpoint": endpoint, "bucket": bucket, "prefix": "team/reactid", "secure": False,
+                             "region": "us-east-1", "part_size_mb": 5}}
+    return raw
+
+
+@pytest.fixture
+def s3_project(tmp_path, base_params_raw, s3_bucket, monkeypatch):
+    import yaml
+
+    from core.params import load_params
+    from core.storage import open_params_store
+    from core.storage_s3 import S3ObjectStore
+
+    endpoint, bucket, (access, secret, _) = s3_bucket
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "REACTID_STORAGE_BACKEND"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REACTID_S3_ACCESS_KEY", access)
+    monkeypatch.setenv("REACTID_S3_SECRET_KEY", secret)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(_params_raw(base_params_raw, endpoint, bucket),
+                                                         sort_keys=False))
+    params = load_params(tmp_path / "params.yaml")
+    store = open_params_store(params)
+    assert isinstance(store, S3ObjectStore)
+    build_annotated_pool(store)
+    return tmp_path, params, store
+
+
+def _steps(store, run_dir):
+    return [json.loads(line) for line in store.get_bytes(f"{run_dir}/steps.jsonl").decode().splitlines() if line]
+
+
+def test_latent_cache_and_two_phases_on_s3(s3_project, tmp_path_factory):
+    from training.checkpoint import CheckpointError
+    from training.run_stages import TRAINING_RUN_STAGES, RunFolders
+    from training.stages import TRAINING_STAGES
+
+    project, params, store = s3_project
+    run_stage(TRAINING_STAGES["training_samples"], AGGREGATE, params, store, shards=SHARDS)
+    for name in ("difficulty_scores", "difficulty_quartiles", "curriculum_schedule"):
+        run_stage(TRAINING_STAGES[name], AGGREGATE, params, store)
+    cache = run_stage(TRAINING_RUN_STAGES["latent_cache"], AGGREGATE, params, store).metadata
+    assert cache["samples"] > 0 and store.exists("cache/index.json")
+    one = run_stage(TRAINING_RUN_STAGES["curriculum_phase_1"], AGGREGATE, params, store).metadata
+    two = run_stage(TRAINING_RUN_STAGES["curriculum_phase_2"], AGGREGATE, params, store).metadata
+
+    # Metadata records store keys, as on the local backend.
+    for meta in (one, two):
+        run_dir = meta["run_dir"]
+        assert meta["checkpoint_dir"] == f"{run_dir}/checkpoints" and meta["model_dir"] == f"{run_dir}/model"
+        tag = f"step_{meta['global_step']:08d}"
+        assert store.get_bytes(f"{meta['checkpoint_dir']}/latest").decode().strip() == tag
+        assert store.exists(f"{meta['checkpoint_dir']}/{tag}/manifest.json")
+        assert store.exists(f"{meta['model_dir']}/config.json")
+        assert store.exists(f"{meta['model_dir']}/diffusion_pytorch_model.safetensors")
+        for name in ("steps.jsonl", "sample_ids.jsonl", "metrics.json"):
+            assert store.exists(f"{run_dir}/{name}")
+        assert [r["step"] for r in _steps(store, run_dir)] == list(range(meta["start_step"] + 1,
+                                                                          meta["global_step"] + 1))
+    assert one["resumed_from"] is None
+    assert two["resumed_from"] == f"{one['checkpoint_dir']}/step_{one['global_step']:08d}"  # chained via S3
+    assert two["start_step"] == one["global_step"] and two["global_step"] == one["global_step"] + 2
+    assert store.exists("models/phase_1/model.json") and store.exists("models/phase_2/model.json")
+    assert not (project / "data").exists()  # nothing under the local storage root
+
+    # An interrupted phase 2 (its last checkpoint never reached the bucket) resumes from the bucket.
+    uninterrupted = [r["loss"] for r in _steps(store, two["run_dir"])]
+    checkpoints = two["checkpoint_dir"]
+    store.delete_prefix(f"{checkpoints}/step_{two['global_step']:08d}")
+    store.put_bytes(f"{checkpoints}/latest", f"step_{two['global_step'] - 1:08d}".encode())
+    store.delete_prefix("metrics/curriculum_phase_2/all-shards.json")
+    again = run_stage(TRAINING_RUN_STAGES["curriculum_phase_2"], AGGREGATE, params, store).metadata
+    assert again["resumed_from"] == f"{checkpoints}/step_{two['global_step'] - 1:08d}"
+    assert again["steps_run"] == 1 and again["run_dir"] == two["run_dir"]
+    assert [r["loss"] for r in _steps(store, two["run_dir"])] == uninterrupted
+
+    # A missing checkpoint is reported by its key.
+    with pytest.raises(CheckpointError, match="training/main/nowhere/checkpoints/latest"):
+        RunFolders(store, tmp_path_factory.mktemp("scratch")).download_checkpoint("training/main/nowhere/checkpoints")
+
+    # A corrupt one (phase 1's weights altered in the bucket) fails phase 2 by file name, never
+    # trains on random weights.
+    tag_prefix = f"{one['checkpoint_dir']}/step_{one['global_step']:08d}"
+    victim = next(k for k in store.list(tag_prefix) if k.endswith(".pt"))
+    store.put_bytes(victim, b"not a checkpoint")
+    store.delete_prefix(two["run_dir"])
+    with pytest.raises(CheckpointError, match=victim.rsplit("/", 1)[-1]):
+        run_stage(TRAINING_RUN_STAGES["curriculum_phase_2"], AGGREGATE, params, store, force=True)
+    assert not (project / "data").exists()
