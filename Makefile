@@ -13,12 +13,12 @@ export PIP_CONSTRAINT := $(CURDIR)/$(CONSTRAINTS)
 export DS_BUILD_OPS := 0
 export TORCH_EXTENSIONS_DIR := $(CURDIR)/.cache/torch_extensions
 
-.PHONY: demo test env dvc-env repro ui bench check-params clean
+.PHONY: demo test env dvc-env repro ui bench check-params clean browser dagster-home
 
-demo: env
+demo: env dagster-home
 	$(VENV)/bin/reactid demo
 
-test: env dvc-env
+test: env dvc-env browser
 	$(VENV)/bin/python -m pytest -q
 
 env: $(VENV)/.installed
@@ -40,8 +40,20 @@ $(DVC_VENV)/.installed: requirements/dvc.txt
 repro: env dvc-env
 	tools/dvc repro
 
-ui: env
+ui: env dagster-home
 	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+# $(DAGSTER_HOME)/dagster.yaml from orchestration/dagster.yaml + params (run retries, run queue,
+# gpu pool limit; SQLite storage). Rewritten when params change, kept when edited by hand.
+dagster-home: env
+	$(VENV)/bin/reactid dagster-home
+
+# The UI test (tests/ui) drives Debian's chromium through playwright (no `playwright install`).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser: $(CHROMIUM)
+$(CHROMIUM):
+	$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium
 
 bench: env
 	$(VENV)/bin/python bench/curation.py

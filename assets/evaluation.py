@@ -16,6 +16,7 @@ import dagster as dg
 
 from assets.metadata import png_markdown
 from assets.partitions import MODELS, model_partitions
+from assets.pools import GPU_POOL
 from assets.resources import ReactIDResource
 from assets.runner import run_stage_in_asset
 from core.stage import AGGREGATE, marker_key, run_stage
@@ -118,7 +119,7 @@ def _pair(context: dg.AssetExecutionContext) -> str:
 
 @dg.asset(group_name=EVALUATION_GROUP, partitions_def=benchmark_model_partitions,
           deps=["demo_benchmarks", *MODEL_PRODUCER_DEPS], kinds={"diffusers", "h264"},
-          description=EVAL_STAGES["benchmark_videos"].description)
+          description=EVAL_STAGES["benchmark_videos"].description, pool=GPU_POOL)
 def benchmark_videos(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> dg.MaterializeResult:
     params = reactid.load_params()
     store = reactid.store(params)

@@ -13,6 +13,7 @@ import dagster as dg
 from assets.curriculum import annotated_shards
 from assets.metadata import png_markdown
 from assets.partitions import MODELS
+from assets.pools import GPU_POOL
 from assets.resources import ReactIDResource
 from assets.runner import run_stage_in_asset
 from core.stage import AGGREGATE
@@ -40,7 +41,7 @@ def _materialize(context: dg.AssetExecutionContext, reactid: ReactIDResource, na
 
 
 @dg.asset(group_name=TRAINING_GROUP, deps=["training_samples", "difficulty_scores"], kinds={"pytorch", "safetensors"},
-          description=TRAINING_RUN_STAGES["latent_cache"].description)
+          description=TRAINING_RUN_STAGES["latent_cache"].description, pool=GPU_POOL)
 def latent_cache(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> dg.MaterializeResult:
     return _materialize(context, reactid, "latent_cache", AGGREGATE)
 
@@ -51,7 +52,7 @@ def phase_asset(k: int) -> dg.AssetsDefinition:
     spec = TRAINING_RUN_STAGES[name]
 
     @dg.asset(name=name, group_name=TRAINING_GROUP, deps=list(spec.upstream), kinds={"deepspeed", "safetensors"},
-              description=spec.description, metadata={"params_sections": ", ".join(spec.sections)})
+              description=spec.description, metadata={"params_sections": ", ".join(spec.sections)}, pool=GPU_POOL)
     def _asset(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> dg.MaterializeResult:
         return _materialize(context, reactid, name, AGGREGATE)
 
@@ -62,7 +63,8 @@ CURRICULUM_PHASE_ASSETS = [phase_asset(k) for k in range(1, len(PHASES) + 1)]
 
 
 @dg.asset(group_name=ABLATION_GROUP, partitions_def=ablation_partitions, deps=["latent_cache", "difficulty_scores"],
-          kinds={"deepspeed", "safetensors"}, description=TRAINING_RUN_STAGES["ablation_runs"].description)
+          kinds={"deepspeed", "safetensors"}, description=TRAINING_RUN_STAGES["ablation_runs"].description,
+          pool=GPU_POOL)
 def ablation_runs(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> dg.MaterializeResult:
     return _materialize(context, reactid, "ablation_runs", context.partition_key, shards=(AGGREGATE,))
 

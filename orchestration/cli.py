@@ -36,6 +36,22 @@ def check_params(ctx: click.Context) -> None:
     click.echo(f"{ctx.obj['params']}: ok")
 
 
+@cli.command("dagster-home")
+@click.option("--force", is_flag=True, help="Overwrite a dagster.yaml that was edited by hand.")
+@click.pass_context
+def dagster_home_cmd(ctx: click.Context, force: bool) -> None:
+    """Write $DAGSTER_HOME/dagster.yaml (run retries, run queue, gpu pool limit) from params.
+
+    SQLite instance storage under DAGSTER_HOME (default .dagster_home); `make ui` and
+    `make demo` call this first.
+    """
+    from orchestration.instance_config import dagster_home, ensure_dagster_home
+
+    params = _params(ctx)
+    path, action = ensure_dagster_home(dagster_home(Path(ctx.obj["params"]).resolve().parent), params, force=force)
+    click.echo(f"{path}: {action}")
+
+
 @cli.command()
 @click.option("--shard", required=True, help="Shard name, e.g. demo-000.")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Pool root; the shard goes to OUT/SHARD/.")

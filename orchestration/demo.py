@@ -8,22 +8,26 @@ from pathlib import Path
 
 from core.params import load_params
 from core.stage import completed
-from core.storage import open_store
+from core.storage import open_params_store
 from curation.gate_status import gate_passed
 from curation.stages import ANNOTATION_STAGES, CURATION_STAGES, STAGES
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def dagster_instance(project_dir: Path):
-    """The persistent instance under the project, unless DAGSTER_HOME points elsewhere."""
+def dagster_instance(project_dir: Path, params=None):
+    """The persistent instance under the project, unless DAGSTER_HOME points elsewhere; its
+    dagster.yaml comes from orchestration/dagster.yaml and params (`reactid dagster-home`)."""
     from dagster import DagsterInstance
+
+    from orchestration.instance_config import ensure_dagster_home
 
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(project_dir / ".dagster_home")))
     home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
+    if params is not None:
+        ensure_dagster_home(home, params)
+    elif not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     return DagsterInstance.get()
 
 
@@ -34,9 +38,9 @@ def run_demo(params_path: Path, shards: list[str] | None = None, echo=print) -> 
 
     params = load_params(params_path)  # a bad setting stops here, before any work
     project_dir = params_path.resolve().parent
-    store = open_store(params.storage.backend, str(params.resolve(params.storage.root)))
+    store = open_params_store(params)
     shards = shards or list(params.demo_pool.shards)
-    instance = dagster_instance(project_dir)
+    instance = dagster_instance(project_dir, params)
     known = set(instance.get_dynamic_partitions("shards"))
     new = [s for s in shards if s not in known]
     if new:
@@ -82,7 +86,7 @@ def run_demo(params_path: Path, shards: list[str] | None = None, echo=print) -> 
     root = params.resolve(params.storage.root)
     for key in (curation_report.REPORT_KEY, annotation_report.REPORT_KEY):
         echo("")
-        echo((root / key).read_text())
+        echo(store.get_bytes(key).decode())
     schedule = root / "curriculum" / "schedule.json"
     if schedule.is_file():
         import json
