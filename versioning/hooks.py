@@ -78,13 +78,48 @@ def version_gate_verdict(params: Params, store: ObjectStore, shard: str, *, run_
     return record
 
 
+TRAINING_SAMPLES_MARKER = "metrics/training_samples/all.json"
+
+
+def training_data_commit(store: ObjectStore, versioning: LakeFSVersioning, branch: str) -> tuple[str, list[str]]:
+    """The run-branch commit holding the data the trained models saw, and those shards.
+
+    The shards are the ones ``training_samples`` was built from (its marker); each must have
+    been committed to ``branch`` by the quality gate (its verdict's ``lakefs`` record). The
+    data commit is the newest of their commits on the branch, not the branch head: a shard
+    gated after training is on the branch but was never trained on.
+
+    Raises:
+        VersioningError: no training data is recorded, or a trained-on shard has no commit on
+            ``branch`` (with the command that commits it).
+    """
+    from core.errors import VersioningError
+
+    if not store.exists(TRAINING_SAMPLES_MARKER):
+        raise VersioningError("no training data to promote: training_samples has not run "
+                              f"({TRAINING_SAMPLES_MARKER} is missing)")
+    shards = sorted(read_json(store, TRAINING_SAMPLES_MARKER).get("shards") or [])
+    commits = {}
+    for shard in shards:
+        record = read_json(store, gate_key(shard)).get("lakefs") if store.exists(gate_key(shard)) else None
+        if not record or record.get("branch") != branch:
+            raise VersioningError(
+                f"shard '{shard}' was trained on but its validated annotations are not committed to lakeFS branch "
+                f"'{branch}': run `reactid gate --shard {shard}` with lakefs.enabled, then promote again")
+        commits[shard] = record["commit_id"]
+    if not commits:
+        raise VersioningError(f"training_samples lists no shards ({TRAINING_SAMPLES_MARKER})")
+    return versioning.newest_on_branch(branch, commits.values()), shards
+
+
 def promotion_tag(params: Params, evaluation_fingerprint: str) -> str:
     return f"{params.lakefs.tag_prefix}{params.lakefs.run_name}-{evaluation_fingerprint[:12]}"
 
 
 def promote_evaluation(params: Params, store: ObjectStore, *, run_id: str, evaluation_fingerprint: str,
                        models: Iterable[str], versioning: LakeFSVersioning | None = None) -> dict[str, Any] | None:
-    """After a successful leaderboard: merge the run branch into main and tag it.
+    """After a successful leaderboard: merge the run branch, up to the data the models were
+    trained on (``training_data_commit``), into main and tag it.
 
     The tag is ``<tag_prefix><run_name>-<first 12 of the leaderboard fingerprint>``; the merge
     commit's metadata lists the evaluated models and the data commit they saw. A copy of the
@@ -101,11 +136,12 @@ def promote_evaluation(params: Params, store: ObjectStore, *, run_id: str, evalu
 
         versioning = LakeFSVersioning(cfg)
     branch = versioning.ensure_run_branch(cfg.run_name)
+    data_commit, shards = training_data_commit(store, versioning, branch.name)
     tag = promotion_tag(params, evaluation_fingerprint)
     promotion = versioning.promote(branch.name, tag, {
         "run_id": run_id, "params_hash": params_hash(params), "evaluation_fingerprint": evaluation_fingerprint,
-        "models": sorted(set(models)),
-    })
+        "models": sorted(set(models)), "training_shards": shards,
+    }, data_commit=data_commit)
     record = {"endpoint": cfg.endpoint, "models": sorted(set(models)), **promotion.to_dict()}
     write_json(store, f"{PROMOTIONS_PREFIX}/{tag}.json", record)
     return record

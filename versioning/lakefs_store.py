@@ -23,7 +23,7 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -416,13 +416,41 @@ class LakeFSVersioning:
             except NotFoundException:
                 return None
 
-    def promote(self, branch: str, tag: str, metadata: Mapping[str, Any] | None = None) -> Promotion:
-        """Merge the run branch into the main branch and tag the merge commit.
+    def newest_on_branch(self, branch: str, commit_ids: Iterable[str]) -> str:
+        """The newest of ``commit_ids`` in ``branch``'s history: the commit whose history holds
+        every one of them (shard commits land on a run branch one merge after another).
 
-        The merge commit's metadata records the run branch head that was merged
-        (``reactid.data_commit``): the data the evaluated models saw. Idempotent: when ``tag``
-        already points at a promotion of that same data commit, nothing is done; a tag that
-        points elsewhere is a :class:`LakeFSConflictError` naming it.
+        Raises:
+            VersioningError: naming the commits that are not in the branch's history.
+        """
+        wanted = set(commit_ids)
+        if not wanted:
+            raise VersioningError(f"no commit given to look up on branch '{branch}'")
+        newest, missing = None, set(wanted)
+        with self._translate(f"read the log of branch '{branch}'", branch=branch):
+            for commit in self._repo.ref(branch).log():
+                if commit.id in missing:
+                    newest = newest or commit.id
+                    missing.discard(commit.id)
+                    if not missing:
+                        break
+        if missing:
+            raise VersioningError(f"commits {sorted(missing)} are not in the history of branch '{branch}' of "
+                                  f"repository '{self.repository}'")
+        return newest
+
+    def promote(self, branch: str, tag: str, metadata: Mapping[str, Any] | None = None, *,
+                data_commit: str | None = None) -> Promotion:
+        """Merge the run branch, up to ``data_commit``, into the main branch and tag the merge.
+
+        Args:
+            data_commit: the run-branch commit holding the data the evaluated models saw
+                (``versioning.hooks.training_data_commit``); default the branch head. Shards
+                committed to the branch after it are not promoted.
+
+        The merge commit's metadata records it (``reactid.data_commit``). Idempotent: when
+        ``tag`` already points at a promotion of that same data commit, nothing is done; a tag
+        that points elsewhere is a :class:`LakeFSConflictError` naming it.
         """
         from lakefs.exceptions import ConflictException
 
@@ -432,7 +460,7 @@ class LakeFSVersioning:
             raise VersioningError(str(e)) from None
         self.check_repository()
         main = self.settings.main_branch
-        data_commit = self.head(branch)
+        data_commit = data_commit or self.head(branch)
         existing = self._existing_promotion(tag, branch, data_commit)
         if existing:
             return existing

@@ -52,6 +52,47 @@ def _passed_shard(store, shard: str = "s-000") -> dict:
     return verdict
 
 
+def _trained_on(store, *shards: str) -> None:
+    """The marker training_samples leaves: the shards the training data was built from."""
+    write_json(store, "metrics/training_samples/all.json", {"shards": list(shards)})
+
+
+def test_promotion_holds_the_data_trained_on_not_shards_gated_later(lakefs_project, fake_lakefs, lakefs_env):
+    from versioning.hooks import promote_evaluation, version_gate_verdict
+    from versioning.lakefs_store import LakeFSVersioning
+
+    _, params, store = lakefs_project(run_name="exp-8")
+    _passed_shard(store, "s-000")
+    trained = version_gate_verdict(params, store, "s-000", run_id="gate-1")
+    _trained_on(store, "s-000")
+    _passed_shard(store, "s-001")  # gated after the models were trained: on the branch, never trained on
+    later = version_gate_verdict(params, store, "s-001", run_id="gate-2")
+    assert later["commit_id"] == fake_lakefs.repos["reactid-data"].branches["train-exp-8"].head != trained["commit_id"]
+
+    promotion = promote_evaluation(params, store, run_id="eval", evaluation_fingerprint="feedfacefeedface",
+                                   models=["phase_4"])
+    assert promotion["data_commit"] == trained["commit_id"]
+    main = fake_lakefs.tree("reactid-data", "main")
+    assert "reactid/tables/faces/s-000.parquet" in main and "reactid/tables/faces/s-001.parquet" not in main
+    lineage = LakeFSVersioning(params.lakefs).lineage(promotion["tag"])
+    assert [s.shard for s in lineage.shards] == ["s-000"]
+    assert json.loads(lineage.metadata["reactid.training_shards"]) == ["s-000"]
+
+
+def test_promotion_refuses_a_trained_shard_without_a_commit(lakefs_project, fake_lakefs, lakefs_env):
+    from core.errors import VersioningError
+    from versioning.hooks import promote_evaluation, version_gate_verdict
+
+    _, params, store = lakefs_project()
+    _passed_shard(store, "s-000")
+    version_gate_verdict(params, store, "s-000", run_id="gate-1")
+    _passed_shard(store, "s-001")  # gated before lakeFS was on: its verdict has no commit
+    _trained_on(store, "s-000", "s-001")
+    with pytest.raises(VersioningError, match=r"'s-001'.*reactid gate --shard s-001"):
+        promote_evaluation(params, store, run_id="eval", evaluation_fingerprint="feedfacefeedface", models=["p"])
+    assert "reactid/tables/faces/s-000.parquet" not in fake_lakefs.tree("reactid-data", "main")
+
+
 def _gate(project: Path, gt):
     """Materialize a stand-in `annotations` (the valid gate tables) and the real blocking checks."""
     import dagster as dg
@@ -123,6 +164,7 @@ def test_verdict_records_the_commit_and_promotion_traces_back_to_it(lakefs_proje
     again = version_gate_verdict(params, store, "s-000", run_id="dagster-run-2")
     assert not again["created"] and again["commit_id"] == record["commit_id"]
 
+    _trained_on(store, "s-000")
     promotion = promote_evaluation(params, store, run_id="eval-run", evaluation_fingerprint="0123456789abcdef0123",
                                    models=["phase_4", "phase_4", "ablation-base"])
     assert promotion["tag"] == "model-exp-7-0123456789ab" and promotion["data_commit"] == record["commit_id"]
@@ -195,6 +237,7 @@ def test_lineage_cli_prints_the_shards(lakefs_project, fake_lakefs, lakefs_env, 
     path, params, store = lakefs_project()
     _passed_shard(store)
     record = version_gate_verdict(params, store, "s-000", run_id="r-1")
+    _trained_on(store, "s-000")
     promotion = promote_evaluation(params, store, run_id="e-1", evaluation_fingerprint="abcdef012345xyz",
                                    models=["phase_4"])
     cli.main(["--params", str(path), "lakefs-lineage", promotion["tag"]], standalone_mode=False)
