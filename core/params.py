@@ -121,13 +121,27 @@ class DemoPoolParams(Section):
 
 
 class RawVideosParams(Section):
-    pool_root: str
+    pool_root: str  # the raw pool on disk (used when pool_prefix is null)
+    # None: shards are read from pool_root. A key prefix ("incoming"): shards are the objects
+    # <prefix>/<shard>/ of the object store params `storage` names (curation/registry.py).
+    pool_prefix: str | None
     extensions: list[str]
     min_width: Annotated[int, Field(ge=1)]
     min_height: Annotated[int, Field(ge=1)]
     min_fps: Positive
     max_fps: Positive
     min_duration_s: Positive
+
+    @field_validator("pool_prefix")
+    @classmethod
+    def _pool_prefix(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        v = v.strip("/")
+        if not v or "\\" in v or any(p in ("", ".", "..") for p in v.split("/")):
+            raise ValueError("expected a relative object-key prefix without empty, '.' or '..' segments "
+                             "(or null for the local pool_root)")
+        return v
 
     @model_validator(mode="after")
     def _ranges(self) -> RawVideosParams:
@@ -490,9 +504,7 @@ class NewShardSensorParams(Section):
 
     running: bool  # default status of the sensor (the UI can still switch it)
     interval_s: Annotated[int, Field(ge=5)]  # minimum seconds between evaluations
-    # None: watch raw_videos.pool_root on disk. A prefix ("pool"): watch <prefix>/<shard>/ in the
-    # object store that params `storage` names.
-    pool_prefix: Annotated[str, Field(min_length=1)] | None
+    # The sensor watches the pool raw_videos reads (raw_videos.pool_root or raw_videos.pool_prefix).
     settle_s: NonNegative  # local pools: the shard's newest file must be at least this old
 
 

@@ -183,6 +183,12 @@ class LocalObjectStore:
                 shutil.rmtree(staging)
 
 
+def location(store: ObjectStore, key: str) -> str:
+    """Where `key` is, for people: a file path on the local backend, else the object's URI."""
+    path = getattr(store, "path", None)
+    return str(path(key)) if path is not None else store.uri(key)
+
+
 def open_store(backend: str, root: str, s3: Any = None, *,
                credentials: tuple[str, str, str | None] | None = None) -> ObjectStore:
     """Build the store named by params `storage.backend`.

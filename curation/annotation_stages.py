@@ -36,8 +36,8 @@ def _clip_frames(ctx: StageContext, clip: dict, n: int, width: int = 448) -> np.
     """`n` frames spread over a clip, for the pretrained VLM backends."""
     from curation.video_io import decode_frames
 
-    with ctx.store.local_path(clip["clip_key"]) as path:
-        batch = decode_frames(path, width=width)
+    with ctx.store.open_stream(clip["clip_key"]) as stream:  # on S3: ranged reads, no local copy
+        batch = decode_frames(stream, width=width)
     idx = np.linspace(0, len(batch.frames) - 1, min(n, len(batch.frames))).round().astype(int)
     return batch.frames[idx]
 
@@ -263,8 +263,8 @@ def _pretrained_events(ctx: StageContext, clip: dict, proposer, scorer) -> list[
     from curation.pretrained.timeline import alignment_scores, select_best_candidates
     from curation.video_io import decode_frames
 
-    with ctx.store.local_path(clip["clip_key"]) as path:
-        batch = decode_frames(path, width=448, sample_fps=2.0)
+    with ctx.store.open_stream(clip["clip_key"]) as stream:  # on S3: ranged reads, no local copy
+        batch = decode_frames(stream, width=448, sample_fps=2.0)
     timeline = proposer.propose(batch.frames, 2.0, clip["duration_s"])
     candidates = [[a] for a in timeline.actions]
     chosen = select_best_candidates(candidates, alignment_scores(scorer, batch.frames, 2.0, candidates))

@@ -1,5 +1,8 @@
 """Which shards of a raw pool are complete and ready to register (the new-shard sensor's view).
 
+The pool is the one raw_videos reads (curation/registry.py): the folder params
+`raw_videos.pool_root`, or the objects under `raw_videos.pool_prefix` in the object store.
+
 A shard is **ready** when whoever uploads it has finished. The contract with the uploader:
 
 1. the shard's manifest is written last: a folder shard `<pool>/<shard>/` is ready only once
@@ -149,7 +152,8 @@ def scan_local_pool(pool_root: Path, settle_s: float, now: float | None = None) 
 
 
 def scan_store_pool(store: ObjectStore, prefix: str) -> dict[str, ShardState]:
-    """Every shard folder `<prefix>/<shard>/` of a pool in an object store, ready or not."""
+    """Every shard folder `<prefix>/<shard>/` of a pool in an object store (params
+    `raw_videos.pool_prefix`), ready or not."""
     prefix = prefix.strip("/")
     by_shard: dict[str, set[str]] = {}
     for key in store.list(prefix + "/"):

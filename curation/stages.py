@@ -31,14 +31,18 @@ def _preview(rows: list[dict], columns: list[str], n: int = 8) -> list[dict]:
 
 
 def demo_pool(ctx: StageContext) -> dict[str, Any]:
-    """Generate a demo shard (procedural or real footage) into the raw pool."""
+    """Generate a demo shard (procedural or real footage) into the raw pool: the folder
+    `demo_pool.pool_root/<shard>/`, and, when `raw_videos.pool_prefix` puts the pool in the
+    object store, the same files under `<pool_prefix>/<shard>/` there."""
     from curation.synth import build_demo_shard
 
     cfg = ctx.params.demo_pool
+    prefix = ctx.params.raw_videos.pool_prefix
     if ctx.shard not in cfg.shards:
         raise ParamsError(
             f"demo_pool.shards: shard {ctx.shard!r} is not a demo shard (have {sorted(cfg.shards)}); "
             "register real shards by placing them under raw_videos.pool_root"
+            + (f" (or {prefix}/<shard>/ in the object store)" if prefix else "")
         )
     spec = cfg.shards[ctx.shard]
     proc = cfg.procedural
@@ -47,32 +51,42 @@ def demo_pool(ctx: StageContext) -> dict[str, Any]:
         n_videos=proc.n_videos, width=proc.width, height=proc.height, fps=proc.fps,
     )
     files = sorted(p.name for p in folder.iterdir() if p.suffix == ".mp4")
-    return {"kind": spec.kind, "pool_folder": str(folder), "ground_truth": str(truth), "files": len(files)}
+    location = str(folder)
+    if prefix:
+        shard_prefix = f"{prefix}/{ctx.shard}"
+        with ctx.store.staged_prefix(shard_prefix) as staging:  # a rebuilt shard replaces the old one whole
+            for path in sorted(folder.iterdir()):
+                ctx.store.put_file(f"{staging}/{path.name}", path)
+        location = ctx.store.uri(shard_prefix)
+    return {"kind": spec.kind, "pool_folder": location, "ground_truth": str(truth), "files": len(files)}
 
 
 # ---------------------------------------------------------------- raw_videos
 
 
 def raw_videos(ctx: StageContext) -> dict[str, Any]:
-    """Register a shard and probe every file; quarantine what cannot be used."""
+    """Register a shard of the raw pool (a folder on disk or a prefix of the store) and probe
+    every file; quarantine what cannot be used."""
     from curation import video_io as vio
-    from curation.registry import list_shard
+    from curation.registry import raw_pool
 
     cfg = ctx.params.raw_videos
-    entries = list_shard(ctx.params.resolve(cfg.pool_root), ctx.shard)
+    pool = raw_pool(ctx.params, ctx.store)
+    entries = pool.list_shard(ctx.shard)
     rows = []
     for i, entry in enumerate(entries):
-        report(f"raw_videos[{ctx.shard}]", i, len(entries), entry.path.name)
+        report(f"raw_videos[{ctx.shard}]", i, len(entries), entry.name)
         row: dict[str, Any] = {
-            "video_id": entry.video_id, "shard": ctx.shard, "source_path": str(entry.path),
+            "video_id": entry.video_id, "shard": ctx.shard, "source_path": entry.location,
             "caption": entry.caption, "identity": entry.identity, "source": entry.source,
             "segments_json": json.dumps(list(entry.segments)) if entry.segments else None,
             "attributes_json": json.dumps(entry.attributes) if entry.attributes else None,
         }
         try:
-            if entry.path.suffix.lower() not in cfg.extensions:
-                raise vio.ProbeError(vio.UNSUPPORTED_EXTENSION, f"extension {entry.path.suffix!r} not in raw_videos.extensions")
-            info = vio.probe(entry.path)
+            if entry.suffix.lower() not in cfg.extensions:
+                raise vio.ProbeError(vio.UNSUPPORTED_EXTENSION, f"extension {entry.suffix!r} not in raw_videos.extensions")
+            with vio.open_location(ctx.store, entry.location) as src:  # a stored video: streamed, not copied
+                info = vio.probe(src)
             row.update(
                 duration_s=info.duration_s, fps=info.fps, width=info.width, height=info.height, codec=info.codec,
                 frame_count=info.frame_count, rotation=info.rotation, container=info.container, size_bytes=info.size_bytes,
@@ -93,6 +107,7 @@ def raw_videos(ctx: StageContext) -> dict[str, Any]:
     quarantined = [r for r in rows if r["status"] != "ok"]
     return {
         "table": ctx.table_key(),
+        "pool": pool.where(ctx.shard),
         "videos_in": len(rows),
         "videos_ok": len(ok),
         "quarantined": len(quarantined),
@@ -104,9 +119,9 @@ def raw_videos(ctx: StageContext) -> dict[str, Any]:
 
 
 def _raw_pool_hash(ctx: StageContext) -> str:
-    from curation.registry import shard_content_hash
+    from curation.registry import raw_pool
 
-    return shard_content_hash(ctx.params.resolve(ctx.params.raw_videos.pool_root), ctx.shard)
+    return raw_pool(ctx.params, ctx.store).content_hash(ctx.shard)
 
 
 # ---------------------------------------------------------------- scene_clips
@@ -116,7 +131,7 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
     """Cut every usable raw video into single-shot clips and write them as H.264 MP4."""
     from curation.features import make_embedder
     from curation.scenes import detect_cuts, segments_from_cuts
-    from curation.video_io import DECODE_STATS, Segment, decode_frames, write_segments
+    from curation.video_io import DECODE_STATS, Segment, decode_frames, open_location, write_segments
 
     cfg = ctx.params.scene_clips
     raw = read_table(ctx.store, ctx.table_key("raw_videos"), needed_by="scene_clips").to_pylist()
@@ -130,22 +145,24 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
         for i, video in enumerate(videos):
             report(f"scene_clips[{ctx.shard}]", i, len(videos), video["video_id"])
             t0 = time.perf_counter()
-            batch = decode_frames(video["source_path"], width=cfg.analysis_width)
-            cuts = detect_cuts(
-                batch.frames, embedder.embed(batch.frames), batch.fps, detector=cfg.detector,
-                adaptive_threshold=cfg.adaptive_threshold, content_threshold=cfg.content_threshold,
-                min_scene_len=cfg.min_scene_len_frames, similarity_threshold=cfg.similarity_threshold,
-                tolerance=cfg.merge_tolerance_frames,
-            )
-            n_frames = len(batch.frames)
-            segments = segments_from_cuts(cuts.final, n_frames, batch.fps, cfg.min_duration_s)
-            t1 = time.perf_counter()
-            kept = [s for s in segments if s.kept]
-            local = {s.index: Path(tmp) / f"{video['video_id']}-s{s.index:02d}.mp4" for s in kept}
-            write_segments(
-                video["source_path"], [Segment(s.start_frame, s.end_frame, local[s.index]) for s in kept],
-                crf=cfg.encode_crf, preset=cfg.encode_preset,
-            )
+            # a video of a store pool is one stream for both passes (ranged reads, no copy)
+            with open_location(ctx.store, video["source_path"]) as src:
+                batch = decode_frames(src, width=cfg.analysis_width)
+                cuts = detect_cuts(
+                    batch.frames, embedder.embed(batch.frames), batch.fps, detector=cfg.detector,
+                    adaptive_threshold=cfg.adaptive_threshold, content_threshold=cfg.content_threshold,
+                    min_scene_len=cfg.min_scene_len_frames, similarity_threshold=cfg.similarity_threshold,
+                    tolerance=cfg.merge_tolerance_frames,
+                )
+                n_frames = len(batch.frames)
+                segments = segments_from_cuts(cuts.final, n_frames, batch.fps, cfg.min_duration_s)
+                t1 = time.perf_counter()
+                kept = [s for s in segments if s.kept]
+                local = {s.index: Path(tmp) / f"{video['video_id']}-s{s.index:02d}.mp4" for s in kept}
+                write_segments(
+                    src, [Segment(s.start_frame, s.end_frame, local[s.index]) for s in kept],
+                    crf=cfg.encode_crf, preset=cfg.encode_preset,
+                )
             t_detect += t1 - t0
             t_write += time.perf_counter() - t1
             cut_rows.append({

@@ -93,8 +93,8 @@ def subjects(ctx: StageContext) -> dict[str, Any]:
     for i, (clip_id, ents) in enumerate(by_clip.items()):
         report(f"subjects[{ctx.shard}]", i, len(by_clip), clip_id)
         clip = clips[clip_id]
-        with ctx.store.local_path(clip["clip_key"]) as path:
-            batch = decode_frames(path, width=cfg.analysis_width, sample_fps=cfg.sample_fps)
+        with ctx.store.open_stream(clip["clip_key"]) as stream:  # on S3: ranged reads, no local copy
+            batch = decode_frames(stream, width=cfg.analysis_width, sample_fps=cfg.sample_fps)
         w, h = clip["width"], clip["height"]
         s = batch.frames.shape[2] / w
         tracks, backend = (_pretrained_tracks(ctx, batch, ents, models) if models
@@ -138,8 +138,8 @@ def faces(ctx: StageContext) -> dict[str, Any]:
     for i, subj in enumerate(humans):
         report(f"faces[{ctx.shard}]", i, len(humans), subj["entity_id"])
         clip = clips[subj["clip_id"]]
-        with ctx.store.local_path(clip["clip_key"]) as path:
-            batch = decode_frames(path, width=min(cfg.max_width, clip["width"]), sample_fps=cfg.fps)
+        with ctx.store.open_stream(clip["clip_key"]) as stream:  # on S3: ranged reads, no local copy
+            batch = decode_frames(stream, width=min(cfg.max_width, clip["width"]), sample_fps=cfg.fps)
         s = batch.frames.shape[2] / clip["width"]
         boxes_by_frame = dict(zip(subj["frame_indices"], subj["boxes"], strict=True))
         found = []

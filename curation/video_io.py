@@ -3,24 +3,28 @@
 Decoding is instrumented: every pass over a file's frames is counted in `DECODE_STATS`,
 so stages can show that the analysers of a clip share one decode.
 
-Decoding and clip writing read a `VideoSource`: a file path, or a seekable binary file
-object such as `ObjectStore.open_stream(key)` (on S3, ranged GETs: no local copy of the
-clip). Probing raw videos reads files of the raw pool, by path.
+Probing, decoding and clip writing read a `VideoSource`: a file path, or a seekable binary
+file object such as `ObjectStore.open_stream(key)` (on S3, ranged GETs: no local copy of the
+video).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import IO, Union
+from typing import IO, TYPE_CHECKING, Union
 
 import numpy as np
 
 from core.video import ClipWriter
+
+if TYPE_CHECKING:
+    from core.storage import ObjectStore
 
 # Machine-readable quarantine reasons for raw videos.
 EMPTY_FILE = "empty_file"
@@ -114,6 +118,21 @@ def _open_video(src: VideoSource):
     return av.open(str(src))
 
 
+@contextlib.contextmanager
+def open_location(store: ObjectStore, location: str) -> Iterator[VideoSource]:
+    """The video at `location` for the functions of this module: an absolute path on disk as
+    is, an object key of `store` as a seekable stream (on S3 ranged reads, never a whole copy).
+
+    Raw videos are located so (raw_videos `source_path`, curation/registry.py): a local pool
+    gives absolute paths, a store pool object keys, which are always relative.
+    """
+    if Path(location).is_absolute():
+        yield Path(location)
+        return
+    with store.open_stream(location) as stream:
+        yield stream
+
+
 def _label(src: VideoSource) -> str:
     """What DECODE_STATS and messages call a source."""
     if _is_stream(src):
@@ -126,34 +145,53 @@ def _why(exc: Exception) -> str:
     return str(getattr(exc, "strerror", None) or exc)
 
 
-def _looks_like_container(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        head = fh.read(16)
+def _looks_like_container(src: VideoSource) -> bool:
+    if _is_stream(src):
+        src.seek(0)
+        head = src.read(16)
+    else:
+        with open(src, "rb") as fh:
+            head = fh.read(16)
     return any(head[off : off + len(sig)] == sig for off, sig in _CONTAINER_SIGNATURES)
 
 
-def probe(path: str | Path) -> VideoProbe:
+def _size(src: VideoSource) -> int:
+    """Bytes of the source.
+
+    Raises:
+        ProbeError: missing_file, for a path that is not a file.
+    """
+    if _is_stream(src):
+        return src.seek(0, io.SEEK_END)
+    path = Path(src)
+    if not path.is_file():
+        raise ProbeError(MISSING_FILE, f"{path} does not exist")
+    return path.stat().st_size
+
+
+def probe(src: VideoSource) -> VideoProbe:
     """Read a video's properties and check that it is complete and decodable.
 
     Demuxes every packet of the video stream (cheap: no decoding) to detect truncation,
     and decodes the first frame to read rotation and prove the stream decodes.
 
+    Args:
+        src: a path, or a seekable binary stream (`ObjectStore.open_stream`): probed in place,
+            never copied whole.
+
     Raises:
-        ProbeError: with reason empty_file, not_a_video, truncated, no_video_stream or
-            undecodable.
+        ProbeError: with reason missing_file, empty_file, not_a_video, truncated,
+            no_video_stream or undecodable.
     """
     import av
 
-    path = Path(path)
-    if not path.is_file():
-        raise ProbeError(MISSING_FILE, f"{path} does not exist")
-    size = path.stat().st_size
+    size = _size(src)
     if size == 0:
         raise ProbeError(EMPTY_FILE, "file has zero bytes")
     try:
-        container = av.open(str(path))
+        container = _open_video(src)
     except (av.FFmpegError, UnicodeDecodeError) as exc:
-        if _looks_like_container(path):
+        if _looks_like_container(src):
             raise ProbeError(TRUNCATED, f"container header present but unreadable ({_why(exc)})") from None
         raise ProbeError(NOT_A_VIDEO, f"not a recognised media container ({_why(exc)})") from None
     with container:
@@ -186,7 +224,7 @@ def probe(path: str | Path) -> VideoProbe:
         fmt = container.format.name
     rotation = 0
     try:
-        with av.open(str(path)) as c2:
+        with _open_video(src) as c2:
             first = next(c2.decode(video=0), None)
             if first is None:
                 raise ProbeError(UNDECODABLE, "no frame could be decoded")

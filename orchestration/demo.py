@@ -76,38 +76,50 @@ def run_demo(params_path: Path, shards: list[str] | None = None, echo=print) -> 
     if not report.success:
         echo("curation_report failed")
         return 1
-    from orchestration.evaluation_demo import leaderboard_tables, run_evaluation
+    from orchestration.evaluation_demo import run_evaluation
 
     evaluation = run_evaluation(defs, instance, params, store, echo)
     if not evaluation.ok:
         return 1
-    from curation import annotation_report, report as curation_report
+    print_results(store, evaluation.archives, echo)
+    return 0
 
-    root = params.resolve(params.storage.root)
+
+def print_results(store, archives: list[dict], echo=print) -> None:
+    """The reports, the curriculum and the leaderboard, read through the store, and where each
+    output is (a path on the local backend, its s3:// URI on S3).
+
+    Args:
+        archives: the IPVG submission archives (`key`, `track`, `layout`, `run`, `model`, `primary`).
+    """
+    import json
+
+    from core.storage import location
+    from curation import annotation_report, report as curation_report
+    from evaluation.stages import LEADERBOARD_HTML, LEADERBOARD_MD
+    from orchestration.evaluation_demo import leaderboard_tables
+    from training.stages import SCHEDULE_KEY
+
     for key in (curation_report.REPORT_KEY, annotation_report.REPORT_KEY):
         echo("")
         echo(store.get_bytes(key).decode())
-    schedule = root / "curriculum" / "schedule.json"
-    if schedule.is_file():
-        import json
-
-        plan = json.loads(schedule.read_text())
+    if store.exists(SCHEDULE_KEY):
+        plan = json.loads(store.get_bytes(SCHEDULE_KEY))
         echo("")
         echo(f"# Curriculum ({plan['n_samples']} samples, {plan['n_inter']} inter-clip; {plan['total_steps']} steps)")
         for ph in plan["phases"]:
             echo(f"  phase {ph['phase']}: steps {ph['start_step']}-{ph['end_step']}  tau {ph['tau']:.3f}  "
                  f"inter-clip {ph['inter_clip_ratio']:.0%}  eligible {ph['eligible_intra']}+{ph['eligible_inter']}")
     echo("")
-    echo(leaderboard_tables(evaluation.leaderboard_md.read_text()))
+    echo(leaderboard_tables(store.get_bytes(LEADERBOARD_MD).decode()))
     echo("")
-    echo(f"Results (tables, clips, metrics): {root}")
-    echo(f"Curation report:                  {root / curation_report.REPORT_KEY}")
-    echo(f"Annotation report:                {root / annotation_report.REPORT_KEY}")
+    echo(f"Results (tables, clips, metrics): {store.root_uri}")
+    echo(f"Curation report:                  {location(store, curation_report.REPORT_KEY)}")
+    echo(f"Annotation report:                {location(store, annotation_report.REPORT_KEY)}")
     echo("Browse the assets and their metadata: make ui  (Dagster on http://127.0.0.1:3000)")
-    echo(f"Leaderboard:                      {evaluation.leaderboard_md}")
-    echo(f"Leaderboard (HTML with plots):    {evaluation.leaderboard_html}")
-    for a in evaluation.archives:
+    echo(f"Leaderboard:                      {location(store, LEADERBOARD_MD)}")
+    echo(f"Leaderboard (HTML with plots):    {location(store, LEADERBOARD_HTML)}")
+    for a in archives:
         primary = ", primary" if a["primary"] else ""
         echo(f"IPVG Track {a['track']} submission ({a['layout']} layout, {a['run']}: {a['model']}{primary}, "
-             f"validated): {a['path']}")
-    return 0
+             f"validated): {location(store, a['key'])}")

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from core.stage import AGGREGATE, completed, recorded_metadata
 from evaluation.demo_benchmarks import BENCHMARKS
-from evaluation.stages import EVAL_STAGES, LEADERBOARD_HTML, LEADERBOARD_MD, run_key
+from evaluation.stages import EVAL_STAGES, run_key
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -18,9 +17,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 @dataclass
 class EvaluationOutcome:
     ok: bool
-    leaderboard_md: Path | None = None
-    leaderboard_html: Path | None = None
-    archives: list[dict[str, Any]] = field(default_factory=list)
+    archives: list[dict[str, Any]] = field(default_factory=list)  # ipvg_submission's archives (store keys)
 
 
 def _failed(result, label: str, echo: Callable[[str], None]) -> bool:
@@ -79,10 +76,8 @@ def run_evaluation(defs, instance, params, store, echo: Callable[[str], None]) -
         instance=instance, run_config=QUIET, raise_on_error=False)
     if _failed(reports, "evaluation", echo):
         return EvaluationOutcome(False)
-    root = params.resolve(params.storage.root)
     submission = recorded_metadata(store, "ipvg_submission", AGGREGATE) or {}
-    archives = [{**a, "path": root / a["key"]} for a in submission.get("preview", [])]
-    return EvaluationOutcome(True, root / LEADERBOARD_MD, root / LEADERBOARD_HTML, archives)
+    return EvaluationOutcome(True, list(submission.get("preview", [])))
 
 
 def leaderboard_tables(markdown: str) -> str:

@@ -1,7 +1,8 @@
 """Sensors: new shards in the raw pool, scoring after retraining, alerts on failed runs.
 
-- ``new_shard_sensor`` watches the raw pool (``raw_videos.pool_root`` on disk, or a prefix
-  of the object store: params ``orchestration.new_shards``), registers every shard that is
+- ``new_shard_sensor`` watches the raw pool that ``raw_videos`` reads (``raw_videos.pool_root``
+  on disk, or ``raw_videos.pool_prefix`` in the object store; timing: params
+  ``orchestration.new_shards``), registers every shard that is
   complete (curation/pool_watch.py says when) as a "shards" partition and requests one
   ``ingest`` run (curation, annotation and the blocking quality gates) for it. A shard is
   registered once: it is skipped when the instance already has the partition (``make demo``
@@ -50,17 +51,16 @@ def read_cursor(cursor: str | None) -> set[str]:
 
 
 def scan_pool(reactid: ReactIDResource):
-    """(where, {shard: ShardState}) of the pool params name."""
+    """(where, {shard: ShardState}) of the pool ``raw_videos`` reads."""
     from curation.pool_watch import scan_local_pool, scan_store_pool
 
     params = reactid.load_params()
-    cfg = params.orchestration.new_shards
-    if cfg.pool_prefix:
+    prefix = params.raw_videos.pool_prefix
+    if prefix:
         store = reactid.store(params)
-        return f"{cfg.pool_prefix} in {getattr(store, 'root_uri', 'the object store')}", \
-            scan_store_pool(store, cfg.pool_prefix)
+        return f"{prefix}/ in {store.root_uri}", scan_store_pool(store, prefix)
     root = params.resolve(params.raw_videos.pool_root)
-    return str(root), scan_local_pool(root, cfg.settle_s)
+    return str(root), scan_local_pool(root, params.orchestration.new_shards.settle_s)
 
 
 def evaluate_new_shards(context: dg.SensorEvaluationContext, reactid: ReactIDResource) -> dg.SensorResult:
@@ -92,7 +92,8 @@ def evaluate_new_shards(context: dg.SensorEvaluationContext, reactid: ReactIDRes
 def build_new_shard_sensor(job, interval_s: int, running: bool) -> dg.SensorDefinition:
     @dg.sensor(name="new_shard_sensor", job=job, minimum_interval_seconds=interval_s, default_status=_status(running),
                description="Registers every complete new shard of the raw pool as a 'shards' partition and runs "
-                           "curation + annotation + quality gates on it (params orchestration.new_shards).")
+                           "curation + annotation + quality gates on it (pool: params raw_videos.pool_root or "
+                           "raw_videos.pool_prefix; timing: orchestration.new_shards).")
     def new_shard_sensor(context: dg.SensorEvaluationContext, reactid: ReactIDResource) -> dg.SensorResult:
         return evaluate_new_shards(context, reactid)
 

@@ -24,9 +24,9 @@ def run_training(defs: Any, instance: Any, params: Any, store: Any, echo: Callab
     Returns:
         False when a run failed (its errors are printed).
     """
+    from core.storage import location
     from orchestration.progress import terminal_progress
 
-    root = params.resolve(params.storage.root)
     run = params.training.effective()
     echo(f"[training] latent cache + curriculum_phase_1..4: preset {run.preset}, {run.total_steps} steps, "
          f"batch {run.global_batch}, {run.precision}")
@@ -43,7 +43,7 @@ def run_training(defs: Any, instance: Any, params: Any, store: Any, echo: Callab
         m = recorded_metadata(store, name, AGGREGATE) or {}
         echo(f"  {name}: steps {m['start_step']}-{m['global_step']}  tau {m['tau']:.3f}  inter-clip "
              f"{m['inter_clip_ratio_achieved']:.0%}  loss {m['loss_first']:.3f} -> {m['loss_final']:.3f}  "
-             f"{m['samples_per_second']} samples/s  model {root / m['model_dir']}")
+             f"{m['samples_per_second']} samples/s  model {location(store, m['model_dir'])}")
     variants = list(params.ablations.variants)
     echo(f"[ablations] {len(variants)} variants, {ablation_steps(params)} steps each")
     job = defs.resolve_job_def("ablations")
@@ -59,6 +59,6 @@ def run_training(defs: Any, instance: Any, params: Any, store: Any, echo: Callab
         m = recorded_metadata(store, "ablation_runs", variant) or {}
         echo(f"  {variant:<18} ({m['table']}, model {m['model_variant']}): loss {m['loss_first']:.3f} -> "
              f"{m['loss_final']:.3f}  registered as {m['registered_model']}")
-    echo(f"[ablations] done in {time.perf_counter() - started:.0f}s; models under {root / 'models'}")
+    echo(f"[ablations] done in {time.perf_counter() - started:.0f}s; models under {location(store, 'models')}")
     return True
 

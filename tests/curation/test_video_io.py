@@ -48,6 +48,36 @@ def test_probe_quarantine_reasons(tmp_path, make, reason):
     assert str(bad) not in err.value.detail  # the reason is readable, not a path dump
 
 
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda good: b"", vio.EMPTY_FILE),
+        (lambda good: b"not a video\n" * 50, vio.NOT_A_VIDEO),
+        (lambda good: good[: len(good) // 3], vio.TRUNCATED),
+        (lambda good: good, None),
+    ],
+)
+def test_probe_reads_a_stream_like_a_file(tmp_path, make, reason):
+    """A video of a store pool is probed through `ObjectStore.open_stream`: same properties,
+    same quarantine reasons as the file on disk."""
+    from core.storage import LocalObjectStore
+
+    good = tmp_path / "good.mp4"
+    _write(good, n=48)
+    store = LocalObjectStore(tmp_path / "store")
+    store.put_bytes("pool/s/v.mp4", make(good.read_bytes()))
+    on_disk = store.path("pool/s/v.mp4")
+    results = []
+    for opener in (lambda: store.open_stream("pool/s/v.mp4"), lambda: open(on_disk, "rb")):
+        with opener() as stream:
+            try:
+                results.append(vio.probe(stream))
+            except vio.ProbeError as exc:
+                results.append(exc.reason)
+    expected = reason if reason is not None else vio.probe(on_disk)
+    assert results == [expected, expected]
+
+
 def test_probe_missing_file(tmp_path):
     with pytest.raises(vio.ProbeError) as err:
         vio.probe(tmp_path / "nope.mp4")

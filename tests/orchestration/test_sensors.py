@@ -127,7 +127,7 @@ def test_pool_scan_reasons_and_settle_time(tmp_path):
 
 def test_a_bucket_prefix_is_listed_through_the_object_store(make_project):
     def edit(raw):
-        raw["orchestration"]["new_shards"]["pool_prefix"] = "incoming"
+        raw["raw_videos"]["pool_prefix"] = "incoming"
 
     folder = make_project(edit).parent
     resource = ReactIDResource(project_dir=str(folder))
