@@ -18,8 +18,9 @@ export TORCH_EXTENSIONS_DIR := $(CURDIR)/.cache/torch_extensions
 demo: env dagster-home
 	$(VENV)/bin/reactid demo
 
+# REACTID_REQUIRE_BROWSER: the UI test fails instead of skipping when chromium is missing.
 test: env dvc-env browser
-	$(VENV)/bin/python -m pytest -q
+	REACTID_REQUIRE_BROWSER=1 $(VENV)/bin/python -m pytest -q
 
 env: $(VENV)/.installed
 dvc-env: $(DVC_VENV)/.installed
@@ -55,8 +56,13 @@ browser: $(CHROMIUM)
 $(CHROMIUM):
 	$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium
 
+# Each benchmark prints one JSON object (ratios against a baseline measured in the same run);
+# copies land in bench/results/. BENCHES=storage runs one.
+BENCHES ?= curation curriculum training storage
 bench: env
-	$(VENV)/bin/python bench/curation.py
+	mkdir -p bench/results
+	set -e; for b in $(BENCHES); do \
+	  $(VENV)/bin/python bench/$$b.py > bench/results/$$b.json; cat bench/results/$$b.json; done
 
 check-params: env
 	$(VENV)/bin/reactid check-params

@@ -36,6 +36,7 @@ import mimetypes
 import os
 import tempfile
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,8 +59,11 @@ MIB = 1024 * 1024
 MIN_PART_MB = 5
 MAX_PART_MB = 5 * 1024
 _MAX_SINGLE_COPY = 5 * 1024 * MIB
-# Ranged reads of `open_stream` fetch this much per request (a small clip in one request).
-STREAM_BLOCK = 4 * MIB
+# Ranged reads of `open_stream` fetch aligned blocks of this size (a small clip in one request)
+# and keep the last STREAM_CACHE_BLOCKS of them: demuxers seek back and forth (an MP4's index
+# sits at its end), and a block already fetched is never fetched again while it is cached.
+STREAM_BLOCK = 1 * MIB
+STREAM_CACHE_BLOCKS = 16
 
 
 def credential_env_names(env: Mapping[str, str] | None = None) -> tuple[str, str, str | None] | None:
@@ -109,13 +113,18 @@ def _redactor(*secrets: str | None) -> Callable[[str], str]:
 
 
 class _RangeReader(io.RawIOBase):
-    """A seekable read-only view of one object, served by HTTP range requests."""
+    """A seekable read-only view of one object, served by HTTP range requests of whole
+    aligned blocks, the most recent of which are cached (LRU)."""
 
     def __init__(self, client: Minio, bucket: str, name: str, size: int, uri: str,
-                 fail: Callable[[Exception, str], StorageError]) -> None:
+                 fail: Callable[[Exception, str], StorageError], block: int = STREAM_BLOCK,
+                 cache_blocks: int = STREAM_CACHE_BLOCKS) -> None:
         self._client, self._bucket, self._name, self._size = client, bucket, name, size
         self._pos = 0
         self._fail = fail
+        self._block, self._cache_blocks = block, cache_blocks
+        self._cache: OrderedDict[int, bytes] = OrderedDict()
+        self.requests = 0  # range GETs sent (for benchmarks and tests)
         self.name = uri
 
     def readable(self) -> bool:
@@ -134,12 +143,14 @@ class _RangeReader(io.RawIOBase):
         self._pos = base + offset
         return self._pos
 
-    def readinto(self, buffer: Any) -> int:
-        want = min(len(buffer), self._size - self._pos)
-        if want <= 0:
-            return 0
+    def _fetch(self, index: int) -> bytes:
+        if index in self._cache:
+            self._cache.move_to_end(index)
+            return self._cache[index]
+        start = index * self._block
+        length = min(self._block, self._size - start)
         try:
-            response = self._client.get_object(self._bucket, self._name, offset=self._pos, length=want)
+            response = self._client.get_object(self._bucket, self._name, offset=start, length=length)
             try:
                 data = response.read()
             finally:
@@ -147,8 +158,19 @@ class _RangeReader(io.RawIOBase):
                 response.release_conn()
         except Exception as exc:  # noqa: BLE001 - re-raised as StorageError without secrets
             raise self._fail(exc, f"read {self.name}") from None
-        n = len(data)
-        buffer[:n] = data
+        self.requests += 1
+        self._cache[index] = data
+        while len(self._cache) > self._cache_blocks:
+            self._cache.popitem(last=False)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        if self._pos >= self._size or not len(buffer):
+            return 0
+        index, offset = divmod(self._pos, self._block)
+        data = self._fetch(index)
+        n = min(len(buffer), len(data) - offset)
+        buffer[:n] = data[offset:offset + n]
         self._pos += n
         return n
 
@@ -294,9 +316,10 @@ class S3ObjectStore:
         """A seekable binary file object over the object, read with ranged GETs (no local
         copy); PyAV opens it directly (`av.open(fileobj)`)."""
         size = self._size(key)
+        # The raw reader caches whole blocks; the buffer on top only saves small reads a call.
         reader = io.BufferedReader(
             _RangeReader(self._client, self.bucket, self._name(key), size, self.uri(key), self._fail),
-            buffer_size=STREAM_BLOCK,
+            buffer_size=64 * 1024,
         )
         try:
             yield reader

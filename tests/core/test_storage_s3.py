@@ -172,6 +172,26 @@ def test_open_stream_is_seekable_and_ranged(s3_bucket):
             pass
 
 
+def test_open_stream_fetches_each_block_once_however_the_reader_seeks(s3_bucket):
+    from core.storage_s3 import STREAM_BLOCK
+
+    store = make_store(s3_bucket)
+    data = os.urandom(3 * STREAM_BLOCK + 123)  # four blocks, the last one short
+    store.put_bytes("blob.bin", data)
+    with store.open_stream("blob.bin") as fh:
+        raw = fh.raw
+        fh.seek(-100, io.SEEK_END)  # a demuxer reading an MP4's index at the end first
+        assert fh.read() == data[-100:]
+        fh.seek(10)
+        assert fh.read(STREAM_BLOCK) == data[10:10 + STREAM_BLOCK]  # spans blocks 0 and 1
+        fh.seek(5)
+        assert fh.read(20) == data[5:25]  # back into a cached block
+        assert raw.requests == 3
+        fh.seek(0)
+        assert fh.read() == data
+        assert raw.requests == 4  # only block 2 was new
+
+
 def test_pyav_decodes_from_the_stream(s3_bucket, tmp_path):
     from fractions import Fraction
 

@@ -1,9 +1,13 @@
-"""`dvc repro` runs the curation stages on a tiny shard through the project's CLI."""
+"""`dvc repro` runs the curation stages on a tiny shard through the project's CLI, and the
+outputs it produced go through the team's S3 remote and back (`dvc push` / `dvc pull` against
+a real S3-protocol server, moto on 127.0.0.1)."""
 
+import hashlib
 import json
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -18,7 +22,16 @@ def _dvc(repo_root):
     return dvc
 
 
-def test_dvc_repro_curation_stages(tmp_path, repo_root, base_params_raw, make_project):
+def _digest(path: Path) -> str | dict[str, str]:
+    """sha256 of a file, or of every file under a folder."""
+    if path.is_file():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    return {p.relative_to(path).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_dvc_repro_curation_stages_then_push_and_pull_them(tmp_path, repo_root, base_params_raw, make_project,
+                                                            s3_bucket):
     dvc = _dvc(repo_root)
     project = make_project().parent
     shutil.copy(repo_root / "dvc.yaml", project / "dvc.yaml")
@@ -31,7 +44,12 @@ def test_dvc_repro_curation_stages(tmp_path, repo_root, base_params_raw, make_pr
             shutil.copytree(repo_root / src, dest, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
         else:
             shutil.copy(repo_root / src, dest)
-    env = {**os.environ, "PATH": f"{repo_root / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    endpoint, bucket, (access, secret, _) = s3_bucket
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(("AWS_", "REACTID_S3_"))}
+    # The remote's credentials reach dvc only through the environment, never .dvc/config.
+    env.update(PATH=f"{repo_root / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1",
+               AWS_ACCESS_KEY_ID=access, AWS_SECRET_ACCESS_KEY=secret, AWS_DEFAULT_REGION="us-east-1",
+               NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
 
     def run(*args):
         return subprocess.run([str(dvc), *args], cwd=project, env=env, capture_output=True, text=True, timeout=900)
@@ -47,6 +65,35 @@ def test_dvc_repro_curation_stages(tmp_path, repo_root, base_params_raw, make_pr
     assert lock["stages"]["curated_clips@tiny-000"]["params"]["params.yaml"]["curated_clips"]["min_motion"] == (
         base_params_raw["curated_clips"]["min_motion"]
     )
+    status = run("status", "curation_report")
+    assert status.returncode == 0 and "up to date" in status.stdout.lower(), status.stdout
+
+    # The team's remote, configured as the README shows it.
+    for args in (("remote", "add", "-d", "storage", f"s3://{bucket}/dvcstore"),
+                 ("remote", "modify", "storage", "endpointurl", f"http://{endpoint}"),
+                 ("remote", "modify", "storage", "region", "us-east-1")):
+        assert run(*args).returncode == 0
+    config = (project / ".dvc" / "config").read_text()
+    assert endpoint in config and access not in config and secret not in config
+    pushed = run("push", "--with-deps", "curation_report")
+    assert pushed.returncode == 0, pushed.stdout[-2000:] + pushed.stderr[-2000:]
+    from minio import Minio
+
+    objects = {o.object_name for o in Minio(endpoint, access_key=access, secret_key=secret, secure=False,
+                                            region="us-east-1").list_objects(bucket, recursive=True)}
+    assert objects and all(o.startswith("dvcstore/files/md5/") for o in objects)
+    # Every output that went to the remote (metrics and reports are `cache: false`: git keeps them).
+    outs = sorted(e["path"] for st in lock["stages"].values() for e in st.get("outs", [])
+                  if f"dvcstore/files/md5/{e['md5'][:2]}/{e['md5'][2:]}" in objects)
+    assert "data/tables/curated_clips/tiny-000.parquet" in outs and any(o.startswith("data/clips/") for o in outs)
+    before = {o: _digest(project / o) for o in outs}
+
+    for o in outs:  # a fresh clone: no outputs and no cache, only dvc.lock and the remote
+        shutil.rmtree(project / o) if (project / o).is_dir() else (project / o).unlink()
+    shutil.rmtree(project / ".dvc" / "cache")
+    pulled = run("pull", "--with-deps", "curation_report")
+    assert pulled.returncode == 0, pulled.stdout[-2000:] + pulled.stderr[-2000:]
+    assert {o: _digest(project / o) for o in outs} == before
     status = run("status", "curation_report")
     assert status.returncode == 0 and "up to date" in status.stdout.lower(), status.stdout
 
