@@ -123,6 +123,28 @@ class FacialBenchmark:
 # --------------------------------------------------------------------------- readers
 
 
+def opens2v_domain(file_name: str) -> Domain:
+    """The OpenS2V-Eval domain a benchmark file's name states.
+
+    Args:
+        file_name: the file's name or object key (``…/Human-Domain_Eval.json``).
+
+    Returns:
+        ``open``, ``single`` or ``human`` (``SingleObject_Eval.json`` is single-domain).
+
+    Raises:
+        BenchmarkFormatError: the name is none of OpenS2V's benchmark files.
+    """
+    name = Path(file_name).name
+    domain = _DOMAIN_BY_FILE.get(name.lower())
+    if domain is None:
+        raise BenchmarkFormatError(
+            f"{file_name}: cannot infer the OpenS2V domain from the file name "
+            f"({sorted(_DOMAIN_BY_FILE)}); pass domain='open', 'single' or 'human'"
+        )
+    return domain  # type: ignore[return-value]
+
+
 def read_opens2v(path: str | Path, domain: Domain | None = None) -> OpenS2VBenchmark:
     """Read an OpenS2V-Eval benchmark file.
 
@@ -138,12 +160,7 @@ def read_opens2v(path: str | Path, domain: Domain | None = None) -> OpenS2VBench
     """
     path = Path(path)
     if domain is None:
-        domain = _DOMAIN_BY_FILE.get(path.name.lower())  # type: ignore[assignment]
-        if domain is None:
-            raise BenchmarkFormatError(
-                f"{path}: cannot infer the OpenS2V domain from the file name; pass domain="
-                f"'open', 'single' or 'human'"
-            )
+        domain = opens2v_domain(path.name)
     elif domain not in ("open", "single", "human"):
         raise BenchmarkFormatError(f"{path}: unknown domain {domain!r}")
     data = _load_json(path)

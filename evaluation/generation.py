@@ -20,7 +20,12 @@ from typing import Any
 
 from core.storage import ObjectStore, temp_dir
 from core.timeline import DEFAULT_SUBJECT, Timeline
-from evaluation.benchmarks import read_facial_benchmark, read_opens2v, read_timeline_benchmark
+from evaluation.benchmarks import (
+    opens2v_domain,
+    read_facial_benchmark,
+    read_opens2v,
+    read_timeline_benchmark,
+)
 from evaluation.demo_benchmarks import TIMELINE_BENCHMARKS, benchmark_key
 from evaluation.errors import BenchmarkFormatError
 
@@ -49,7 +54,16 @@ class GenerationRequest:
 
 
 def benchmark_domain(benchmark: str) -> str:
-    """The OpenS2V weights a benchmark's scores use: human for the face track, else open."""
+    """The OpenS2V weights a benchmark's scores use.
+
+    The OpenS2V set's domain is the one its reader infers from the file's name
+    (:func:`evaluation.benchmarks.opens2v_domain`: ``Open-``, ``Human-`` or
+    ``Single-Domain_Eval.json``), so a Human- or Single-Domain file is totalled with its own
+    weights; the face track (IPVG Track 1) uses the human-domain weights, the timeline sets
+    the open-domain ones.
+    """
+    if benchmark == "opens2v":
+        return opens2v_domain(benchmark_key(benchmark))
     return "human" if benchmark == "ipvg_track1" else "open"
 
 
@@ -64,7 +78,8 @@ def benchmark_requests(store: ObjectStore, benchmark: str) -> list[GenerationReq
     with store.local_path(key) as path:
         if benchmark == "opens2v":
             requests = []
-            for s in read_opens2v(path).samples:
+            # the domain from the key: a store's local copy may carry another file name
+            for s in read_opens2v(path, opens2v_domain(key)).samples:
                 order = sorted(range(len(s.img_paths)), key=lambda i: s.img_paths[i] != s.face_reference)
                 requests.append(GenerationRequest(
                     s.sample_id,

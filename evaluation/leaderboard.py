@@ -3,8 +3,10 @@
 One table per benchmark: a row per model (untrained baselines, curriculum phases,
 ablation variants), a column per metric in % with the best value in bold, each header
 naming the metric's backend and whether it is a proxy; TotalScore only where every
-weighted OpenS2V score was computed. Below each table: what every column measures, and
-which scores have no value and why. Then ablation deltas against the reference variant,
+weighted OpenS2V score was computed. Ablation runs that train the full model's own
+configuration (``evaluation.model_configs``) are marked "same configuration as the full
+model (paper default)". Below each table: what every column measures, and which scores
+have no value and why. Then ablation deltas against the reference variant,
 training-loss curves from the registered training logs, and whether the benchmark
 identities were really held out of the training samples.
 
@@ -18,9 +20,11 @@ import base64
 import csv
 import html
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from evaluation.model_configs import PAPER_DEFAULT_NOTE
 
 KIND_ORDER = {"untrained": 0, "phase": 1, "ablation": 2, "external": 3}
 KIND_LABEL = {
@@ -77,6 +81,7 @@ def build_leaderboard(
     reference_variant: str,
     held_out: Mapping[str, Any],
     plot_link_prefix: str = "leaderboard",
+    full_model_configurations: Collection[str] = (),
 ) -> Leaderboard:
     """Render the leaderboard from the score cards of every scored (benchmark, model).
 
@@ -86,6 +91,8 @@ def build_leaderboard(
         reference_variant: ablation deltas are measured against the model of this variant.
         held_out: ``{"identities": [...], "in_training": {identity: samples}, "checked": bool}``.
         plot_link_prefix: folder of the PNGs, relative to the Markdown file.
+        full_model_configurations: models that train the full model's configuration
+            (``evaluation.model_configs``); their rows say so, which explains equal numbers.
 
     Returns:
         The :class:`Leaderboard`.
@@ -105,15 +112,14 @@ def build_leaderboard(
     plot_rows: list[dict[str, Any]] = []
     for benchmark, bench_cards in by_bench.items():
         bench_cards = sorted(bench_cards, key=lambda c: model_order(c["model_record"]))
-        section, per_model = _benchmark_section(benchmark, bench_cards)
+        section, per_model = _benchmark_section(benchmark, bench_cards, full_model_configurations)
         sections.append(section)
         values[benchmark] = {m: {k: v for k, v in row.items() if k != "TotalScore" and v is not None}
                              for m, row in per_model.items()}
         metrics_out[benchmark] = per_model
         for card in bench_cards:
             for metric in card["metrics"]:
-                proxy_tag = metric["is_proxy"] and "proxy" not in metric["name"]
-                labels[metric["name"]] = metric["name"] + (" (proxy)" if proxy_tag else "")
+                labels[metric["name"]] = _tag(metric)  # the table header's name and backend
                 tags[metric["name"]] = _tag(metric)
             plot_rows.append({"run": f"{benchmark}/{card['model']}", **per_model[card["model"]]})
     pngs = {"metrics": plots.metric_bars(values, labels)}
@@ -126,8 +132,8 @@ def build_leaderboard(
         delta_section.image = "ablation_deltas"
         for benchmark, per_model in deltas.items():
             names = list(dict.fromkeys(m for d in per_model.values() for m in d))
-            rows = [[f"{model} vs {reference_of[model]}"] + [_signed(per_model[model].get(n)) for n in names]
-                    for model in per_model]
+            rows = [[_compared(model, reference_of[model], full_model_configurations)]
+                    + [_signed(per_model[model].get(n)) for n in names] for model in per_model]
             delta_section.tables.append(([benchmark] + [f"{tags[n]} (pp)" for n in names], rows, set()))
         if all(v == 0 for per_model in deltas.values() for d in per_model.values() for v in d.values()):
             delta_section.paragraphs.append("Every delta is exactly 0: the compared models scored identically.")
@@ -178,7 +184,8 @@ def rows_to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None
 # --------------------------------------------------------------------------- sections
 
 
-def _benchmark_section(benchmark: str, cards: list[Mapping[str, Any]]) -> tuple[Section, dict[str, dict]]:
+def _benchmark_section(benchmark: str, cards: list[Mapping[str, Any]], full_model: Collection[str] = ()
+                       ) -> tuple[Section, dict[str, dict]]:
     first = cards[0]
     metrics = list(dict.fromkeys(m["name"] for c in cards for m in c["metrics"]))
     spec = {m["name"]: m for c in cards for m in c["metrics"]}
@@ -202,7 +209,10 @@ def _benchmark_section(benchmark: str, cards: list[Mapping[str, Any]]) -> tuple[
         record = card["model_record"]
         steps = "0" if record["kind"] == "untrained" else str(record.get("global_step") or "?")
         cells = [_fmt(per_model[card["model"]][c]) for c in columns]
-        rows.append([card["model"], KIND_LABEL.get(record["kind"], record["kind"]), steps] + cells)
+        kind = KIND_LABEL.get(record["kind"], record["kind"])
+        if card["model"] in full_model:
+            kind = f"{kind}; {PAPER_DEFAULT_NOTE}"
+        rows.append([card["model"], kind, steps] + cells)
     head = ["model", "kind", "steps"] + [header(spec[n]) for n in shown] + ["TotalScore (%)"]
     section = Section(f"{benchmark} ({first['videos']} videos per model; OpenS2V {first['version']} "
                       f"{first['domain']}-domain weights)")
@@ -216,6 +226,12 @@ def _benchmark_section(benchmark: str, cards: list[Mapping[str, Any]]) -> tuple[
     for n in missing:
         reasons = sorted({m["reason"] for c in cards for m in c["metrics"] if m["name"] == n and m["reason"]})
         section.paragraphs.append(f"`{n}` ({spec[n]['backend']}): not computed — {'; '.join(reasons) or 'no value'}.")
+    same = [c["model"] for c in cards if c["model"] in full_model]
+    if same:
+        section.paragraphs.append(
+            f"{', '.join(same)}: {PAPER_DEFAULT_NOTE} — each trains the full curriculum with a model variant "
+            "whose transformer arguments equal the full model's (variant 'reactid'), so equal numbers among "
+            "them are expected, not a fault.")
     incomplete = [c for c in cards if c["total_score"] is None]
     if incomplete:
         lacking = sorted({k for c in incomplete for k in c["total_score_missing"]})
@@ -259,6 +275,12 @@ def _ablation_deltas(
                     deltas.setdefault(benchmark, {})[model] = {m: per_model[model][m] - per_model[ref][m]
                                                                for m in common}
     return deltas, reference_of
+
+
+def _compared(model: str, reference: str, full_model: Collection[str]) -> str:
+    if model in full_model and reference in full_model:
+        return f"{model} vs {reference} (both: {PAPER_DEFAULT_NOTE})"
+    return f"{model} vs {reference}"
 
 
 def _held_out_section(held_out: Mapping[str, Any]) -> Section:

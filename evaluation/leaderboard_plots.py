@@ -1,4 +1,8 @@
-"""The leaderboard's PNG plots (matplotlib with the Agg backend, imported when a plot is drawn)."""
+"""The leaderboard's PNG plots (matplotlib with the Agg backend, imported when a plot is drawn).
+
+Every metric axis label names the backend as the table headers do: ``name [embedded]``,
+``name [pretrained, proxy]``.
+"""
 
 from __future__ import annotations
 
@@ -39,9 +43,16 @@ def _grouped_bars(ax, metrics: Sequence[str], series: Mapping[str, Mapping[str, 
         heights = [values.get(m, np.nan) for m in metrics]
         ax.bar(x + (k - (len(series) - 1) / 2) * width, heights, width, label=label, color=colours(k % 20))
     ax.set_xticks(x)
-    ax.set_xticklabels([m.replace("_", "\n", 2) for m in metrics], fontsize=7)
+    ax.set_xticklabels([tick_label(m) for m in metrics], fontsize=7)
     ax.set_ylabel(unit)
     ax.axhline(0, color="black", linewidth=0.6)
+
+
+def tick_label(label: str) -> str:
+    """A metric label ``name [backend, proxy]`` wrapped for an axis: the name broken at its
+    first two underscores, the backend tag on a line of its own."""
+    name, bracket, tag = label.partition(" [")
+    return name.replace("_", "\n", 2) + (f"\n[{tag}" if bracket else "")
 
 
 def _panels(values: Values, labels: Mapping[str, str], unit: str) -> bytes:
@@ -65,13 +76,15 @@ def metric_bars(values: Values, labels: Mapping[str, str]) -> bytes:
 
     Args:
         values: benchmark -> model -> metric -> value in %, computed metrics only.
-        labels: metric name -> axis label naming its backend.
+        labels: metric name -> axis label naming its backend as the table headers do,
+            ``name [backend]`` or ``name [backend, proxy]``.
     """
     return _panels(values, labels, "%")
 
 
 def ablation_deltas(deltas: Values, reference: str, labels: Mapping[str, str]) -> bytes:
-    """Difference to the reference model, in percentage points, one panel per benchmark."""
+    """Difference to the reference model, in percentage points, one panel per benchmark
+    (``labels`` as for :func:`metric_bars`)."""
     return _panels(deltas, labels, f"pp vs {reference}")
 
 

@@ -29,7 +29,8 @@ class ScoreCard:
         total_score: OpenS2V TotalScore, or None when a weighted metric is missing.
         partial: weighted sum over what is present, with the missing keys.
         proxies: proxy metric name to mean raw value over videos.
-        not_computed: metric name to the reason it has no value for any video.
+        not_computed: metric name to why it has no value for any video (the distinct
+            reasons of its videos, joined with "; ").
         backends: metric name to the backend that produced it.
         videos: number of videos scored.
     """
@@ -64,14 +65,14 @@ def build_score_card(
     except IncompleteMetricsError:
         total = None
     proxy_raw: dict[str, list[float]] = {}
-    reasons: dict[str, str] = {}
+    reasons: dict[str, dict[str, None]] = {}  # distinct reasons in order of appearance
     computed: set[str] = set()
     backends: dict[str, str] = {}
     for values in per_video:
         for value in values:
             backends[value.spec.name] = value.spec.backend
             if value.value is None:
-                reasons.setdefault(value.spec.name, value.note)
+                reasons.setdefault(value.spec.name, {})[value.note] = None
                 continue
             computed.add(value.spec.name)
             if value.spec.is_proxy or value.spec.key is None:
@@ -83,7 +84,7 @@ def build_score_card(
         total_score=total,
         partial=partial_score(normalized, domain, version),
         proxies={name: float(np.mean(v)) for name, v in proxy_raw.items()},
-        not_computed={n: r for n, r in reasons.items() if n not in computed},
+        not_computed={n: "; ".join(r) for n, r in reasons.items() if n not in computed},
         backends=backends,
         videos=len(per_video),
     )

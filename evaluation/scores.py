@@ -1,24 +1,32 @@
 """OpenS2V-Eval normalisation and TotalScore.
 
 Follows ``eval/merge_result.py`` of OpenS2V-Nexus (v1.1) and ``eval/v1.0_backup/merge_result.py``
-(v1.0). Each raw metric is clamped per video, averaged over videos, then mapped to [0, 1]:
+(v1.0). Each raw metric is clamped per video, averaged over videos, then rescaled:
 
-============================  ==============================  ==========================
-key                           raw value                       normalised
-============================  ==============================  ==========================
-``aesthetics``                LAION score, 1-10 scale         (clamp(x, 4, 7) - 4) / 3
-``motion_smoothness``         fraction                        min(|x|, 1)
-``motion_amplitude``          Farnebäck mean flow (px/frame)  min(|x|, 1)
-``facesim``                   cosine, floored at 0 per frame  min(x, 1)
-``gme``                       cosine                          min(x, 1)
-``nexus``                     similarity                      min(x, 0.05) / 0.05
-``natural``                   MLLM rating 1-5                 (clamp(x, 1, 5) - 1) / 4
-============================  ==============================  ==========================
+=====================  ==============================  ========================  ========
+key                    raw value                       normalised                range
+=====================  ==============================  ========================  ========
+``aesthetics``         LAION score, 1-10 scale         (clamp(x, 4, 7) - 4) / 3  [0, 1]
+``motion_smoothness``  fraction                        min(|x|, 1)               [0, 1]
+``motion_amplitude``   Farnebäck mean flow (px/frame)  min(|x|, 1)               [0, 1]
+``facesim``            cosine, floored at 0 per frame  min(x, 1)                 [-1, 1]
+``gme``                mean cosine                     min(x, 1)                 [-1, 1]
+``nexus``              mean cosine / frames detected   min(x, 0.05) / 0.05       [-20, 1]
+``natural``            MLLM rating 1-5                 (clamp(x, 1, 5) - 1) / 4  [0, 1]
+=====================  ==============================  ========================  ========
 
 The merge script skips videos whose NexusScore is exactly 0 (no subject detected) when it
-averages; :func:`aggregate_videos` does the same. It only caps ``facesim`` and ``gme`` from
-above; a negative value cannot come out of this package's metrics, so one is rejected here
-rather than passed through.
+averages; :func:`aggregate_videos` does the same.
+
+``facesim``, ``gme`` and ``nexus`` are capped from above only, as the merge script does: a
+negative raw value passes through and lowers the mean and TotalScore, it is not raised to 0.
+GmeScore is a mean text-frame cosine and goes below 0 on videos unrelated to their prompt
+(noise); NexusScore's reference-to-crop cosine can too. FaceSim cannot: its metric floors
+every frame's cosine at 0 and drops the zeros (:mod:`evaluation.metrics.facesim`), so the
+merge script's ``min(x, 1)`` only ever sees values in [0, 1] from it. The "range" column is
+what a normalised value can be given raw cosines in [-1, 1]; a raw cosine below -1 is an
+error, not a value. Normalised values are therefore not all fractions in [0, 1], and neither
+is a TotalScore built from a negative GmeScore or NexusScore.
 
 TotalScore weights (all values fractions; Single-Domain uses the Open-Domain weights because
 the script branches only on ``Human-Domain``):
@@ -54,6 +62,18 @@ METRIC_KEYS = (
     "nexus",
     "natural",
 )
+
+# Lowest raw value each cosine-based metric can take; the normalised range follows from it.
+COSINE_FLOOR = -1.0
+NORMALIZED_RANGE: dict[str, tuple[float, float]] = {
+    "aesthetics": (0.0, 1.0),
+    "motion_smoothness": (0.0, 1.0),
+    "motion_amplitude": (0.0, 1.0),
+    "facesim": (COSINE_FLOOR, 1.0),
+    "gme": (COSINE_FLOOR, 1.0),
+    "nexus": (COSINE_FLOOR / 0.05, 1.0),
+    "natural": (0.0, 1.0),
+}
 
 WEIGHTS: dict[tuple[str, str], dict[str, float]] = {
     ("v1.1", "open"): {
@@ -113,14 +133,19 @@ def weights_for(domain: str = "open", version: str = "v1.1") -> dict[str, float]
 
 
 def normalize_value(key: str, raw: float) -> float:
-    """Clamp and rescale one raw metric value to [0, 1] as the merge script does.
+    """Clamp and rescale one raw metric value as the merge script does.
 
     Args:
         key: one of :data:`METRIC_KEYS`.
         raw: the raw value (see the module table for its scale).
 
     Returns:
-        The normalised fraction.
+        The normalised value, within :data:`NORMALIZED_RANGE` of the key: [0, 1] except for
+        ``facesim``, ``gme`` and ``nexus``, whose negative raw values pass through.
+
+    Raises:
+        ValueError: a non-finite value, or a cosine-based value below -1.
+        KeyError: an unknown key.
     """
     x = _finite(key, raw)
     if key == "aesthetics":
@@ -128,8 +153,8 @@ def normalize_value(key: str, raw: float) -> float:
     if key in ("motion_smoothness", "motion_amplitude"):
         return min(abs(x), 1.0)
     if key in ("facesim", "gme", "nexus"):
-        if x < 0:
-            raise ValueError(f"raw {key} is negative ({x}); its metric is non-negative")
+        if x < COSINE_FLOOR:
+            raise ValueError(f"raw {key} is {x}, below {COSINE_FLOOR}: not a cosine-based score")
         return min(x, 0.05) / 0.05 if key == "nexus" else min(x, 1.0)
     if key == "natural":
         return (min(max(x, 1.0), 5.0) - 1.0) / 4.0
@@ -143,7 +168,7 @@ def normalize_metrics(raw: Mapping[str, float]) -> dict[str, float]:
         raw: metric key to raw value; keys from :data:`METRIC_KEYS`.
 
     Returns:
-        Metric key to fraction in [0, 1].
+        Metric key to normalised value (see :data:`NORMALIZED_RANGE`).
     """
     return {key: normalize_value(key, value) for key, value in raw.items()}
 
@@ -159,7 +184,7 @@ def aggregate_videos(per_video: Sequence[Mapping[str, float]]) -> dict[str, floa
         per_video: one mapping of raw values per generated video.
 
     Returns:
-        Metric key to normalised fraction, for every key seen in at least one video.
+        Metric key to normalised value, for every key seen in at least one video.
     """
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
@@ -178,18 +203,19 @@ def total_score(
     """OpenS2V TotalScore from normalised metrics.
 
     Args:
-        normalized: metric key to fraction in [0, 1] (see :func:`normalize_metrics`).
+        normalized: metric key to normalised value (see :func:`normalize_metrics`).
         domain: ``open``, ``single`` or ``human``.
         version: ``v1.0`` or ``v1.1``.
 
     Returns:
-        The weighted sum, a fraction in [0, 1].
+        The weighted sum: at most 1, below 0 only when a negative GmeScore or NexusScore
+        outweighs the rest.
 
     Raises:
         IncompleteMetricsError: when a weighted metric is missing (use :func:`partial_score`).
     """
     weights = weights_for(domain, version)
-    _check_fractions(normalized)
+    _check_normalized(normalized)
     missing = [k for k in weights if k not in normalized]
     if missing:
         raise IncompleteMetricsError(
@@ -204,8 +230,8 @@ class PartialScore:
     """A weighted sum over the metrics that are present; never a TotalScore.
 
     ``value`` is the sum of weight x metric over present metrics (not rescaled), so it is a
-    lower bound of what TotalScore would be; ``covered_weight`` is the share of the TotalScore
-    weight those metrics carry.
+    lower bound of what TotalScore would be unless a missing GmeScore or NexusScore is
+    negative; ``covered_weight`` is the share of the TotalScore weight those metrics carry.
     """
 
     value: float
@@ -222,7 +248,7 @@ def partial_score(
     """Weighted sum over the present metrics, labelled with what it lacks.
 
     Args:
-        normalized: metric key to fraction in [0, 1].
+        normalized: metric key to normalised value (see :func:`normalize_metrics`).
         domain: ``open``, ``single`` or ``human``.
         version: ``v1.0`` or ``v1.1``.
 
@@ -230,7 +256,7 @@ def partial_score(
         A :class:`PartialScore`.
     """
     weights = weights_for(domain, version)
-    _check_fractions(normalized)
+    _check_normalized(normalized)
     present = tuple(k for k in weights if k in normalized)
     return PartialScore(
         value=sum(weights[k] * normalized[k] for k in present),
@@ -249,10 +275,11 @@ def _finite(key: str, value: float) -> float:
     return x
 
 
-def _check_fractions(normalized: Mapping[str, float]) -> None:
+def _check_normalized(normalized: Mapping[str, float]) -> None:
     for key, value in normalized.items():
         if key not in METRIC_KEYS:
             raise KeyError(f"unknown metric key {key!r}; expected one of {METRIC_KEYS}")
         x = _finite(key, value)
-        if not 0.0 <= x <= 1.0:
-            raise ValueError(f"normalised {key} must lie in [0, 1], got {x}")
+        low, high = NORMALIZED_RANGE[key]
+        if not low <= x <= high:
+            raise ValueError(f"normalised {key} must lie in [{low:g}, {high:g}], got {x}")

@@ -102,7 +102,38 @@ def score_videos(
                 values.append(metric(frames, context))
         per_video.append(values)
     report("benchmark_scores", len(requests), len(requests), "done")
-    return per_video, [r.sample_id for r in requests]
+    return faceless_sets_not_computed(per_video), [r.sample_id for r in requests]
+
+
+def faceless_sets_not_computed(per_video: Sequence[Sequence[MetricValue]]) -> list[list[MetricValue]]:
+    """A FaceSim proxy that found no face in any frame of any video is not computed, not 0.
+
+    OpenS2V scores a video without a face 0, and that rule stays wherever some video of the
+    set has a face. When none has one (``detections == 0`` for every video it scored), the
+    zeros measure the detector, not the model: each of those values becomes "not computed"
+    with the reason "no face detected in any frame of N videos". Videos the metric did not
+    score (not a face sample) keep their own reason. The benchmark's own FaceSim
+    (``is_proxy=False``) keeps its zeros: TotalScore is defined on them.
+
+    Args:
+        per_video: metric values per video, the same metrics in the same order for each.
+
+    Returns:
+        The values, with the faceless proxy values replaced.
+    """
+    out = [list(values) for values in per_video]
+    if not out:
+        return out
+    for m, spec in enumerate(v.spec for v in out[0]):
+        if spec.key != "facesim" or not spec.is_proxy:
+            continue
+        scored = [values[m] for values in out if values[m].value is not None]
+        if scored and all(v.detections == 0 for v in scored):
+            reason = f"no face detected in any frame of {len(scored)} videos"
+            for values in out:
+                if values[m].value is not None:
+                    values[m] = not_computed(spec, reason)
+    return out
 
 
 def score_rows(benchmark: str, model: str, sample_ids: Sequence[str], per_video: Sequence[Sequence[MetricValue]]

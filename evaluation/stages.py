@@ -175,13 +175,16 @@ def benchmark_scores(ctx: StageContext) -> dict[str, Any]:
 def leaderboard(ctx: StageContext) -> dict[str, Any]:
     """Markdown + HTML leaderboard over every scored (benchmark, model) in ``ctx.shards``."""
     from evaluation.leaderboard import build_leaderboard, rows_to_csv
+    from evaluation.model_configs import full_model_config, full_model_configurations
     from models.registry import read_training_log
 
     cards = [read_json(ctx.store, score_card_key(shard)) for shard in ctx.shards]
     models = sorted({c["model"] for c in cards})
     logs = {m: read_training_log(ctx.store, m) for m in models}
+    same = full_model_configurations([c["model_record"] for c in cards], full_model_config())
     board = build_leaderboard(cards, logs, ctx.params.evaluation.leaderboard.reference_variant,
-                              held_out_check(ctx.store), plot_link_prefix=LEADERBOARD_PLOTS.rsplit("/", 1)[1])
+                              held_out_check(ctx.store), plot_link_prefix=LEADERBOARD_PLOTS.rsplit("/", 1)[1],
+                              full_model_configurations=same)
     ctx.store.put_bytes(LEADERBOARD_MD, board.markdown.encode())
     ctx.store.put_bytes(LEADERBOARD_HTML, board.html.encode())
     with ctx.store.staged_prefix(LEADERBOARD_PLOTS) as staging:
@@ -196,6 +199,7 @@ def leaderboard(ctx: StageContext) -> dict[str, Any]:
         "benchmarks": sorted({c["benchmark"] for c in cards}),
         "scores": board.metrics,
         "plots": sorted(board.plots),
+        "same_configuration_as_full_model": same,
     }
 
 
@@ -259,6 +263,18 @@ def _digest(ctx: StageContext, keys: list[str], optional: bool = False) -> str:
 
 _COMMON = ("evaluation.stages",)
 
+# Everything whose source decides a score: the requests and domain read from the benchmark
+# file, the decoder, every metric backend (the package's builders and the "not computed"
+# stand-ins included), the aggregation and normalisation.
+SCORING_MODULES = (
+    "evaluation.benchmarks", "evaluation.generation", "evaluation.video", "evaluation.scoring",
+    "evaluation.scorecard", "evaluation.scores", "evaluation.metrics", "evaluation.metrics.base",
+    "evaluation.metrics.motion", "evaluation.metrics.qalign", "evaluation.metrics.aesthetics",
+    "evaluation.metrics.facesim", "evaluation.metrics.curricularface", "evaluation.metrics.gme",
+    "evaluation.metrics.nexus", "evaluation.metrics.natural", "evaluation.metrics.clip_t",
+    "evaluation.metrics.videoscore", "evaluation.metrics.timeline", "evaluation.metrics.unavailable",
+)
+
 EVAL_STAGES: dict[str, StageSpec] = {
     "demo_benchmarks": StageSpec(
         "demo_benchmarks", demo_benchmarks, ("evaluation.held_out", "evaluation.demo_sets"), ("annotations",),
@@ -277,15 +293,13 @@ EVAL_STAGES: dict[str, StageSpec] = {
     ),
     "benchmark_scores": StageSpec(
         "benchmark_scores", benchmark_scores, ("evaluation.metrics",), ("benchmark_videos",),
-        _COMMON + ("evaluation.scoring", "evaluation.scorecard", "evaluation.scores", "evaluation.metrics.motion",
-                   "evaluation.metrics.facesim", "evaluation.metrics.timeline",
-                   "evaluation.metrics.nexus", "evaluation.metrics.natural", "evaluation.metrics.clip_t",
-                   "evaluation.metrics.videoscore"),
+        _COMMON + SCORING_MODULES,
         "OpenS2V metrics (with their backends) and the timeline measure per video; the score card.",
     ),
     "leaderboard": StageSpec(
         "leaderboard", leaderboard, ("evaluation.leaderboard",), ("benchmark_scores",),
-        _COMMON + ("evaluation.leaderboard", "evaluation.leaderboard_plots"),
+        _COMMON + ("evaluation.leaderboard", "evaluation.leaderboard_plots", "evaluation.model_configs",
+                   "models.variants", "training.ablations"),
         "Every scored model per benchmark as Markdown and HTML with plots.", input_hash=_leaderboard_inputs,
         aggregate=True,
     ),

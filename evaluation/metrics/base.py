@@ -44,11 +44,22 @@ class MetricSpec:
 
 @dataclass(frozen=True)
 class MetricValue:
-    """One metric's result for one video; ``value`` is None when it was not computed."""
+    """One metric's result for one video; ``value`` is None when it was not computed.
+
+    Attributes:
+        spec: the metric that produced it.
+        value: the raw value, or None.
+        note: how it was computed, or why it was not.
+        detections: for a metric that first detects its subject in sampled frames, in how
+            many it found one (FaceSim: frames with a detected face); None for the others.
+            A value resting on no detection at all is a rule's default (FaceSim's 0), which
+            :func:`evaluation.scoring.faceless_sets_not_computed` tells apart from a score.
+    """
 
     spec: MetricSpec
     value: float | None
     note: str = ""
+    detections: int | None = None
 
     @property
     def computed(self) -> bool:

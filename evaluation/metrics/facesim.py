@@ -8,6 +8,15 @@ image (reference and frames) where no face is found is retried once padded by 25
 grey; a reference without a face removes the sample from the metric. Only samples of the
 face families are scored (:attr:`evaluation.benchmarks.SubjectSample.scores_face`).
 
+Each value carries ``detections``, the sampled frames with a detected face. The per-video
+rule stays OpenS2V's: a video without a face scores 0 and counts in the mean, so a model
+that loses the face where other videos of the set keep it is marked down. For the proxy,
+when no frame of any video of a (benchmark, model) shows a face, the zeros say that the
+detector found nothing (dlib's HOG detector finds no face in very small frames), not how
+alike the faces are: :func:`evaluation.scoring.faceless_sets_not_computed` then reports
+the metric as not computed, "no face detected in any frame of N videos". The benchmark's
+own FaceSim keeps its zeros, which is what OpenS2V's TotalScore is defined on.
+
 :class:`FaceSimDlibProxy` applies that aggregation to dlib's 128-d ResNet face descriptors
 (HOG detector, 5-point alignment; models shipped in ``face_recognition_models``). dlib's
 descriptors are trained for Euclidean distance, so cosines run higher than CurricularFace's
@@ -19,6 +28,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -67,12 +77,29 @@ def pad_for_detection(image: np.ndarray, scale: float = REFERENCE_PAD_SCALE) -> 
     return np.pad(image, ((py, py), (px, px), (0, 0)), constant_values=128)
 
 
+@dataclass(frozen=True)
+class VideoFaceSim:
+    """FaceSim of one video and what it rests on.
+
+    Attributes:
+        score: OpenS2V's per-video FaceSim (0.0 when no frame counted).
+        counted: frames whose floored cosine was above 0 (the mean is over these).
+        with_face: sampled frames in which a face was detected.
+        sampled: frames sampled.
+    """
+
+    score: float
+    counted: int
+    with_face: int
+    sampled: int
+
+
 def video_facesim(
     frames: np.ndarray,
     reference: np.ndarray,
     embed: FaceEmbedder,
     num_frames: int = NUM_FRAMES,
-) -> tuple[float, int] | None:
+) -> VideoFaceSim | None:
     """FaceSim of a video against a reference image with a given face embedder.
 
     Args:
@@ -82,18 +109,20 @@ def video_facesim(
         num_frames: frames sampled with ``linspace``.
 
     Returns:
-        (score, frames that counted), or None when the reference shows no face.
+        A :class:`VideoFaceSim`, or None when the reference shows no face.
     """
     frames = check_frames(frames)
     ref = embed_with_padding(embed, reference)
     if ref is None:
         return None
+    picked = uniform_indices(len(frames), num_frames)
     sims = []
-    for frame in frames[uniform_indices(len(frames), num_frames)]:
+    for frame in frames[picked]:
         emb = embed_with_padding(embed, frame)
         if emb is not None:
             sims.append(cosine(ref, emb))
-    return facesim_from_similarities(sims)
+    score, counted = facesim_from_similarities(sims)
+    return VideoFaceSim(score, counted, len(sims), len(picked))
 
 
 def embed_with_padding(embed: FaceEmbedder, image: np.ndarray) -> np.ndarray | None:
@@ -177,11 +206,20 @@ def score_faces(
     context: SampleContext,
     num_frames: int,
 ) -> MetricValue:
-    """Shared body of the FaceSim metrics: reference checks, then :func:`video_facesim`."""
+    """Shared body of the FaceSim metrics: reference checks, then :func:`video_facesim`.
+
+    A video in which no sampled frame shows a face scores 0.0 (OpenS2V's rule), with
+    ``detections=0`` so that a set where that holds for every video can be told apart.
+    """
     if not context.reference_images:
         return not_computed(spec, "sample has no reference image")
     result = video_facesim(frames, context.reference_images[0], embed, num_frames)
     if result is None:
         return not_computed(spec, "no face found in the reference image")
-    value, used = result
-    return MetricValue(spec, value, f"{used} of {num_frames} sampled frames had a face")
+    return MetricValue(
+        spec,
+        result.score,
+        f"{result.with_face} of {result.sampled} sampled frames had a face, "
+        f"{result.counted} counted (cosine > 0)",
+        detections=result.with_face,
+    )

@@ -258,3 +258,53 @@ def test_leaderboard_reports_identities_that_were_not_held_out():
                               {"identities": ["id-a"], "checked": True, "in_training": {"id-a": 3}})
     assert "NOT HELD OUT: the training samples contain id-a (3 samples)" in board.markdown
     assert "**" not in board.markdown.split("## Held-out")[0].split("|---|")[1]  # one model: nothing bold
+
+
+def test_leaderboard_marks_ablations_of_the_full_models_configuration():
+    from evaluation.leaderboard import build_leaderboard
+
+    def row(amplitude):
+        return [("motion_amplitude", "motion_amplitude", "embedded", False, amplitude)]
+
+    cards = [
+        card("ablation-reactid", "opens2v", row(0.35), kind="ablation"),
+        card("ablation-tarope_T2", "opens2v", row(0.35), kind="ablation", variant="tarope_T2"),
+        card("ablation-base", "opens2v", row(0.20), kind="ablation", variant="base"),
+    ]
+    same = ["ablation-reactid", "ablation-tarope_T2"]
+    md = build_leaderboard(cards, {}, "reactid", {"identities": [], "checked": False},
+                           full_model_configurations=same).markdown
+    note = "same configuration as the full model (paper default)"
+    assert f"| ablation-tarope_T2 | ablation variant; {note} | 8 | **35.00** |" in md
+    assert f"| ablation-reactid | ablation variant; {note} | 8 | **35.00** |" in md
+    assert "| ablation-base | ablation variant | 8 | 20.00 |" in md
+    assert f"ablation-reactid, ablation-tarope_T2: {note}" in md
+    assert f"| ablation-tarope_T2 vs ablation-reactid (both: {note}) | +0.00 |" in md
+    assert "| ablation-base vs ablation-reactid | -15.00 |" in md
+    unmarked = build_leaderboard(cards, {}, "reactid", {"identities": [], "checked": False}).markdown
+    assert note not in unmarked
+
+
+def test_leaderboard_plot_labels_name_the_backend_like_the_headers(monkeypatch):
+    from evaluation import leaderboard_plots
+    from evaluation.leaderboard import build_leaderboard
+
+    seen = {}
+
+    def capture(values, labels):
+        seen.update(labels)
+        return b"\x89PNG"
+
+    monkeypatch.setattr(leaderboard_plots, "metric_bars", capture)
+    values = [("motion_amplitude", "motion_amplitude", "embedded", False, 0.3),
+              ("facesim_dlib_proxy", "facesim", "embedded", True, 0.5),
+              ("natural_qwen_proxy", "natural", "pretrained", True, 3.5)]
+    md = build_leaderboard([card("phase_1", "opens2v", values)], {}, "reactid",
+                           {"identities": [], "checked": False}).markdown
+    assert seen == {"motion_amplitude": "motion_amplitude [embedded]",
+                    "facesim_dlib_proxy": "facesim_dlib_proxy [embedded, proxy]",
+                    "natural_qwen_proxy": "natural_qwen_proxy [pretrained, proxy]"}
+    for label in seen.values():  # the table header starts with the same text
+        assert f"| {label} (" in md
+    assert leaderboard_plots.tick_label("facesim_dlib_proxy [embedded, proxy]") == \
+        "facesim\ndlib\nproxy\n[embedded, proxy]"

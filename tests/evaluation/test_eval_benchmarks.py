@@ -145,3 +145,65 @@ def test_track1_bad_prompt_index(tmp_path):
     path.write_text(json.dumps([{"img_paths": ["a.jpg"], "prompt": "p", "prompt_index": 0}]))
     with pytest.raises(BenchmarkFormatError, match="'prompt_index' must be a positive integer"):
         read_facial_benchmark(path)
+
+
+# OpenS2V raw values whose normalised TotalScore is 0.516 with the open/single weights and
+# 0.600 with the human ones (hand-computed in test_eval_scores.py)
+RAW = {"aesthetics": 5.5, "motion_smoothness": 0.9, "motion_amplitude": 0.3, "facesim": 0.6,
+       "gme": 0.4, "nexus": 0.01, "natural": 3.8}
+
+
+@pytest.mark.parametrize(
+    ("file_name", "domain", "total"),
+    [
+        ("Open-Domain_Eval.json", "open", 0.516),
+        ("Human-Domain_Eval.json", "human", 0.600),
+        ("Single-Domain_Eval.json", "single", 0.516),
+    ],
+)
+def test_opens2v_set_is_totalled_with_the_domain_of_its_file(tmp_path, monkeypatch, file_name, domain, total):
+    from core.storage import LocalObjectStore
+    from evaluation import demo_benchmarks
+    from evaluation.generation import benchmark_domain, benchmark_requests
+    from evaluation.metrics.base import MetricSpec, MetricValue
+    from evaluation.scoring import score_card_json
+
+    monkeypatch.setitem(demo_benchmarks.FILES, "opens2v", file_name)
+    store = LocalObjectStore(tmp_path)
+    store.put_bytes(demo_benchmarks.benchmark_key("opens2v"),
+                    (DATA / "opens2v" / "Human-Domain_Eval.json").read_bytes())
+    assert benchmark_domain("opens2v") == domain
+    assert len(benchmark_requests(store, "opens2v")) == 2
+    values = [MetricValue(MetricSpec(k, k, "pretrained", "OpenS2V", False), v) for k, v in RAW.items()]
+    card = score_card_json("opens2v", "m", [values], benchmark_domain("opens2v"), "v1.1", {})
+    assert card["domain"] == domain and card["total_score"] == pytest.approx(total)
+
+
+def test_face_and_timeline_sets_keep_their_weights():
+    from evaluation.generation import benchmark_domain
+
+    assert [benchmark_domain(b) for b in ("opens2v", "ipvg_track1", "ipvg_track2", "reactid_seq")] == [
+        "open", "human", "open", "open"]
+
+
+def test_opens2v_requests_take_the_domain_from_the_key_not_the_local_copy(tmp_path):
+    """An object store may hand out a local copy under another name (the S3 store's
+    ``object.json``): the domain still comes from the benchmark's key."""
+    import contextlib
+    import shutil
+
+    from core.storage import LocalObjectStore
+    from evaluation.demo_benchmarks import benchmark_key
+    from evaluation.generation import benchmark_requests
+
+    class RenamingStore(LocalObjectStore):
+        @contextlib.contextmanager
+        def local_path(self, key):
+            copy = tmp_path / "copy" / "object.json"
+            copy.parent.mkdir(exist_ok=True)
+            shutil.copyfile(self.path(key), copy)
+            yield copy
+
+    store = RenamingStore(tmp_path / "store")
+    store.put_bytes(benchmark_key("opens2v"), (DATA / "opens2v" / "Open-Domain_Eval.json").read_bytes())
+    assert [r.sample_id for r in benchmark_requests(store, "opens2v")]

@@ -17,6 +17,7 @@ from evaluation.metrics.curricularface import (
 )
 from evaluation.metrics.facesim import (
     FaceSimDlibProxy,
+    VideoFaceSim,
     facesim_from_similarities,
     video_facesim,
 )
@@ -51,7 +52,8 @@ def test_frames_without_faces_are_dropped():
 
     frames = np.zeros((4, 8, 8, 3), np.uint8)
     frames[::2] = 200
-    assert video_facesim(frames, np.full((8, 8, 3), 200, np.uint8), embed, 4) == (1.0, 2)
+    result = video_facesim(frames, np.full((8, 8, 3), 200, np.uint8), embed, 4)
+    assert result == VideoFaceSim(score=1.0, counted=2, with_face=2, sampled=4)
 
 
 def test_reference_without_face_is_not_computed(dlib_metric, texture):
@@ -69,14 +71,25 @@ def test_dlib_proxy_same_person_beats_other_person(dlib_metric):
     assert same.value > 0.98
     assert other.value < same.value - 0.05
     assert same.spec.name == "facesim_dlib_proxy" and same.spec.is_proxy
-    assert "3 of 3" in same.note
+    assert "3 of 3" in same.note and same.detections == 3
 
 
 def test_dlib_proxy_scores_only_frames_with_a_face(dlib_metric, texture):
     astronaut = face("astronaut")
     frames = np.stack([astronaut, texture(160, 160), astronaut])
     value = dlib_metric(frames, SampleContext(reference_images=(astronaut,)))
-    assert "2 of 3" in value.note and value.value > 0.98
+    assert "2 of 3" in value.note and value.value > 0.98 and value.detections == 2
+
+
+def test_dlib_proxy_finds_no_face_in_a_tiny_video(dlib_metric):
+    """The demo's 32x32 videos: dlib detects nothing, the video scores OpenS2V's 0 with
+    detections=0 (the set-level rule is tested in test_eval_scorecard)."""
+    astronaut = face("astronaut")
+    tiny = np.asarray(Image.fromarray(astronaut).resize((32, 32)))
+    frames = np.repeat(tiny[None], 3, axis=0)
+    value = dlib_metric(frames, SampleContext(reference_images=(astronaut,)))
+    assert value.value == 0.0 and value.detections == 0
+    assert "0 of 3 sampled frames had a face" in value.note
 
 
 def test_ir101_layout_matches_the_released_checkpoint_names():

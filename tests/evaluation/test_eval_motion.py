@@ -37,13 +37,38 @@ def test_motion_amplitude_of_known_shifts(dx, dy, expected, shifting_clip):
     assert motion_amplitude(shifting_clip(8, dx, dy)) == pytest.approx(expected, abs=0.05)
 
 
-def test_motion_amplitude_uses_bgr2gray_on_rgb_like_opens2v():
+def opens2v_motion_amplitude(frames: np.ndarray, conversion: int) -> float:
+    """OpenS2V's get_motion_amplitude.py written out: grey with ``conversion``, Farnebäck
+    (0.5, 3, 15, 3, 5, 1.2, 0) per consecutive pair, flow maps INTER_AREA-resized to width
+    16, averaged over pairs, then |mean| over both components."""
     import cv2
 
-    rgb = np.zeros((4, 4, 3), np.uint8)
-    rgb[..., 0] = 255  # pure red
-    # OpenS2V converts RGB frames with BGR2GRAY: red gets the blue weight (0.114)
-    assert cv2.cvtColor(rgb, cv2.COLOR_BGR2GRAY)[0, 0] == 29
+    height, width = frames.shape[1:3]
+    size = (16, int(height * (16 / width)))
+    grays = [cv2.cvtColor(f, conversion) for f in frames]
+    maps = [
+        cv2.resize(cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0), size,
+                   interpolation=cv2.INTER_AREA)
+        for a, b in zip(grays[:-1], grays[1:], strict=True)
+    ]
+    return float(abs(np.mean(np.mean(np.stack(maps), axis=0))))
+
+
+def test_motion_amplitude_uses_bgr2gray_on_rgb_like_opens2v(texture):
+    """Red texture moving 2 px/frame over a still blue texture: BGR2GRAY on RGB frames gives
+    red the blue weight (0.114) and blue the red one (0.299), so the grey image is mostly
+    the still texture; RGB2GRAY would make it mostly the moving one."""
+    import cv2
+
+    red, blue = texture(seed=1)[..., 0], texture(seed=2)[..., 0]
+    clip = np.zeros((8, *red.shape, 3), np.uint8)
+    for t in range(len(clip)):
+        clip[t, ..., 0] = np.roll(red, 2 * t, axis=1)
+        clip[t, ..., 2] = blue
+    as_opens2v = opens2v_motion_amplitude(clip, cv2.COLOR_BGR2GRAY)
+    as_luma = opens2v_motion_amplitude(clip, cv2.COLOR_RGB2GRAY)
+    assert as_luma - as_opens2v > 0.3  # the conversion decides the value on this clip
+    assert motion_amplitude(clip) == pytest.approx(as_opens2v, abs=1e-6)
 
 
 def test_motion_amplitude_metric_reports_its_backend(shifting_clip):

@@ -124,3 +124,48 @@ def test_leaderboard_shows_raw_scales_as_they_are():
             "natural_qwen_proxy [pretrained, proxy] (rating 1-5) | natural [pretrained] (%) |") in md
     assert "| phase_1 | curriculum phase | 8 | 2.71 | 24.70 | 3.50 | 62.50 | n/a |" in md
     assert "mean raw value (VideoScore 1-4)" in md
+
+
+DLIB = MetricSpec("facesim_dlib_proxy", "facesim", "embedded", "dlib proxy", is_proxy=True)
+CUR = MetricSpec("facesim", "facesim", "pretrained", "OpenS2V", is_proxy=False)
+
+
+def face_value(spec: MetricSpec, value: float, faces: int) -> MetricValue:
+    return MetricValue(spec, value, f"{faces} of 32 sampled frames had a face", detections=faces)
+
+
+def test_faceless_proxy_set_is_not_computed_not_zero():
+    from evaluation.scoring import NOT_FACE_SAMPLE, faceless_sets_not_computed
+
+    per_video = [
+        [face_value(DLIB, 0.0, 0), benchmark_value("motion_amplitude", 0.4)],
+        [not_computed(DLIB, NOT_FACE_SAMPLE), benchmark_value("motion_amplitude", 0.2)],
+        [face_value(DLIB, 0.0, 0), benchmark_value("motion_amplitude", 0.3)],
+    ]
+    out = faceless_sets_not_computed(per_video)
+    reason = "no face detected in any frame of 2 videos"
+    assert [v[0].note for v in out] == [reason, NOT_FACE_SAMPLE, reason]
+    assert all(v[0].value is None for v in out)
+    assert [v[1] for v in out] == [v[1] for v in per_video]  # other metrics untouched
+    card = build_score_card(out)
+    assert "facesim_dlib_proxy" not in card.proxies
+    assert card.not_computed["facesim_dlib_proxy"] == f"{reason}; {NOT_FACE_SAMPLE}"
+    assert card.normalized["motion_amplitude"] == pytest.approx(0.3)
+
+
+def test_one_video_with_a_face_keeps_the_opens2v_zero_of_the_others():
+    from evaluation.scoring import faceless_sets_not_computed
+
+    per_video = [[face_value(DLIB, 0.0, 0)], [face_value(DLIB, 0.8, 5)], [face_value(DLIB, 0.0, 0)]]
+    out = faceless_sets_not_computed(per_video)
+    assert out == [list(v) for v in per_video]
+    assert build_score_card(out).proxies["facesim_dlib_proxy"] == pytest.approx(0.8 / 3)
+
+
+def test_benchmark_facesim_keeps_its_zeros_for_totalscore():
+    from evaluation.scoring import faceless_sets_not_computed
+
+    per_video = [[face_value(CUR, 0.0, 0)], [face_value(CUR, 0.0, 0)]]
+    out = faceless_sets_not_computed(per_video)
+    assert out == [list(v) for v in per_video]
+    assert build_score_card(out).normalized == {"facesim": 0.0}

@@ -35,6 +35,12 @@ NORMALIZED = {
         ("facesim", 0.6, 0.6),
         ("facesim", 1.2, 1.0),
         ("gme", 0.4, 0.4),
+        ("gme", 1.3, 1.0),
+        # capped from above only, as merge_result.py: negatives pass through unchanged
+        ("gme", -0.07, -0.07),
+        ("gme", -1.0, -1.0),
+        ("facesim", -0.2, -0.2),
+        ("nexus", -0.01, -0.2),  # min(-0.01, 0.05) / 0.05
         ("nexus", 0.01, 0.2),
         ("nexus", 0.08, 1.0),
         ("natural", 3.8, 0.7),
@@ -62,8 +68,9 @@ def test_normalize_metrics_maps_every_key():
 @pytest.mark.parametrize(
     ("key", "raw", "error"),
     [
-        ("facesim", -0.1, ValueError),
-        ("nexus", -0.01, ValueError),
+        ("gme", -1.2, ValueError),  # below any cosine
+        ("nexus", -1.5, ValueError),
+        ("facesim", -1.01, ValueError),
         ("gme", math.nan, ValueError),
         ("aesthetic", 5.0, KeyError),
     ],
@@ -121,7 +128,12 @@ def test_human_total_does_not_need_nexus():
 
 @pytest.mark.parametrize(
     ("normalized", "error"),
-    [({**NORMALIZED, "facesim": 1.4}, ValueError), ({**NORMALIZED, "clip": 0.3}, KeyError)],
+    [
+        ({**NORMALIZED, "facesim": 1.4}, ValueError),
+        ({**NORMALIZED, "aesthetics": -0.1}, ValueError),  # only cosine scores go below 0
+        ({**NORMALIZED, "gme": -1.1}, ValueError),
+        ({**NORMALIZED, "clip": 0.3}, KeyError),
+    ],
 )
 def test_total_score_rejects_bad_input(normalized, error):
     with pytest.raises(error):
@@ -145,3 +157,24 @@ def test_aggregate_clamps_per_video_and_skips_zero_nexus():
     assert result["aesthetics"] == pytest.approx(1 / 3)
     assert result["nexus"] == pytest.approx(0.4)
     assert result["motion_amplitude"] == pytest.approx((1.0 + 0.5) / 2)
+
+
+def test_negative_gme_and_nexus_lower_the_total_as_in_merge_result():
+    # a noise video's GmeScore and a mismatched crop's NexusScore below 0 pass through
+    videos = [
+        {"gme": -0.2, "nexus": -0.01, "facesim": 0.5},
+        {"gme": 0.4, "nexus": 0.03, "facesim": 0.7},
+    ]
+    result = aggregate_videos(videos)
+    assert result["gme"] == pytest.approx((-0.2 + 0.4) / 2)  # 0.1
+    assert result["nexus"] == pytest.approx((-0.2 + 0.6) / 2)  # 0.2
+    assert result["facesim"] == pytest.approx(0.6)
+    # every video negative: the mean is negative too, not 0
+    assert aggregate_videos([{"gme": -0.1}, {"gme": -0.3}])["gme"] == pytest.approx(-0.2)
+    normalized = {**NORMALIZED, "gme": -0.05, "nexus": -0.2}
+    # 0.16*.5 + 0.06*.9 + 0.02*.3 + 0.20*.6 + 0.12*(-.05) + 0.20*(-.2) + 0.24*.7
+    assert total_score(normalized, "open", "v1.1") == pytest.approx(0.382)
+    # 0.18*.5 + 0.09*.9 + 0.03*.3 + 0.25*.6 + 0.15*(-.05) + 0.30*.7 (no nexus)
+    assert total_score(normalized, "human", "v1.1") == pytest.approx(0.5325)
+    partial = partial_score({"gme": -0.05, "natural": 0.7}, "open", "v1.1")
+    assert partial.value == pytest.approx(0.12 * -0.05 + 0.24 * 0.7)

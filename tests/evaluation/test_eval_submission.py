@@ -173,6 +173,50 @@ def test_wrong_codec_container_and_undecodable(tmp_path, h264_video, shifting_cl
     ]
 
 
+def without_samples(mp4: bytes) -> bytes:
+    """The same MP4 with every sample table emptied and no media data: an H.264 track
+    (its avcC, size and timescale kept) holding zero frames."""
+    import struct
+
+    containers = {b"moov", b"trak", b"mdia", b"minf", b"stbl"}
+    # header bytes kept before the zeroed entry count(s): version/flags, and stsz's sample size
+    tables = {b"stts": 8, b"stss": 8, b"ctts": 8, b"stsc": 8, b"stco": 8, b"co64": 8, b"stsz": 12}
+
+    def rewrite(data: bytes) -> bytes:
+        out, pos = b"", 0
+        while pos < len(data):
+            size, kind = struct.unpack(">I4s", data[pos:pos + 8])
+            body = data[pos + 8:pos + size]
+            pos += size
+            if kind in (b"sdtp", b"edts"):
+                continue
+            if kind in containers:
+                body = rewrite(body)
+            elif kind in tables:
+                body = body[:4] + bytes(tables[kind] - 4)
+            elif kind == b"mdat":
+                body = b""
+            out += struct.pack(">I4s", 8 + len(body), kind) + body
+        return out
+
+    return rewrite(mp4)
+
+
+def test_video_with_zero_frames(tmp_path, h264_video):
+    from evaluation.video import probe_video
+
+    root = tmp_path / "root"
+    run_dir(root / "submission", h264_video, ["1.mp4"])
+    empty = root / "submission" / "2.mp4"
+    empty.write_bytes(without_samples(h264_video.read_bytes()))
+    probe = probe_video(empty)
+    # a valid H.264 MP4 in every respect but its frames
+    assert (probe.brand, probe.codec, probe.frames) == ("isom", "h264", 0)
+    problems = validate(root, 1)
+    assert kinds(problems) == [("no_frames", "submission/2.mp4")]
+    assert problems[0].message == "no decodable frames"
+
+
 def test_archive_name_and_not_a_zip(tmp_path, track1_zip):
     renamed = tmp_path / "results.zip"
     shutil.copyfile(track1_zip, renamed)
