@@ -81,6 +81,9 @@ class ReactIDTransformer3DModel(WanTransformer3DModel):
     """
 
     _no_split_modules = ["WanTransformerBlock", "ReactIDBlockAdapter"]
+    # Wan's image-conditioning arguments: ReactID extends the T2V model and never sets them, so
+    # they stay out of the saved config (a reload would otherwise warn that they are unexpected).
+    ignore_for_config = ["image_dim", "added_kv_proj_dim", "pos_embed_seq_len"]
     _repeated_blocks = ["WanTransformerBlock", "ReactIDBlockAdapter"]
 
     @register_to_config
