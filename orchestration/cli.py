@@ -153,6 +153,28 @@ def train_stage(ctx: click.Context, name: str, shards: tuple[str, ...], variant:
     click.echo(f"{name}[{AGGREGATE}] {state}: {json.dumps(summary, default=str)}")
 
 
+@cli.command("phase-plan")
+@click.option("--phase", "phase", type=click.IntRange(min=1), required=True, help="Curriculum phase, 1-based.")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Schedule file for `training.launch --data cache --schedule`.")
+@click.option("--previous-output", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder of the previous phase's launch (default: the checkpoint its stage recorded).")
+@click.pass_context
+def phase_plan_cmd(ctx: click.Context, phase: int, out: Path, previous_output: Path | None) -> None:
+    """Write phase K's global-batch sample ids, one JSON list per step, from the curriculum schedule;
+    print the checkpoint folder it starts from when known (nothing for phase 1)."""
+    from core.storage import open_params_store
+    from training.phase_plan import phase_plan, write_step_ids
+
+    plan = phase_plan(open_params_store(_params(ctx)), phase, previous_output=previous_output)
+    write_step_ids(out, plan.step_ids)
+    click.echo(f"{plan.name}: steps {plan.start_step}-{plan.end_step} ({len(plan.step_ids)}) -> {out}", err=True)
+    if plan.note:
+        click.echo(plan.note, err=True)
+    if plan.start_checkpoint is not None:
+        click.echo(str(plan.start_checkpoint))
+
+
 @cli.command("eval-stage")
 @click.argument("name")
 @click.option("--benchmark", default=None, help="benchmark_videos / benchmark_scores: the benchmark.")

@@ -5,13 +5,20 @@ model; model ablations (Tables 3, 4 and 6) train a ``models.variants`` variant o
 curriculum. Every schedule is built by ``training.curriculum.build_schedule`` from the
 difficulty table's cues:
 
-- ``full_curriculum``: D_overall with the params' lambdas, quantile thresholds;
+- ``full_curriculum``: D_overall with the params' lambdas, quantile thresholds, the params'
+  inter-clip ratio per phase;
 - ``no_d_sub`` / ``no_d_app`` / ``no_d_sam``: the same with that lambda set to 0;
-- ``random_expansion``: the same phase sizes (eligible intra- and inter-clip samples per
-  phase as in the full curriculum), but which samples enter each phase is a seeded random
-  draw instead of their difficulty;
-- ``full_data``: one phase over every sample (no curriculum), at the last phase's
-  inter-clip ratio.
+- ``random_expansion``: the training set still grows phase by phase with the full
+  curriculum's sizes (samples eligible per phase), but which samples enter each phase is a
+  seeded random draw over all samples, blind to every cue;
+- ``full_data``: one phase over every sample (no curriculum).
+
+Inter-clip share. The paper's 0/0/11/33% per phase (the params' ratios) is what its tau
+schedule admits: "dynamically modulated by tau" through D_sam, which puts every inter-clip
+sample above the early thresholds. A variant whose order ignores D_sam (``no_d_sam``,
+``random_expansion``, ``full_data``) therefore draws inter-clip samples at their share of
+each phase's eligible samples; imposing the curriculum's ratios there would put the D_sam
+ordering back in through the batch mix.
 
 The sampler's scores are returned with the schedule: for ``random_expansion`` they are the
 phase in which a sample enters (tau_k = k), so the sampler's D <= tau_k rule admits
@@ -35,6 +42,8 @@ CURRICULUM_VARIANTS: tuple[str, ...] = (
 MODEL_ABLATIONS: tuple[str, ...] = tuple(dict.fromkeys(v for t in ("table4", "table3", "table6")
                                                        for v in ABLATION_TABLES[t]))
 ABLATION_VARIANTS: tuple[str, ...] = CURRICULUM_VARIANTS + MODEL_ABLATIONS
+# Curriculum variants whose order ignores D_sam: inter-clip samples come at their eligible share.
+SAMPLING_BLIND: tuple[str, ...] = ("full_data", "random_expansion", "no_d_sam")
 TABLE_OF_VARIANT: dict[str, str] = {
     **{v: "table5" for v in CURRICULUM_VARIANTS},
     **{v: t for t in ("table4", "table3", "table6") for v in ABLATION_TABLES[t]},
@@ -109,13 +118,17 @@ def ablation_plan(
         lambdas[variant.replace("no_d_", "lambda_")] = 0.0
     d = overall_difficulty(cues.d_sub, cues.d_app, cues.d_sam, DifficultyWeights(**lambdas))
     levels, taus = phase_thresholds(d, n_phases)
-    ratios, steps_ratios = list(inter_clip_ratios), list(phase_ratios)
+    steps_ratios = list(phase_ratios)
     if variant == "full_data":
         levels, taus = np.array([1.0]), np.array([d.max()])
-        ratios, steps_ratios = [inter_clip_ratios[-1]], [1.0]
+        steps_ratios = [1.0]
     elif variant == "random_expansion":
-        d = _random_entry_phase(inter, *eligible_counts(d, inter, taus), seed=seed)
+        d = _random_entry_phase(np.add(*eligible_counts(d, inter, taus)), len(d), seed=seed)
         taus = np.arange(1, n_phases + 1, dtype=np.float64)
+    if variant in SAMPLING_BLIND:
+        ratios = eligible_inter_shares(d, inter, taus)
+    else:
+        ratios = list(inter_clip_ratios)
     schedule = build_schedule(
         d, inter, levels, taus, total_steps=total_steps, phase_ratios=steps_ratios, inter_clip_ratios=ratios,
         global_batch_size=global_batch_size, seed=seed, difficulty_table=difficulty_table,
@@ -125,16 +138,18 @@ def ablation_plan(
     return AblationPlan(variant, model_variant, schedule, d, inter, cues.sample_ids)
 
 
-def _random_entry_phase(
-    is_inter: np.ndarray, intra_counts: np.ndarray, inter_counts: np.ndarray, *, seed: int
-) -> np.ndarray:
-    """(S,) 1-based phase in which each sample enters: per pool, a seeded random order cut
-    at the full curriculum's cumulative eligible counts."""
-    entry = np.empty(len(is_inter), np.float64)
-    rng = np.random.default_rng([seed, 5])
-    for pool, counts in ((np.flatnonzero(~is_inter), intra_counts), (np.flatnonzero(is_inter), inter_counts)):
-        order = pool[rng.permutation(len(pool))]
-        phase_of_rank = np.searchsorted(np.asarray(counts), np.arange(len(pool)), side="right") + 1
-        entry[order] = phase_of_rank
-    return entry
+def eligible_inter_shares(d: np.ndarray, is_inter: np.ndarray, taus: np.ndarray) -> list[float]:
+    """Per phase, the inter-clip share of the samples with ``d <= tau_k`` (0 for an empty phase,
+    which ``build_schedule`` reports)."""
+    intra, inter = eligible_counts(d, is_inter, taus)
+    total = intra + inter
+    return [float(i / t) if t else 0.0 for i, t in zip(inter.tolist(), total.tolist())]
 
+
+def _random_entry_phase(sizes: np.ndarray, n: int, *, seed: int) -> np.ndarray:
+    """(n,) 1-based phase in which each sample enters: a seeded random order of all samples,
+    cut at the cumulative phase sizes ``sizes`` (P,) (the last is n)."""
+    rng = np.random.default_rng([seed, 5])
+    entry = np.empty(n, np.float64)
+    entry[rng.permutation(n)] = np.searchsorted(np.asarray(sizes), np.arange(n), side="right") + 1
+    return entry

@@ -9,7 +9,10 @@ scheduler states, DeepSpeed's step counters) plus:
 - ``manifest.json``: size and SHA-256 of every file in the tag folder, written last.
 
 ``<dir>/latest`` names the newest tag and is replaced only after the manifest exists, so
-a crash during a save leaves ``latest`` on the previous complete checkpoint. Loading
+a crash during a save leaves ``latest`` on the previous complete checkpoint. A folder whose
+``latest`` is gone while it still holds complete tags (someone deleted it, a partial copy)
+is an error rather than "no checkpoint": treating it as empty would restart the run from
+random weights over its saved progress. Loading
 checks the manifest first: a missing, truncated or altered file is reported by name
 instead of surfacing as an unpickling error, or as a model that silently keeps its
 random initial weights (DeepSpeed returns ``(None, None)`` when ``latest`` is missing).
@@ -183,10 +186,39 @@ def save_checkpoint(
     return tag_dir
 
 
+def complete_tags(directory: str | os.PathLike[str]) -> list[str]:
+    """Tag folders under ``directory`` that hold a manifest (finished saves), sorted by name.
+
+    A tag folder without one is a save that was interrupted; it is not listed.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted(p.name for p in directory.iterdir() if (p / MANIFEST).is_file())
+
+
+def missing_latest_error(folder: str, tags: list[str]) -> CheckpointError:
+    """The error for a checkpoint folder that has complete tags but no ``latest``."""
+    return CheckpointError(
+        f"checkpoint folder {folder} holds complete checkpoints {tags} but no {LATEST!r} file "
+        f"naming one; write the tag to resume from into {folder}/{LATEST} (the newest is "
+        f"{tags[-1]!r}), or move the folder away to start over"
+    )
+
+
 def latest_tag(directory: str | os.PathLike[str]) -> str | None:
-    """The tag ``latest`` names, or None when the folder holds no complete checkpoint."""
+    """The tag ``latest`` names, or None when the folder holds no complete checkpoint.
+
+    Raises:
+        CheckpointError: ``latest`` is missing while complete tags exist (names them).
+    """
     path = Path(directory) / LATEST
-    return path.read_text().strip() if path.is_file() else None
+    if path.is_file():
+        return path.read_text().strip()
+    tags = complete_tags(directory)
+    if tags:
+        raise missing_latest_error(str(directory), tags)
+    return None
 
 
 def load_checkpoint(

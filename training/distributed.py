@@ -78,6 +78,16 @@ def default_backend() -> str:
     return "nccl" if torch.cuda.is_available() else "gloo"
 
 
+def training_device() -> str:
+    """The device this process trains and encodes on: ``cuda:<LOCAL_RANK>`` when CUDA is
+    available (the GPU a launcher gave this rank; 0 outside a launcher), else ``cpu``."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "cpu"
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+
+
 def init_distributed(backend: str | None = None) -> DistributedInfo:
     """Initialise the process group once (idempotent) and describe this process.
 

@@ -61,6 +61,8 @@ def load_cache_encoders(
     Args:
         seed: initialisation seed of a preset built from config (``build_pipeline``'s).
         pretrained: a Wan diffusers-layout source replacing the preset's.
+        device: where the text encoder and the VAE run (``training.distributed.training_device``
+            for the training device); what they encode is stored on the CPU either way.
     """
     from models.presets import build_pipeline, get_preset, load_wan_components
 

@@ -21,19 +21,24 @@ output folders must be on a filesystem every node sees::
     gpu-node-1 slots=8
     gpu-node-2 slots=8
 
+    reactid phase-plan --phase 1 --out /shared/runs/main/phase_1.jsonl
     deepspeed --hostfile hostfile --num_nodes 2 --num_gpus 8 \\
         --master_addr gpu-node-1 --master_port 29500 \\
         --module training.launch --params params.yaml --phase curriculum_phase_1 \\
         --steps 5000 --output /shared/runs/main/curriculum_phase_1 \\
-        --data cache --index training/cache_index.json --schedule /shared/phase_1.jsonl
+        --data cache --index cache/index.json --schedule /shared/runs/main/phase_1.jsonl
+
+(``deploy/deepspeed/launch_phase.sh`` does both, and chains phase K to phase K-1's
+checkpoint.)
 
 (``torchrun --nnodes 2 --node_rank N --rdzv-endpoint gpu-node-1:29500 ...`` on each node
 does the same without SSH.)
 
 Data:
 - ``--data cache``: the embedding cache's index (an object-store key in the store params
-  ``storage`` names, local or S3, written by ``training.latents.write_index``) and a schedule file with one
-  JSON list of ``global_batch`` sample ids per line, one line per step of the phase.
+  ``storage`` names, local or S3; the ``latent_cache`` stage writes ``cache/index.json``)
+  and a schedule file with one JSON list of ``global_batch`` sample ids per line, one line
+  per step of the phase (``reactid phase-plan`` writes it from the curriculum schedule).
 - ``--data synthetic``: random tensors of the preset's shapes, a fixed draw per sample id
   (``training.batches.SyntheticBatchSource``); exercises the machinery, learns nothing.
 
@@ -51,6 +56,8 @@ from typing import Any
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from training.run_stages import LATENT_INDEX_KEY
+
     parser = argparse.ArgumentParser(prog="python -m training.launch", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
@@ -61,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="previous phase's checkpoint folder")
     parser.add_argument("--variant", default=None, help="model variant (default: params)")
     parser.add_argument("--data", choices=("cache", "synthetic"), required=True)
-    parser.add_argument("--index", default=None, help="object-store key of the cache index")
+    parser.add_argument("--index", default=LATENT_INDEX_KEY,
+                        help="object-store key of the cache index (default: latent_cache's)")
     parser.add_argument("--schedule", type=Path, default=None,
                         help="JSON lines: the sample ids of each step")
     parser.add_argument("--synthetic-shape", default=None, metavar="C,F,H,W",
@@ -107,10 +115,11 @@ def cache_inputs(
     from models.variants import variant_overrides
     from training.batches import CachedBatchSource
     from training.latents import read_index
+    from training.phase_plan import read_step_ids
 
     store = open_params_store(params)
     index = read_index(store, index_key)
-    steps = [json.loads(line) for line in schedule.read_text().splitlines() if line.strip()]
+    steps = read_step_ids(schedule)
     use_timeline = variant_overrides(variant).get("use_timeline_modules", True)
     source = CachedBatchSource(store, index.samples, use_timeline=use_timeline)
     return steps, source, index.null_prompt_embeds(store)
@@ -128,8 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         step_ids, source, null = synthetic_inputs(run.preset, run.global_batch, run.seed,
                                                   args.synthetic_shape)
     else:
-        if args.index is None or args.schedule is None:
-            raise SystemExit("--data cache needs --index and --schedule")
+        if args.schedule is None:
+            raise SystemExit("--data cache needs --schedule (reactid phase-plan writes it)")
         variant = args.variant or run.variant
         step_ids, source, null = cache_inputs(params, args.index, args.schedule, variant)
     spec = PhaseSpec(name=args.phase, steps=args.steps, output_dir=args.output,

@@ -14,7 +14,8 @@ different inputs. Every rank runs it with the same arguments:
   ``start_checkpoint`` (the previous phase's checkpoint folder: weights, optimizer, LR
   schedule and global step carry over) or from the preset's initial weights.
 - ``<output_dir>/model`` is the exported transformer (``save_pretrained``),
-  ``metrics.json`` the phase summary and ``steps.jsonl`` one record per step;
+  ``metrics.json`` the phase summary and ``steps.jsonl`` one record per step (steps logged
+  after the checkpoint a run starts from are dropped first, so each step appears once);
   ``ranks/rank_<r>.json`` has each rank's step losses and a digest of its parameters
   (data-parallel ranks must agree on both).
 """
@@ -174,12 +175,14 @@ def run_phase(
                 f"not {spec.name!r}: give each phase its own output_dir"
             )
         start_step = int(loaded.client_state["phase_start_step"])
-        _truncate_step_log(spec.output_dir / "steps.jsonl", engine.global_steps)
     elif spec.start_checkpoint is not None:
         loaded = load_checkpoint(engine, spec.start_checkpoint)
         start_step = loaded.global_step
     else:
         loaded, start_step = None, 0
+    # A run killed before its next checkpoint logged steps that are about to be re-run; a
+    # fresh start (no checkpoint of this phase yet) may find such steps too.
+    _truncate_step_log(spec.output_dir / "steps.jsonl", engine.global_steps)
     done = engine.global_steps - start_step
 
     # 2. Sample ids from where this phase left off

@@ -18,7 +18,8 @@ DeepSpeed writes checkpoints to a file system (``RunFolders``). On the local bac
 folder is the store's own directory for the run's key. On a store without local folders
 (S3) the phase trains in a scratch mirror laid out by key: the previous phase's checkpoint
 (or this phase's own, to resume after a crash) is downloaded first, every new checkpoint is
-uploaded as soon as it is written (its ``latest`` pointer last), and the whole run folder
+uploaded as soon as it is written (its manifest after its files, the ``latest`` pointer
+last), and the whole run folder
 (exported model, step log, sample log, metrics) is uploaded when the phase ends. Stage
 metadata records store keys (``checkpoint_dir``, ``model_dir``, ``resumed_from``), the same
 on both backends.
@@ -106,6 +107,28 @@ class RunFolders:
                 self._fetch(key)
         return self.local(prefix)
 
+    def has_checkpoint(self, prefix: str) -> bool:
+        """Whether the checkpoint folder ``prefix`` has a ``latest`` tag to resume from.
+
+        Raises:
+            CheckpointError: ``latest`` is missing while complete tags (with their manifest) are
+                there, naming the folder and the tags.
+        """
+        from training.checkpoint import LATEST, MANIFEST, latest_tag, missing_latest_error
+
+        if not self.mirrored:
+            return latest_tag(self.local(prefix)) is not None
+        if self.store.exists(f"{prefix}/{LATEST}"):
+            return True
+        # Tag folders are uploaded with their manifest last, so a manifest in the store means
+        # the whole tag is there.
+        tags = sorted({rest.split("/")[0] for key in self.store.list(prefix)
+                       if (rest := key.removeprefix(f"{prefix}/")).count("/") == 1
+                       and rest.endswith(f"/{MANIFEST}")})
+        if tags:
+            raise missing_latest_error(self.store.uri(prefix), tags)
+        return False
+
     def download_checkpoint(self, prefix: str) -> Path:
         """The local checkpoint folder of ``prefix`` with its ``latest`` tag (mirrored stores).
 
@@ -116,7 +139,7 @@ class RunFolders:
 
         if self.mirrored:
             latest = f"{prefix}/{LATEST}"
-            if not self.store.exists(latest):
+            if not self.has_checkpoint(prefix):
                 raise CheckpointError(
                     f"no checkpoint to load: {self.store.uri(latest)} is missing (no complete save of {prefix!r})")
             tag = self.store.get_bytes(latest).decode().strip()
@@ -130,13 +153,13 @@ class RunFolders:
 
     def upload(self, prefix: str, last: tuple[str, ...] = ()) -> None:
         """Upload the files under ``prefix`` that changed since they were last synced
-        (mirrored stores); files named in ``last`` go after all others."""
+        (mirrored stores); files named in ``last`` go after all others, in that order."""
         if not self.mirrored:
             return
         base = self.local(prefix)
         found = [base] if base.is_file() else base.rglob("*")
         files = sorted((p for p in found if p.is_file() and not p.name.startswith(".")),
-                       key=lambda p: (p.name in last, p.as_posix()))
+                       key=lambda p: (last.index(p.name) + 1 if p.name in last else 0, p.as_posix()))
         for path in files:
             stat = path.stat()
             state = (stat.st_size, stat.st_mtime_ns)
@@ -187,6 +210,7 @@ def latent_cache(ctx: StageContext) -> dict[str, Any]:
     """Encode every scored sample's clip, references, prompt and sub-actions once."""
     import pyarrow.compute as pc
 
+    from training.distributed import training_device
     from training.inputs import ClipGeometry, open_sample_inputs
     from training.latents import DEFAULT_PREFIX, EmbeddingCache, load_cache_encoders, write_index
     from training.phase import set_cpu_threads
@@ -202,7 +226,9 @@ def latent_cache(ctx: StageContext) -> dict[str, Any]:
         for row in read_table(ctx.store, key, needed_by="latent_cache").to_pylist():
             annotations[(key, row["entity_id"])] = row
     set_cpu_threads(run.cpu_threads)
-    encoders = load_cache_encoders(run.preset, seed=run.seed)
+    # The VAE dominates the cache's cost; it runs on the GPU the phases train on when there is one.
+    device = training_device()
+    encoders = load_cache_encoders(run.preset, seed=run.seed, device=device)
     cache = EmbeddingCache(ctx.store, encoders)
     geometry = ClipGeometry(encoders.height, encoders.width, encoders.num_frames)
     with open_sample_inputs(ctx.store, rows, annotations, geometry) as inputs:
@@ -212,6 +238,7 @@ def latent_cache(ctx: StageContext) -> dict[str, Any]:
         "index_key": LATENT_INDEX_KEY,
         "cache_prefix": f"{DEFAULT_PREFIX}/{encoders.fingerprint}",
         "preset": run.preset,
+        "encoder_device": device,
         "encoder_fingerprint": encoders.fingerprint,
         "samples": len(index.samples),
         "with_timeline": sum(bool(s.actions) for s in index.samples.values()),
@@ -261,14 +288,14 @@ def _train(ctx: StageContext, folders: RunFolders, name: str, run_key: str, step
     """
     from models.variants import variant_overrides
     from training.batches import CachedBatchSource
-    from training.checkpoint import LATEST, latest_tag
+    from training.checkpoint import LATEST, MANIFEST, latest_tag
     from training.latents import read_index
     from training.phase import CHECKPOINTS, PhaseSpec, run_phase
 
     index = read_index(ctx.store, LATENT_INDEX_KEY)
     checkpoints_key = f"{run_key}/{CHECKPOINTS}"
     logs = ("steps.jsonl", SAMPLE_LOG)
-    if folders.mirrored and ctx.store.exists(f"{checkpoints_key}/{LATEST}"):
+    if folders.mirrored and folders.has_checkpoint(checkpoints_key):
         folders.download_checkpoint(checkpoints_key)  # resume this phase after an interruption
         for log in logs:
             if ctx.store.exists(f"{run_key}/{log}"):
@@ -290,14 +317,14 @@ def _train(ctx: StageContext, folders: RunFolders, name: str, run_key: str, step
         for log in logs:
             if (output_dir / log).is_file():
                 folders.upload(f"{run_key}/{log}")
-        folders.upload(f"{checkpoints_key}/{tag}")
+        folders.upload(f"{checkpoints_key}/{tag}", last=(MANIFEST,))
         folders.upload(f"{checkpoints_key}/{LATEST}")
         synced[0] = tag
 
     result = run_phase(spec, ctx.params.training, SampleIdLog(ids_of_step, output_dir / SAMPLE_LOG), source,
                        null_prompt_embeds=index.null_prompt_embeds(ctx.store),
                        on_step=publish_checkpoint if folders.mirrored else None)
-    folders.upload(run_key, last=(LATEST,))
+    folders.upload(run_key, last=(MANIFEST, LATEST))
     return result, output_dir
 
 
@@ -463,8 +490,11 @@ def _ablation_run(ctx: StageContext, folders: RunFolders, variant: str, plan: An
 
 # ---------------------------------------------------------------- registry
 
+# The modules whose source decides what a training run produces; dvc.yaml lists the same files
+# as each stage's deps (core/ aside, as for every stage there).
 _CODE = ("core.stage", "training.run_stages", "training.phase", "training.trainer", "training.batches",
-         "training.deepspeed_config", "models.losses", "models.transformer_reactid")
+         "training.deepspeed_config", "training.checkpoint", "training.sampler", "training.curriculum",
+         "training.latents", "models.losses", "models.transformer_reactid", "models.presets", "models.variants")
 TRAINING_RUN_STAGES: dict[str, StageSpec] = {
     "latent_cache": StageSpec(
         "latent_cache", latent_cache, ("training.preset", "training.seed"), ("training_samples", "difficulty_scores"),
@@ -481,7 +511,7 @@ TRAINING_RUN_STAGES: dict[str, StageSpec] = {
     "ablation_runs": StageSpec(
         "ablation_runs", ablation_run,
         ("training", "curriculum", "difficulty", "ablations.total_steps", "ablations.demo_total_steps"),
-        ("latent_cache", "difficulty_scores"), (*_CODE, "training.ablations", "training.curriculum"),
+        ("latent_cache", "difficulty_scores"), (*_CODE, "training.ablations", "training.difficulty"),
         "One ablation variant: a short full training; exported and registered as ablation-<variant>.",
         aggregate=True),
 }

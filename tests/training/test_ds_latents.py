@@ -159,3 +159,34 @@ def test_bad_inputs_are_named(cached, encoders, tmp_path):
         cache.clip_latents(tmp_path / "missing.mp4")
     with pytest.raises(KeyError, match="'nope' is not in the embedding cache index"):
         CachedBatchSource(store, {})(["nope"])
+
+
+def test_the_training_device_is_the_ranks_gpu_else_the_cpu(monkeypatch):
+    from training.distributed import training_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert training_device() == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert training_device() == "cuda:1"
+    monkeypatch.delenv("LOCAL_RANK")
+    assert training_device() == "cuda:0"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_encoding_on_the_gpu_stores_what_the_cpu_encodes(encoders, inputs, tmp_path):
+    """The cache is keyed by content and encoder, not device: a GPU encode must agree."""
+    on_gpu = load_cache_encoders("tiny", seed=0, device="cuda")
+    assert on_gpu.fingerprint == encoders.fingerprint
+    assert on_gpu.vae.device.type == "cuda" and on_gpu.text_encoder.device.type == "cuda"
+    cpu_store, gpu_store = LocalObjectStore(tmp_path / "cpu"), LocalObjectStore(tmp_path / "gpu")
+    cpu = EmbeddingCache(cpu_store, encoders).cache_sample(inputs)
+    gpu = EmbeddingCache(gpu_store, on_gpu).cache_sample(inputs)
+    assert gpu == cpu  # same keys: content-addressed
+    for key in (cpu.latents, cpu.prompt, cpu.references[0]):
+        a, b = load_tensors(cpu_store, key), load_tensors(gpu_store, key)
+        for name in a:
+            assert b[name].device.type == "cpu"
+            # cuDNN convolutions may run in TF32 on the GPU: agreement to ~1e-3, not bit for bit
+            torch.testing.assert_close(b[name].float(), a[name].float(), rtol=1e-2, atol=1e-2)

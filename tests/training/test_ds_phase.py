@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+import shutil
 
 import pytest
 import torch
 
 from core.params import parse_params
 from training.batches import SyntheticBatchSource
-from training.checkpoint import load_exported_model
+from training.checkpoint import CheckpointError, load_exported_model
 from training.phase import PhaseSpec, rank_micro_batches, run_phase
 
 SOURCE = SyntheticBatchSource((4, 2, 4, 4), 32, prompt_tokens=6, action_tokens=3)
@@ -113,6 +115,25 @@ def test_a_checkpoint_folder_belongs_to_one_phase(phases, training):
     spec = PhaseSpec("phase_3", 1, phases["root"] / "phase_1")
     with pytest.raises(ValueError, match="holds phase 'phase_1', not 'phase_3'"):
         run_phase(spec, training, step_ids, SOURCE, null_prompt_embeds=NULL_PROMPT)
+
+
+def test_a_checkpoint_folder_without_latest_is_an_error_not_a_fresh_start(phases, training, tmp_path):
+    """Complete tags without ``latest`` would otherwise look like "no checkpoint": the phase
+    would restart from random weights (or the previous phase) over its own progress."""
+    shutil.copytree(phases["root"] / "phase_1", tmp_path / "phase_1")
+    folder = tmp_path / "phase_1" / "checkpoints"
+    (folder / "latest").unlink()
+    expected = re.escape(f"checkpoint folder {folder} holds complete checkpoints "
+                         "['step_00000001', 'step_00000002'] but no 'latest' file")
+    logged_before = (tmp_path / "phase_1" / "steps.jsonl").read_text()
+    with pytest.raises(CheckpointError, match=expected):
+        run_phase(PhaseSpec("phase_1", 2, tmp_path / "phase_1"), training, step_ids, SOURCE,
+                  null_prompt_embeds=NULL_PROMPT)
+    assert (tmp_path / "phase_1" / "steps.jsonl").read_text() == logged_before
+    # The same folder as the next phase's start is refused alike.
+    with pytest.raises(CheckpointError, match=expected):
+        run_phase(PhaseSpec("phase_2", 1, tmp_path / "phase_2", start_checkpoint=folder), training,
+                  step_ids, SOURCE, null_prompt_embeds=NULL_PROMPT)
 
 
 def test_rank_slices_cover_the_global_batch_once():

@@ -220,8 +220,10 @@ def _break_manifest(tag):
 
 
 def _break_latest(tag):
+    # Complete tags without `latest` are an error naming them, never "nothing to resume".
     (tag.parent / "latest").unlink()
-    return f"{tag.parent / 'latest'} is missing"
+    return (f"checkpoint folder {tag.parent} holds complete checkpoints "
+            "['step_00000002', 'step_00000004'] but no 'latest' file")
 
 
 def _break_behind_manifest(tag):
@@ -245,6 +247,17 @@ def test_corrupt_or_missing_checkpoint_is_named(resumed_run, tmp_path, damage):
     with pytest.raises(CheckpointError) as err:
         load_checkpoint(engine, folder)
     assert expected in str(err.value)
+
+
+def test_a_tag_without_manifest_is_an_interrupted_save_and_ignored(resumed_run, tmp_path):
+    from training.checkpoint import complete_tags, latest_tag
+
+    folder = tmp_path / "ckpt"
+    shutil.copytree(resumed_run["folder"] / "step_00000002", folder / "step_00000002")
+    (folder / "step_00000002" / "manifest.json").unlink()
+    assert complete_tags(folder) == [] and latest_tag(folder) is None
+    with pytest.raises(CheckpointError, match=f"{folder / 'latest'} is missing"):
+        load_checkpoint(resumed_run["second"], folder)
 
 
 def test_missing_checkpoint_folder_and_tag_are_named(resumed_run, tmp_path):

@@ -57,6 +57,9 @@ def test_phases_materialise_with_their_metadata(trained):
     _, _, store, result, meta, instance = trained
     assert result.success
     assert meta["latent_cache"]["samples"].value == _recorded(store, "difficulty_scores")["scored"]
+    from training.distributed import training_device
+
+    assert meta["latent_cache"]["encoder_device"].value == training_device()
     schedule = read_json(store, "curriculum/schedule.json")
     for k, phase in enumerate(schedule["phases"], start=1):
         m = meta[f"curriculum_phase_{k}"]

@@ -8,6 +8,7 @@ reported by name, and nothing is written under the local storage root."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -112,3 +113,46 @@ def test_latent_cache_and_two_phases_on_s3(s3_project, tmp_path_factory):
     with pytest.raises(CheckpointError, match=victim.rsplit("/", 1)[-1]):
         run_stage(TRAINING_RUN_STAGES["curriculum_phase_2"], AGGREGATE, params, store, force=True)
     assert not (project / "data").exists()
+
+
+def test_a_bucket_checkpoint_without_latest_is_an_error_and_manifests_upload_last(s3_bucket, tmp_path):
+    from core.storage_s3 import S3ObjectStore
+    from training.checkpoint import LATEST, MANIFEST, CheckpointError
+    from training.run_stages import RunFolders
+
+    endpoint, bucket, credentials = s3_bucket
+    store = S3ObjectStore(endpoint, bucket, "team/reactid", secure=False, region="us-east-1", part_size_mb=5,
+                          credentials=credentials)
+    uploaded: list[str] = []
+
+    class RecordingStore:
+        """The bucket, recording the order of uploads."""
+
+        def __getattr__(self, name):
+            return getattr(store, name)
+
+        def put_file(self, key, path):
+            uploaded.append(key)
+            return store.put_file(key, path)
+
+    folders = RunFolders(RecordingStore(), tmp_path / "scratch")
+    prefix = "training/main/curriculum_phase_1/f/checkpoints"
+    tag = folders.local(f"{prefix}/step_00000002")
+    tag.mkdir(parents=True)
+    for name in ("mp_rank_00_model_states.pt", MANIFEST, "zero_pp_rank_0_optim_states.pt"):
+        (tag / name).write_bytes(name.encode())
+    (tag.parent / LATEST).write_text("step_00000002")
+    folders.upload(prefix, last=(MANIFEST, LATEST))
+    assert [key.rsplit("/", 1)[-1] for key in uploaded][-2:] == [MANIFEST, LATEST]
+
+    # A tag whose upload stopped before its manifest is an interrupted save: nothing to resume.
+    store.delete_prefix(f"{prefix}/{LATEST}")
+    store.delete_prefix(f"{prefix}/step_00000002/{MANIFEST}")
+    assert folders.has_checkpoint(prefix) is False
+    # A complete tag without `latest` is named, never taken for "no checkpoint".
+    store.put_bytes(f"{prefix}/step_00000002/{MANIFEST}", b"{}")
+    expected = f"checkpoint folder {store.uri(prefix)} holds complete checkpoints ['step_00000002']"
+    with pytest.raises(CheckpointError, match=re.escape(expected)):
+        folders.has_checkpoint(prefix)
+    with pytest.raises(CheckpointError, match=re.escape(expected)):
+        folders.download_checkpoint(prefix)
