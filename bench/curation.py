@@ -11,13 +11,14 @@ import json
 import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from timing import best_of  # noqa: E402  (bench/ is on sys.path)
 
 from core.params import load_params  # noqa: E402
 from core.stage import run_stage  # noqa: E402
@@ -39,15 +40,6 @@ def _project(folder: Path, n_videos: int) -> Path:
     return path
 
 
-def _best(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--videos", type=int, default=8)
@@ -64,11 +56,11 @@ def main() -> None:
         no_ocr = cfg.model_copy(update={"ocr_backend": "none"})
 
         frames = sum(len(decode_frames(p, width=cfg.analysis_width, sample_fps=cfg.sample_fps).frames) for p in paths)
-        decode_s = _best(lambda: [decode_frames(p, width=cfg.analysis_width, sample_fps=cfg.sample_fps) for p in paths], args.repeat)
+        decode_s = best_of(lambda: [decode_frames(p, width=cfg.analysis_width, sample_fps=cfg.sample_fps) for p in paths], args.repeat)[0]
         DECODE_STATS.reset()
-        curation_s = _best(lambda: [analyse_clip(p, cfg) for p in paths], args.repeat)
+        curation_s = best_of(lambda: [analyse_clip(p, cfg) for p in paths], args.repeat)[0]
         passes_per_clip = DECODE_STATS.total_passes() / (len(paths) * args.repeat)
-        no_ocr_s = _best(lambda: [analyse_clip(p, no_ocr) for p in paths], args.repeat)
+        no_ocr_s = best_of(lambda: [analyse_clip(p, no_ocr) for p in paths], args.repeat)[0]
     print(json.dumps({
         "benchmark": "curation_pass",
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},

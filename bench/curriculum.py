@@ -23,21 +23,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from timing import best_of  # noqa: E402  (bench/ is on sys.path)
+
 from training.curriculum import build_schedule, eligible_counts, phase_thresholds  # noqa: E402
 from training.difficulty import DifficultyWeights, overall_difficulty, subject_size_difficulty_ragged  # noqa: E402
 from training.sampler import CurriculumSampler  # noqa: E402
 
 PHASE_RATIOS = [4, 2, 1, 1]
 INTER_RATIOS = [0.0, 0.0, 0.11, 0.33]
-
-
-def _best(fn, repeat: int):
-    times, out = [], None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), out
 
 
 def _columns(n: int, frames: int, seed: int):
@@ -86,22 +79,22 @@ def main() -> None:
         items[name] = {"ours_s": round(ours, 4), "numpy_s": round(base, 4), "ratio": round(ours / max(base, 1e-9), 3)}
 
     # Eq. 1 over a ragged column
-    ours, d_sub = _best(lambda: subject_size_difficulty_ragged(values, offsets), args.repeat)
-    base, d_sub_np = _best(lambda: 1.0 - np.add.reduceat(values, offsets[:-1], dtype=np.float64) / np.diff(offsets),
+    ours, d_sub = best_of(lambda: subject_size_difficulty_ragged(values, offsets), args.repeat)
+    base, d_sub_np = best_of(lambda: 1.0 - np.add.reduceat(values, offsets[:-1], dtype=np.float64) / np.diff(offsets),
                            args.repeat)
     assert np.allclose(d_sub, d_sub_np)
     record("d_sub", ours, base)
     del values, d_sub_np
     # D_overall
-    ours, d = _best(lambda: overall_difficulty(d_sub, d_app, d_sam, weights), args.repeat)
-    base, d_np = _best(lambda: 0.5 * d_sub + 1.0 * d_app + 1.0 * d_sam, args.repeat)
+    ours, d = best_of(lambda: overall_difficulty(d_sub, d_app, d_sam, weights), args.repeat)
+    base, d_np = best_of(lambda: 0.5 * d_sub + 1.0 * d_app + 1.0 * d_sam, args.repeat)
     assert np.allclose(d, d_np)
     record("d_overall", ours, base)
     del d_np, d_sub, d_app
     inter = d_sam == 1
     # quartile thresholds
-    ours, (levels, taus) = _best(lambda: phase_thresholds(d, len(PHASE_RATIOS)), args.repeat)
-    base, taus_np = _best(lambda: np.append(np.quantile(d, [0.25, 0.5, 0.75]), d.max()), args.repeat)
+    ours, (levels, taus) = best_of(lambda: phase_thresholds(d, len(PHASE_RATIOS)), args.repeat)
+    base, taus_np = best_of(lambda: np.append(np.quantile(d, [0.25, 0.5, 0.75]), d.max()), args.repeat)
     assert np.allclose(taus, taus_np)
     record("quartiles", ours, base)
 
@@ -115,8 +108,8 @@ def main() -> None:
     def base_schedule():
         return [(np.count_nonzero((d <= t) & ~inter), np.count_nonzero((d <= t) & inter)) for t in taus]
 
-    ours, schedule = _best(ours_schedule, args.repeat)
-    base, counts_np = _best(base_schedule, args.repeat)
+    ours, schedule = best_of(ours_schedule, args.repeat)
+    base, counts_np = best_of(base_schedule, args.repeat)
     assert [(p.eligible_intra, p.eligible_inter) for p in schedule.phases] == counts_np
     record("schedule", ours, base)
 
@@ -126,8 +119,8 @@ def main() -> None:
         return np.stack([sampler.global_batch(step) for step in range(args.steps)])
 
     bounds = [p.start_step for p in schedule.phases] + [schedule.total_steps]
-    ours, drawn = _best(ours_draw, args.repeat)
-    base, _ = _best(lambda: _baseline_draws(d, taus, bounds, args.batch, args.seed), args.repeat)
+    ours, drawn = best_of(ours_draw, args.repeat)
+    base, _ = best_of(lambda: _baseline_draws(d, taus, bounds, args.batch, args.seed), args.repeat)
     record(f"sampler_{args.steps}_batches_of_{args.batch}", ours, base)
 
     # checks on what the sampler drew

@@ -21,27 +21,19 @@ import os
 import platform
 import sys
 import tempfile
-import time
 from fractions import Fraction
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from timing import best_of  # noqa: E402  (bench/ is on sys.path)
+
 from core.storage import LocalObjectStore  # noqa: E402
 from core.storage_s3 import S3ObjectStore  # noqa: E402
 from curation.video_io import iter_frames  # noqa: E402
 
 ACCESS, SECRET = "bench-access-key", "bench-secret-key"
-
-
-def _best(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def _long_clip(path: Path, seconds: float, fps: int = 24, size: tuple[int, int] = (640, 360)) -> int:
@@ -127,8 +119,8 @@ def main() -> None:
 
             transfer = {}
             for name, store in (("local", local), ("s3", s3)):
-                put = _best(lambda: store.put_file("bench/blob.bin", blob), args.repeat)
-                get = _best(lambda: store.get_bytes("bench/blob.bin"), args.repeat)
+                put = best_of(lambda: store.put_file("bench/blob.bin", blob), args.repeat)[0]
+                get = best_of(lambda: store.get_bytes("bench/blob.bin"), args.repeat)[0]
                 transfer[name] = {"put_mb_s": round(args.mb / put, 1), "get_mb_s": round(args.mb / get, 1),
                                   "put_s": round(put, 4), "get_s": round(get, 4)}
 
@@ -154,9 +146,9 @@ def main() -> None:
                 copied()
             copy_fetch = {"requests": counted.requests, "bytes": counted.bytes}
             decode = {
-                "local_disk_s": round(_best(on_disk, args.repeat), 4),
-                "s3_open_stream_s": round(_best(streamed, args.repeat), 4),
-                "s3_local_path_copy_s": round(_best(copied, args.repeat), 4),
+                "local_disk_s": round(best_of(on_disk, args.repeat)[0], 4),
+                "s3_open_stream_s": round(best_of(streamed, args.repeat)[0], 4),
+                "s3_local_path_copy_s": round(best_of(copied, args.repeat)[0], 4),
             }
     finally:
         server.stop()

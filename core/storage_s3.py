@@ -54,6 +54,8 @@ CREDENTIAL_ENV: tuple[tuple[str, str, str], ...] = (
     ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"),
 )
 MIB = 1024 * 1024
+# Error codes S3-compatible servers answer for a key that is not there (AWS, MinIO, moto).
+_MISSING = ("NoSuchKey", "NoSuchObject", "NotFound", "ResourceNotFound")
 # S3 limits: parts of a multipart upload are 5 MiB .. 5 GiB (the last may be smaller), and
 # a single server-side CopyObject handles at most 5 GiB.
 MIN_PART_MB = 5
@@ -274,7 +276,7 @@ class S3ObjectStore:
             self._client.stat_object(self.bucket, self._name(key))
             return True
         except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound", "ResourceNotFound"):
+            if exc.code in _MISSING:
                 return False
             raise self._fail(exc, f"stat {self.uri(key)}") from None
         except StorageError:
@@ -282,34 +284,33 @@ class S3ObjectStore:
         except Exception as exc:  # noqa: BLE001
             raise self._fail(exc, f"stat {self.uri(key)}") from None
 
-    def _size(self, key: str) -> int:
+    @contextlib.contextmanager
+    def _reading(self, key: str, what: str) -> Iterator[None]:
+        """Turn a failed read of `key` into a StorageError: "not found" for a missing object,
+        else the request's code and message (never credentials)."""
         from minio.error import S3Error
 
         try:
-            return int(self._client.stat_object(self.bucket, self._name(key)).size or 0)
+            yield
         except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound", "ResourceNotFound"):
+            if exc.code in _MISSING:
                 raise StorageError(f"object {key!r} not found under {self.root_uri}") from None
-            raise self._fail(exc, f"stat {self.uri(key)}") from None
+            raise self._fail(exc, f"{what} {self.uri(key)}") from None
         except Exception as exc:  # noqa: BLE001
-            raise self._fail(exc, f"stat {self.uri(key)}") from None
+            raise self._fail(exc, f"{what} {self.uri(key)}") from None
+
+    def _size(self, key: str) -> int:
+        with self._reading(key, "stat"):
+            return int(self._client.stat_object(self.bucket, self._name(key)).size or 0)
 
     def get_bytes(self, key: str) -> bytes:
-        from minio.error import S3Error
-
-        try:
+        with self._reading(key, "get"):
             response = self._client.get_object(self.bucket, self._name(key))
             try:
                 return response.read()
             finally:
                 response.close()
                 response.release_conn()
-        except S3Error as exc:
-            if exc.code == "NoSuchKey":
-                raise StorageError(f"object {key!r} not found under {self.root_uri}") from None
-            raise self._fail(exc, f"get {self.uri(key)}") from None
-        except Exception as exc:  # noqa: BLE001
-            raise self._fail(exc, f"get {self.uri(key)}") from None
 
     @contextlib.contextmanager
     def open_stream(self, key: str) -> Iterator[io.BufferedReader]:
@@ -333,16 +334,8 @@ class S3ObjectStore:
         suffix = Path(key).suffix
         with tempfile.TemporaryDirectory(prefix="reactid-s3-") as tmp:
             path = Path(tmp) / f"object{suffix}"
-            from minio.error import S3Error
-
-            try:
+            with self._reading(key, "download"):
                 self._client.fget_object(self.bucket, self._name(key), str(path))
-            except S3Error as exc:
-                if exc.code == "NoSuchKey":
-                    raise StorageError(f"object {key!r} not found under {self.root_uri}") from None
-                raise self._fail(exc, f"download {self.uri(key)}") from None
-            except Exception as exc:  # noqa: BLE001
-                raise self._fail(exc, f"download {self.uri(key)}") from None
             yield path
 
     def list(self, prefix: str) -> list[str]:
