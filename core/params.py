@@ -760,6 +760,25 @@ class Params(Section):
     lakefs: LakeFSParams = LakeFSParams()  # data versioning; off unless params.yaml turns it on
 
     @model_validator(mode="after")
+    def _step_counts_fill_every_phase(self) -> Params:
+        """Each run's steps split into the curriculum's phases with at least one step each;
+        checked here so a short run stops when params load, naming its key, not when its
+        stage starts after everything upstream has run."""
+        from core.steps import phase_lengths
+
+        ratios = self.curriculum.phase_ratios
+        counts = {"training.total_steps": self.training.total_steps, "ablations.total_steps": self.ablations.total_steps}
+        if self.training.use_demo:
+            counts["training.demo.total_steps"] = self.training.effective().total_steps
+            counts["ablations.demo_total_steps"] = self.ablations.demo_total_steps
+        for key, steps in counts.items():
+            lengths = phase_lengths(steps, ratios)
+            if min(lengths) < 1:
+                raise ValueError(f"{key} ({steps}) split by curriculum.phase_ratios {ratios} gives phases of "
+                                 f"{lengths} steps: every phase needs at least one step")
+        return self
+
+    @model_validator(mode="after")
     def _evaluated_models_have_producers(self) -> Params:
         """Every model dvc evaluates is made by a stage of this params file (or is external),
         so a typo or a variant left out of an ablation experiment stops the run up front."""

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ReactIDError
+from core.steps import phase_bounds
 
 SCHEDULE_FORMAT = "reactid.curriculum_schedule/1"
 # Inter-clip draws per step are counted with integer arithmetic (ratio x batch in millionths)
@@ -74,13 +75,7 @@ def phase_boundaries(total_steps: int, ratios: Sequence[float]) -> list[int]:
         raise CurriculumError(f"training.total_steps must be >= 1, got {total_steps}")
     if not ratios or any(not math.isfinite(r) or r < 0 for r in ratios) or not sum(ratios) > 0:
         raise CurriculumError(f"curriculum.phase_ratios must be finite, >= 0 and sum > 0, got {list(ratios)}")
-    exact = [Fraction(r) for r in ratios]
-    total = sum(exact)
-    bounds, acc = [0], Fraction(0)
-    for r in exact:
-        acc += r
-        bounds.append(math.floor(total_steps * acc / total))
-    bounds[-1] = total_steps
+    bounds = phase_bounds(total_steps, ratios)
     lengths = [b - a for a, b in zip(bounds, bounds[1:])]
     if min(lengths) < 1:
         raise CurriculumError(

@@ -1,4 +1,5 @@
 import copy
+import re
 
 import pytest
 import yaml
@@ -121,3 +122,20 @@ def test_metric_names_in_params_are_exactly_the_registered_metrics():
     from evaluation.metrics import METRIC_BUILDERS
 
     assert set(typing.get_args(METRIC_NAMES)) == set(METRIC_BUILDERS)
+
+
+@pytest.mark.parametrize("key, path", [
+    ("ablations.demo_total_steps", ("ablations", "demo_total_steps")),
+    ("ablations.total_steps", ("ablations", "total_steps")),
+    ("training.demo.total_steps", ("training", "demo", "total_steps")),
+])
+def test_a_run_too_short_for_the_phases_stops_at_load_naming_its_key(base_params_raw, key, path):
+    raw = copy.deepcopy(base_params_raw)
+    section = raw
+    for part in path[:-1]:
+        section = section[part]
+    section[path[-1]] = 4  # 4:2:1:1 of 4 steps leaves phase 3 empty
+    if key.startswith("training"):
+        raw["training"]["demo"]["warmup_steps"] = 1
+    with pytest.raises(ParamsError, match=rf"{re.escape(key)} \(4\).*\[2, 1, 0, 1\]"):
+        parse_params(raw)

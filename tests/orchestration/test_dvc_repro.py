@@ -22,6 +22,20 @@ def _dvc(repo_root):
     return dvc
 
 
+def _copy_code_deps(repo_root: Path, project: Path) -> None:
+    """dvc.yaml and the code files dvc hashes as stage dependencies, into a tiny project."""
+    shutil.copy(repo_root / "dvc.yaml", project / "dvc.yaml")
+    spec = yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]
+    sources = {d for st in spec.values() for d in st.get("do", st).get("deps", []) if not d.startswith("$")}
+    for src in sorted(sources):
+        dest = project / src
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if (repo_root / src).is_dir():
+            shutil.copytree(repo_root / src, dest, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
+        else:
+            shutil.copy(repo_root / src, dest)
+
+
 def _digest(path: Path) -> str | dict[str, str]:
     """sha256 of a file, or of every file under a folder."""
     if path.is_file():
@@ -34,16 +48,7 @@ def test_dvc_repro_curation_stages_then_push_and_pull_them(tmp_path, repo_root, 
                                                             s3_bucket):
     dvc = _dvc(repo_root)
     project = make_project().parent
-    shutil.copy(repo_root / "dvc.yaml", project / "dvc.yaml")
-    spec = yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]
-    sources = {d for st in spec.values() for d in st.get("do", st).get("deps", []) if not d.startswith("$")}
-    for src in sorted(sources):  # the code files dvc hashes as stage dependencies
-        dest = project / src
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if (repo_root / src).is_dir():
-            shutil.copytree(repo_root / src, dest, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
-        else:
-            shutil.copy(repo_root / src, dest)
+    _copy_code_deps(repo_root, project)
     endpoint, bucket, (access, secret, _) = s3_bucket
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith(("AWS_", "REACTID_S3_"))}
     # The remote's credentials reach dvc only through the environment, never .dvc/config.
@@ -124,3 +129,45 @@ def test_ablation_experiment_params_narrow_the_dvc_graph(tmp_path, repo_root):
     assert {s for s in stages if s.startswith("ablation_runs@")} == {"ablation_runs@tarope_T4"}
     videos = {s for s in stages if s.startswith("benchmark_videos@")}
     assert len(videos) == 4 * 3 and "benchmark_videos@opens2v-ablation-tarope_T4" in videos
+
+
+def test_dvc_exp_run_trains_one_ablation_variant(repo_root, make_project):
+    """The README's ablation interface for real: `dvc exp run -S ...` on a git repo reproduces
+    the chain a variant needs (curation, annotation, gates, curriculum, latent cache) and
+    trains that variant only; `dvc exp show` lists the experiment with its params."""
+    dvc = _dvc(repo_root)
+
+    def tiny_training(raw):  # the tiny shard: three subjects, no identity in two clips; all trained on
+        raw["evaluation"]["held_out"].update(fraction=0.0, min_face_identities=0, min_other_identities=0)
+        raw["curriculum"]["demo_inter_clip_ratios"] = [0.0, 0.0, 0.0, 0.0]
+        raw["training"]["demo"].update(global_batch=1, micro_batch=1)
+        raw["ablations"]["demo_total_steps"] = 8
+
+    project = make_project(tiny_training).parent
+    _copy_code_deps(repo_root, project)
+    env = {**os.environ, "PATH": f"{repo_root / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
+           "DVC_NO_ANALYTICS": "1", "HOME": str(project / ".home"),  # no user git/dvc config leaks in
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
+
+    def run(*args, tool=str(dvc)):
+        done = subprocess.run([tool, *args], cwd=project, env=env, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, f"{args}: {done.stdout[-3000:]}{done.stderr[-3000:]}"
+        return done
+
+    run("init", "-q", tool="git")
+    run("init", "-q")
+    (project / ".gitignore").write_text("/data/\n/.home/\n")
+    run("add", "-A", tool="git")
+    run("commit", "-q", "-m", "tiny project", tool="git")
+    run("exp", "run", "-n", "t4", "-S", "ablations.variants=[tarope_T4]",
+        "-S", "evaluation.models=[phase_3,phase_4,ablation-tarope_T4]", "ablation_runs@tarope_T4")
+
+    marker = json.loads((project / "data/metrics/ablation_runs/tarope_T4.json").read_text())
+    assert marker["metadata"]["variant"] == "tarope_T4" and marker["metadata"]["registered_model"] == "ablation-tarope_T4"
+    assert (project / "data/models/ablation-tarope_T4").is_dir()
+    assert not (project / "data/training/ablations/full_data").exists()  # only the asked variant trained
+    shown = json.loads(run("exp", "show", "--json").stdout)
+    experiments = [e for rev in shown for e in (rev.get("experiments") or [])]
+    params = [exp["revs"][0]["data"]["params"]["params.yaml"]["data"] for exp in experiments if exp.get("name") == "t4"]
+    assert params and params[0]["ablations"]["variants"] == ["tarope_T4"]
