@@ -441,13 +441,17 @@ def main(argv: list[str] | None = None) -> None:
     if args.loop is not None:
         args.result.write_text(json.dumps(run_loop(args)))
         return
-    import deepspeed
-    import torch
+    import contextlib
 
-    torch.set_num_threads(args.threads)
-    engine = bench_engine_vs_plain(args, argv)
-    sampler = bench_sampler(args.pool, args.steps, engine["deepspeed_step_s"], args.global_batch)
-    loaders = bench_loaders(args.preset, engine["consumption_samples_per_s"], args.micro_batch)
+    # stdout carries the JSON alone: DeepSpeed's logger prints its notices there.
+    with contextlib.redirect_stdout(sys.stderr):
+        import deepspeed
+        import torch
+
+        torch.set_num_threads(args.threads)
+        engine = bench_engine_vs_plain(args, argv)
+        sampler = bench_sampler(args.pool, args.steps, engine["deepspeed_step_s"], args.global_batch)
+        loaders = bench_loaders(args.preset, engine["consumption_samples_per_s"], args.micro_batch)
     print(json.dumps({
         "benchmark": "training",
         "model": f"{args.preset} preset, random weights",
