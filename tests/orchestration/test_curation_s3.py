@@ -12,6 +12,23 @@ pytestmark = pytest.mark.slow
 SHARD = "tiny-000"
 
 
+def _on_s3(raw: dict, s3_bucket, prefix: str) -> None:
+    """Params of a tiny project whose store is `prefix` in the test bucket."""
+    endpoint, bucket, _ = s3_bucket
+    raw["storage"] = {"backend": "s3", "root": "data",
+                      "s3": {"endpoint": endpoint, "bucket": bucket, "prefix": prefix, "secure": False,
+                             "region": "us-east-1", "part_size_mb": 5}}
+
+
+def _credentials_from_env(monkeypatch, s3_bucket) -> None:
+    """The store's credentials only in REACTID_S3_*, nothing else that could stand in."""
+    _, _, (access, secret, _) = s3_bucket
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "REACTID_STORAGE_BACKEND"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REACTID_S3_ACCESS_KEY", access)
+    monkeypatch.setenv("REACTID_S3_SECRET_KEY", secret)
+
+
 def test_materialize_curation_group_on_s3(make_project, s3_bucket, monkeypatch):
     import dagster as dg
 
@@ -23,22 +40,17 @@ def test_materialize_curation_group_on_s3(make_project, s3_bucket, monkeypatch):
     from core.storage_s3 import S3ObjectStore
     from core.tables import read_table
 
-    endpoint, bucket, (access, secret, _) = s3_bucket
+    _, bucket, (access, secret, _) = s3_bucket
 
     def on_s3(raw):
-        raw["storage"] = {"backend": "s3", "root": "data",
-                          "s3": {"endpoint": endpoint, "bucket": bucket, "prefix": "team/reactid", "secure": False,
-                                 "region": "us-east-1", "part_size_mb": 5}}
+        _on_s3(raw, s3_bucket, "team/reactid")
         # The raw pool is the pipeline's input folder, not the object store: keep it outside "data".
         raw["demo_pool"]["pool_root"] = raw["raw_videos"]["pool_root"] = "pool"
         raw["demo_pool"]["ground_truth_root"] = "ground_truth"
 
     params_path = make_project(on_s3, shard=SHARD)
     project = params_path.parent
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "REACTID_STORAGE_BACKEND"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("REACTID_S3_ACCESS_KEY", access)
-    monkeypatch.setenv("REACTID_S3_SECRET_KEY", secret)
+    _credentials_from_env(monkeypatch, s3_bucket)
 
     resource = reactid_resource(project_dir=str(project))
     assert "REACTID_S3_SECRET_KEY" in repr(resource) and secret not in repr(resource)  # what the UI shows
@@ -109,20 +121,15 @@ def test_a_shard_uploaded_to_the_bucket_is_sensed_and_curated_from_the_bucket(ma
     from curation.video_io import DECODE_STATS
     from orchestration.definitions import new_shard_sensor
 
-    endpoint, bucket, (access, secret, _) = s3_bucket
+    _, bucket, _ = s3_bucket
 
     def on_s3(raw):
-        raw["storage"] = {"backend": "s3", "root": "data",
-                          "s3": {"endpoint": endpoint, "bucket": bucket, "prefix": "team/reactid", "secure": False,
-                                 "region": "us-east-1", "part_size_mb": 5}}
+        _on_s3(raw, s3_bucket, "team/reactid")
         raw["raw_videos"]["pool_prefix"] = "incoming"
 
     params_path = make_project(on_s3)
     project = params_path.parent
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "REACTID_STORAGE_BACKEND"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("REACTID_S3_ACCESS_KEY", access)
-    monkeypatch.setenv("REACTID_S3_SECRET_KEY", secret)
+    _credentials_from_env(monkeypatch, s3_bucket)
     params = load_params(params_path)
     store = open_params_store(params)
 
@@ -211,18 +218,15 @@ def test_demo_pool_publishes_its_shard_under_the_pool_prefix(make_project, s3_bu
     from core.tables import read_table
     from curation.stages import STAGES
 
-    endpoint, bucket, (access, secret, _) = s3_bucket
+    _, bucket, _ = s3_bucket
 
     def on_s3(raw):
-        raw["storage"] = {"backend": "s3", "root": "data",
-                          "s3": {"endpoint": endpoint, "bucket": bucket, "prefix": "p", "secure": False,
-                                 "region": "us-east-1", "part_size_mb": 5}}
+        _on_s3(raw, s3_bucket, "p")
         raw["raw_videos"]["pool_prefix"] = "incoming"
         raw["demo_pool"]["pool_root"] = "pool"
 
     params_path = make_project(on_s3, shard=SHARD)
-    monkeypatch.setenv("REACTID_S3_ACCESS_KEY", access)
-    monkeypatch.setenv("REACTID_S3_SECRET_KEY", secret)
+    _credentials_from_env(monkeypatch, s3_bucket)
     params = load_params(params_path)
     store = open_params_store(params)
     made = run_stage(STAGES["demo_pool"], SHARD, params, store)
