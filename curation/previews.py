@@ -322,10 +322,7 @@ def clip_previews(ctx: StageContext) -> dict[str, Any]:
     }
 
 
-def previews_of(store: Any, shard: str) -> dict[str, dict[str, Any]]:
-    """The shard's preview rows by clip id ({} when clip_previews has not run)."""
-    key = f"tables/clip_previews/{shard}.parquet"
-    if not store.exists(key):
-        return {}
-    return {r["clip_id"]: r for r in read_table(store, key).to_pylist()}
 
+def shards_with_previews(store: Any) -> list[str]:
+    """Shards whose contact sheet is in the store."""
+    return sorted(k.split("/")[1] for k in store.list(PREFIX) if k.count("/") == 2 and k.endswith(f"/{SHEET_NAME}"))

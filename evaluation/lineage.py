@@ -156,7 +156,7 @@ class LineageWalker:
         if "::" in target:
             archive, member = target.rsplit("::", 1)
             self._archive_member(archive, member)
-        elif target.lower().endswith(".mp4") and (Path(target).is_file() or self.store.exists(target)):
+        elif target.lower().endswith(".mp4") and (Path(target).is_file() or self._in_store(target)):
             self._video_file(target)
         elif target in registered_models(self.store):
             self._model(target, None, "")
@@ -189,6 +189,9 @@ class LineageWalker:
         root = self.graph.add(node)
         self._generated_video(_sha256(video), root, packaged, member)
 
+    def _in_store(self, location: str) -> bool:
+        return self.store.exists(location.removeprefix(self.store.root_uri.rstrip("/") + "/"))
+
     def _video_file(self, path: str) -> None:
         data = self._read_file(path)
         digest = _sha256(data)
@@ -197,10 +200,12 @@ class LineageWalker:
         self._generated_video(digest, root, None, None)
 
     def _read_file(self, location: str) -> bytes:
+        """A local file, a store key, or a store URI (s3://bucket/prefix/key as `make demo` prints it)."""
         if Path(location).is_file():
             return Path(location).read_bytes()
-        if self.store.exists(location):
-            return self.store.get_bytes(location)
+        key = location.removeprefix(self.store.root_uri.rstrip("/") + "/")
+        if self.store.exists(key):
+            return self.store.get_bytes(key)
         raise LineageError(f"{location} is neither a file nor a key of the store {self.store.root_uri}")
 
     def _packaged_archive(self, archive_sha: str) -> dict[str, Any] | None:
