@@ -437,7 +437,7 @@ class LineageWalker:
              "fine_label": row.get("fine_label"), "caption": row.get("caption"), "identity": row.get("identity"),
              "sub_actions": [e["description"] for e in events], "backends": json.loads(row.get("backends") or "{}")}),
             parent, relation)
-        self._clip(shard, row["clip_id"], node, "of clip")
+        self._clip(shard, row["clip_id"], node, "of clip", clip_key=row.get("clip_key"))
 
     def _find_clip(self, clip_id: str) -> str | None:
         for shard in self.tables.shards():
@@ -445,7 +445,7 @@ class LineageWalker:
                 return shard
         return None
 
-    def _clip(self, shard: str, clip_id: str, parent: str | None, relation: str) -> None:
+    def _clip(self, shard: str, clip_id: str, parent: str | None, relation: str, clip_key: str | None = None) -> None:
         from curation.previews import preview_key
 
         curated = self.tables.rows("curated_clips", shard).get(clip_id, {})
@@ -455,9 +455,9 @@ class LineageWalker:
             if curated else "not in curated_clips"
         node = self.graph.add(Node(
             f"clip:{clip_id}", "clip",
-            f"{clip_id} [{shard}] ({status}) {curated.get('clip_key') or scene.get('clip_key')}"
+            f"{clip_id} [{shard}] ({status}) {curated.get('clip_key') or scene.get('clip_key') or clip_key}"
             + (f", preview {preview}" if self.store.exists(preview) else ""),
-            {"clip_id": clip_id, "shard": shard, "clip_key": curated.get("clip_key") or scene.get("clip_key"),
+            {"clip_id": clip_id, "shard": shard, "clip_key": curated.get("clip_key") or scene.get("clip_key") or clip_key,
              "kept": curated.get("kept"), "reasons": curated.get("reasons"), "cropped": curated.get("cropped"),
              "preview": preview if self.store.exists(preview) else None}), parent, relation)
         if scene:
