@@ -25,79 +25,15 @@ import json
 import re
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
-from core.errors import ReactIDError
 from core.stage import AGGREGATE, marker_key
 from core.storage import ObjectStore
 from core.tables import read_json, read_table
-
-
-class LineageError(ReactIDError, ValueError):
-    """A lineage target cannot be resolved; the message says what was tried."""
-
-
-@dataclass
-class Node:
-    id: str
-    type: str
-    summary: str
-    attrs: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Lineage:
-    """A typed graph rooted at the target: nodes in discovery order, edges child-ward."""
-
-    target: str
-    root: str | None = None
-    nodes: dict[str, Node] = field(default_factory=dict)
-    edges: list[tuple[str, str, str]] = field(default_factory=list)
-
-    def add(self, node: Node, parent: str | None = None, relation: str = "") -> str:
-        if node.id not in self.nodes:
-            self.nodes[node.id] = node
-        if parent is None and self.root is None:
-            self.root = node.id
-        if parent is not None and (parent, node.id, relation) not in self.edges:
-            self.edges.append((parent, node.id, relation))
-        return node.id
-
-    def of_type(self, kind: str) -> list[Node]:
-        return [n for n in self.nodes.values() if n.type == kind]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "target": self.target, "root": self.root,
-            "nodes": [{"id": n.id, "type": n.type, "summary": n.summary, **n.attrs} for n in self.nodes.values()],
-            "edges": [{"from": a, "to": b, "relation": r} for a, b, r in self.edges],
-        }
-
-    def text(self) -> str:
-        children: dict[str, list[tuple[str, str]]] = {}
-        for a, b, r in self.edges:
-            children.setdefault(a, []).append((b, r))
-        lines: list[str] = []
-        seen: set[str] = set()
-
-        def walk(node_id: str, depth: int, relation: str) -> None:
-            node = self.nodes[node_id]
-            prefix = "  " * depth + (f"{relation}: " if relation else "")
-            if node_id in seen:
-                lines.append(f"{prefix}{node.type} {node.id} (above)")
-                return
-            seen.add(node_id)
-            lines.append(f"{prefix}{node.type} {node.summary}")
-            for child, rel in children.get(node_id, []):
-                walk(child, depth + 1, rel)
-
-        if self.root is not None:
-            walk(self.root, 0, "")
-        return "\n".join(lines)
+from evaluation.lineage_graph import Lineage, LineageError, Node
 
 
 def _sha256(data: bytes) -> str:
@@ -331,7 +267,8 @@ class LineageWalker:
         checkpoint = meta.get("checkpoint_dir") or f"{run_key}/checkpoints"
         tag = f"step_{meta['global_step']:08d}" if meta.get("global_step") is not None else None
         what = (f"ablation {sampler.get('variant')}" if kind == "ablation"
-                else f"{stage} (steps {sampler.get('start_step')}-{sampler.get('end_step')}, tau {_round(sampler.get('tau'))})")
+                else f"{stage} (steps {sampler.get('start_step')}-{sampler.get('end_step')}, "
+                     f"tau {_round(sampler.get('tau'))})")
         draws = read_draws(self.store, run_key)
         counts = draws.counts()
         drawn = np.flatnonzero(counts)
@@ -451,13 +388,14 @@ class LineageWalker:
         curated = self.tables.rows("curated_clips", shard).get(clip_id, {})
         scene = self.tables.rows("scene_clips", shard).get(clip_id, {})
         preview = preview_key(shard, clip_id)
+        clip_key = curated.get("clip_key") or scene.get("clip_key") or clip_key
         status = "kept" if curated.get("kept") else f"rejected: {', '.join(curated.get('reasons') or [])}" \
             if curated else "not in curated_clips"
         node = self.graph.add(Node(
             f"clip:{clip_id}", "clip",
-            f"{clip_id} [{shard}] ({status}) {curated.get('clip_key') or scene.get('clip_key') or clip_key}"
+            f"{clip_id} [{shard}] ({status}) {clip_key}"
             + (f", preview {preview}" if self.store.exists(preview) else ""),
-            {"clip_id": clip_id, "shard": shard, "clip_key": curated.get("clip_key") or scene.get("clip_key") or clip_key,
+            {"clip_id": clip_id, "shard": shard, "clip_key": clip_key,
              "kept": curated.get("kept"), "reasons": curated.get("reasons"), "cropped": curated.get("cropped"),
              "preview": preview if self.store.exists(preview) else None}), parent, relation)
         if scene:

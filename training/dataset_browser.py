@@ -113,7 +113,8 @@ def dataset_browser(ctx: StageContext) -> dict[str, Any]:
     sample_rows = samples.to_pylist()
     rows: list[dict[str, Any]] = []
     for shard in ctx.shards:
-        curated = read_table(ctx.store, f"tables/curated_clips/{shard}.parquet", needed_by="dataset_browser").to_pylist()
+        curated = read_table(ctx.store, f"tables/curated_clips/{shard}.parquet",
+                             needed_by="dataset_browser").to_pylist()
         annotations = read_table(ctx.store, f"tables/annotations/{shard}.parquet", needed_by="dataset_browser")
         previews = {r["clip_id"]: r for r in read_table(ctx.store, f"tables/clip_previews/{shard}.parquet",
                                                           needed_by="dataset_browser").to_pylist()}
@@ -247,7 +248,8 @@ function render() {
     const status = el("td", {}, r.status === "kept" ? ["kept"] :
       r.reasons.map((x) => el("div", {class: "reason"}, [x])));
     body.append(el("tr", {class: r.status, "data-clip": r.clip_id, "data-shard": r.shard}, [
-      el("td", {}, [media(r)]), el("td", {}, [r.clip_id, el("div", {class: "small"}, [`${r.shard}, ${r.duration_s} s`])]),
+      el("td", {}, [media(r)]),
+      el("td", {}, [r.clip_id, el("div", {class: "small"}, [`${r.shard}, ${r.duration_s} s`])]),
       text, difficulty, status]));
   }
   document.getElementById("count").textContent = `${shown} of ${DATA.rows.length} clips`;

@@ -69,8 +69,8 @@ def test_timeline_bar_marks_the_current_sub_action():
 def test_a_rejected_clip_shows_its_reasons_on_a_red_banner():
     curated = [{"clip_id": "a", "kept": False, "reasons": ["low_motion", "blurry"], "duration_s": 3.0,
                 "caption": "x"}, {"clip_id": "b", "kept": True, "reasons": [], "duration_s": 3.0, "caption": "y"}]
-    annotation = {"clip_id": "b", "label": "man", "fine_label": "the man", "frame_indices": [0], "boxes": [[1, 1, 5, 5]],
-                  "mask_rles": [None], "face_frame_indices": None, "face_boxes": None}
+    annotation = {"clip_id": "b", "label": "man", "fine_label": "the man", "frame_indices": [0],
+                  "boxes": [[1, 1, 5, 5]], "mask_rles": [None], "face_frame_indices": None, "face_boxes": None}
     overlays = clip_overlays(curated, [annotation], [{"clip_id": "b", "events": list(EVENTS)}])
     assert overlays["a"].rejected_reasons == ("low_motion", "blurry") and not overlays["a"].subjects
     assert overlays["b"].rejected_reasons == () and overlays["b"].subjects[0].label == "the man"

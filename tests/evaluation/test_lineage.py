@@ -156,5 +156,6 @@ def test_the_dataset_browser_lists_every_clip_with_its_preview(traced_project):
     curated = read_table(store, f"tables/curated_clips/{SHARD}.parquet").to_pylist()
     assert [r["clip_id"] for r in data["rows"]] == [c["clip_id"] for c in curated]
     for row in data["rows"]:
-        assert (store.path("reports") / row["preview"]).resolve() == store.path(f"previews/{SHARD}/{row['clip_id']}.mp4")
+        linked = (store.path("reports") / row["preview"]).resolve()
+        assert linked == store.path(f"previews/{SHARD}/{row['clip_id']}.mp4") and linked.is_file()
     assert "://" not in page  # no CDN: the page needs nothing but the store
