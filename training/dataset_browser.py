@@ -116,8 +116,9 @@ def dataset_browser(ctx: StageContext) -> dict[str, Any]:
         curated = read_table(ctx.store, f"tables/curated_clips/{shard}.parquet",
                              needed_by="dataset_browser").to_pylist()
         annotations = read_table(ctx.store, f"tables/annotations/{shard}.parquet", needed_by="dataset_browser")
-        previews = {r["clip_id"]: r for r in read_table(ctx.store, f"tables/clip_previews/{shard}.parquet",
-                                                          needed_by="dataset_browser").to_pylist()}
+        previews_key = f"tables/clip_previews/{shard}.parquet"
+        previews = {r["clip_id"]: r for r in read_table(ctx.store, previews_key).to_pylist()} \
+            if ctx.store.exists(marker_key("clip_previews", shard)) else {}
         rows += browser_rows(curated, annotations.to_pylist(), previews,
                              [s for s in sample_rows if s["shard"] == shard], scores, taus)
     examples = quartile_examples(rows, len(taus), ctx.params.dataset_browser.examples_per_quartile)
@@ -136,11 +137,14 @@ def dataset_browser(ctx: StageContext) -> dict[str, Any]:
     }
 
 
-def curriculum_inputs_hash(ctx: StageContext) -> str:
-    """Fingerprint of the curriculum tables the page reads (aggregate outputs, not per-shard).
+def browser_inputs_hash(ctx: StageContext) -> str:
+    """Fingerprint of what the page reads beyond its per-shard upstream: the curriculum tables
+    (aggregate outputs) and each shard's previews. A shard annotated before previews existed is
+    listed without them (`clips_without_preview`) rather than failing the page, so the page is
+    redone when they appear.
 
     Raises:
-        StageInputError: one of them has not run.
+        StageInputError: a curriculum table has not been built.
     """
     digest = hashlib.sha256()
     for stage in _AGGREGATE_INPUTS:
@@ -148,6 +152,10 @@ def curriculum_inputs_hash(ctx: StageContext) -> str:
         if not ctx.store.exists(key):
             raise StageInputError(f"stage 'dataset_browser' needs {stage!r}, which has not run")
         digest.update(f"{stage}:{read_json(ctx.store, key)['fingerprint']}".encode())
+    for shard in ctx.shards:
+        key = marker_key("clip_previews", shard)
+        found = read_json(ctx.store, key)["fingerprint"] if ctx.store.exists(key) else "absent"
+        digest.update(f"clip_previews/{shard}:{found}".encode())
     return digest.hexdigest()[:20]
 
 

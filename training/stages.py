@@ -393,15 +393,15 @@ TRAINING_STAGES: dict[str, StageSpec] = {
 
 
 def _browser_spec() -> StageSpec:
-    from training.dataset_browser import curriculum_inputs_hash, dataset_browser
+    from training.dataset_browser import browser_inputs_hash, dataset_browser
 
-    # Per shard it reads the previews, curated clips and annotations; the curriculum tables
-    # (one aggregate output each) enter the fingerprint through curriculum_inputs_hash.
+    # Per shard it reads the curated clips and annotations; the curriculum tables (one aggregate
+    # output each) and the previews (optional: links only) enter through browser_inputs_hash.
     return StageSpec("dataset_browser", dataset_browser, ("dataset_browser",),
-                     ("clip_previews", "curated_clips", "annotations"), ("training.dataset_browser", *_CODE),
+                     ("curated_clips", "annotations"), ("training.dataset_browser", *_CODE),
                      "Static HTML page over every gated shard's clips: previews, captions, entities, difficulty, "
                      "quartile and phase, filters, and easy-to-hard examples per quartile.",
-                     input_hash=curriculum_inputs_hash, aggregate=True)
+                     input_hash=browser_inputs_hash, aggregate=True)
 
 
 TRAINING_STAGES["dataset_browser"] = _browser_spec()

@@ -52,3 +52,21 @@ def test_embedded_data_cannot_close_its_script_tag():
     page = render_page(rows, quartile_examples(rows, 4, 2), TAUS, "t")
     payload = page.split('<script type="application/json" id="data">', 1)[1].split("</script>", 1)[0]
     assert json.loads(payload)["rows"][0]["caption"] == rows[0]["caption"]
+
+
+def test_the_page_is_redone_when_a_shards_previews_appear_and_needs_the_curriculum(tmp_path):
+    from core.errors import StageInputError
+    from core.stage import AGGREGATE, StageContext, marker_key
+    from core.storage import LocalObjectStore
+    from core.tables import write_json
+    from training.dataset_browser import browser_inputs_hash
+
+    store = LocalObjectStore(tmp_path)
+    ctx = StageContext("dataset_browser", AGGREGATE, None, store, ("s-000",))
+    with pytest.raises(StageInputError, match="training_samples"):
+        browser_inputs_hash(ctx)
+    for stage in ("training_samples", "difficulty_scores", "difficulty_quartiles"):
+        write_json(store, marker_key(stage, AGGREGATE), {"fingerprint": f"fp-{stage}"})
+    without = browser_inputs_hash(ctx)
+    write_json(store, marker_key("clip_previews", "s-000"), {"fingerprint": "fp-previews"})
+    assert browser_inputs_hash(ctx) != without
