@@ -390,3 +390,18 @@ TRAINING_STAGES: dict[str, StageSpec] = {
                   "Phases, tau and inter-clip ratio per phase; schedule JSON and DeepSpeed config."),
     )
 }
+
+
+def _browser_spec() -> StageSpec:
+    from training.dataset_browser import browser_inputs_hash, dataset_browser
+
+    # Per shard it reads the curated clips and annotations; the curriculum tables (one aggregate
+    # output each) and the previews (optional: links only) enter through browser_inputs_hash.
+    return StageSpec("dataset_browser", dataset_browser, ("dataset_browser",),
+                     ("curated_clips", "annotations"), ("training.dataset_browser", *_CODE),
+                     "Static HTML page over every gated shard's clips: previews, captions, entities, difficulty, "
+                     "quartile and phase, filters, and easy-to-hard examples per quartile.",
+                     input_hash=browser_inputs_hash, aggregate=True)
+
+
+TRAINING_STAGES["dataset_browser"] = _browser_spec()
