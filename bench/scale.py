@@ -35,6 +35,9 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+# Ray gives its workers the driver's script folder on sys.path when the driver has it; here
+# that folder holds bench/curation.py, which would shadow the curation package on the workers.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
 
 SHARD = "scale-000"
