@@ -109,3 +109,16 @@ def test_a_stage_killed_mid_shard_resumes_with_only_the_unfinished_items(tmp_pat
     again = run_stage(STAGES["clip_quality"], "tiny-000", params, store, force=True)
     assert again.metadata["items_processed"] == clips and again.metadata["items_resumed"] == 0
     assert store.get_bytes("tables/clip_quality/tiny-000.parquet") == table
+
+
+def test_a_lost_ray_worker_is_retried_and_a_stage_error_on_ray_is_not():
+    ray_exceptions = pytest.importorskip("ray.exceptions")
+    from assets.runner import is_transient
+
+    assert is_transient(ray_exceptions.WorkerCrashedError())
+    assert is_transient(ray_exceptions.ActorDiedError())
+    try:
+        raise ValueError("clip decoded to zero frames")
+    except ValueError as cause:
+        on_ray = ray_exceptions.RayTaskError("analyse_stored_clip", "traceback", cause).as_instanceof_cause()
+    assert isinstance(on_ray, ValueError) and not is_transient(on_ray)
