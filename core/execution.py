@@ -294,7 +294,8 @@ class RayEngine:
             sink(*ray.get(ready[0]))
 
     def _actors(self, ray, work, env_ref, items, todo, sink) -> None:
-        size = self.cfg.batch_size
+        # Smaller batches when a shard has few items, so that every actor of the pool gets some.
+        size = max(1, min(self.cfg.batch_size, -(-len(todo) // self.cfg.workers)))
         batches = [[(i, items[i]) for i in todo[k:k + size]] for k in range(0, len(todo), size)]
         gpus = self.cfg.gpus_per_actor if work.uses_gpu else 0.0
         actor_cls = ray.remote(_ModelWorker).options(num_cpus=self.cfg.cpus_per_worker, num_gpus=gpus,
@@ -358,9 +359,8 @@ def run_items(ctx: StageContext, work: ItemWork, items: Sequence[Any], *,
         results[index] = result
         report(task, len(results), len(items), label(items[index]) if label else str(index))
 
-    local_env = ItemEnv(ctx.params, ctx.store, ctx.shard)
-    env = local_env if engine.name == "local" else ItemEnv(ctx.params, portable_store(ctx.store, ctx.params), ctx.shard)
-    engine.map(work, env, items, todo, sink)
+    store = ctx.store if engine.name == "local" else portable_store(ctx.store, ctx.params)
+    engine.map(work, ItemEnv(ctx.params, store, ctx.shard), items, todo, sink)
     report(task, len(items), len(items), "done")
     missing = [i for i in range(len(items)) if i not in results]
     if missing:
