@@ -41,7 +41,12 @@ Calling it from a stage (any stage body; this is how scene_clips can fan out per
 
 An item's result must be picklable and should be small (a table row, not frames); an item
 that writes files (clips) should write them under its own final key before returning, so a
-recorded result never points at a file that is not there.
+recorded result never points at a file that is not there. For scene_clips that means: one
+item per usable video (`env.store`, `env.params.scene_clips`), each clip encoded into
+`temp_dir()` and put at `clips/<shard>/<clip_id>.mp4` with `store.put_file` (atomic per
+object) inside the item, the item returning its clip and cut rows; after `run_items` the
+stage deletes objects under `clips/<shard>/` that no row names (left by an earlier run with
+other cuts) instead of publishing a staged prefix at the end, which a resumed run would lose.
 """
 
 from __future__ import annotations
