@@ -390,3 +390,6 @@ def scratch_area(params: Params, stage: str, shard: str) -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+        for parent in (folder.parent, folder.parent.parent):  # empty stage / scratch folders too
+            with contextlib.suppress(OSError):
+                parent.rmdir()
