@@ -59,6 +59,11 @@ _DETERMINISTIC_OS_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryErro
 _TRANSIENT_MESSAGES = ("CUDA out of memory", "CUDA error", "NCCL", "out of memory", "Connection reset",
                        "timed out")
 _TRANSIENT_MODULES = ("botocore", "urllib3", "requests", "http", "lakefs", "lakefs_sdk", "minio")
+# Ray losing a worker, an actor, a node or an object (preemption, OOM kill): the step's rerun
+# resumes from its recorded items. An exception raised by a stage's own code arrives as
+# RayTaskError and is judged by its cause, like any other.
+_TRANSIENT_RAY_ERRORS = {"RayActorError", "WorkerCrashedError", "NodeDiedError", "ObjectLostError",
+                         "LocalRayletDiedError", "OutOfMemoryError"}
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -70,6 +75,8 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, (OSError, TimeoutError, MemoryError)):
         return True
     if type(exc).__module__.split(".")[0] in _TRANSIENT_MODULES:
+        return True
+    if any(c.__module__ == "ray.exceptions" and c.__name__ in _TRANSIENT_RAY_ERRORS for c in type(exc).__mro__):
         return True
     return isinstance(exc, RuntimeError) and any(m in str(exc) for m in _TRANSIENT_MESSAGES)
 

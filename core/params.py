@@ -754,6 +754,46 @@ class LakeFSParams(Section):
         return f"{self.branch_prefix}{self.run_name}"
 
 
+# ---------------------------------------------------------------- execution engine
+
+
+class ExecutionParams(Section):
+    """Where a stage's per-item work runs (core/execution.py); never what it produces."""
+
+    engine: Literal["local", "ray"] = "local"
+    workers: Annotated[int, Field(ge=1, le=100_000)] = 2
+    ray_address: str | None = None  # None: a local Ray with `workers` CPUs; else "auto" or "ray://host:port"
+    batch_size: Annotated[int, Field(ge=1, le=4096)] = 4
+    max_in_flight: Annotated[int, Field(ge=1, le=64)] = 2
+    cpus_per_worker: Annotated[float, Field(gt=0.0, le=256.0)] = 1.0
+    gpus_per_actor: Annotated[float, Field(ge=0.0, le=8.0)] = 0.0
+    object_store_memory_mb: Annotated[int, Field(ge=75)] | None = None  # Ray's minimum is 75 MiB
+    scratch_dir: str = ".scratch"
+
+    @field_validator("ray_address")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        import re
+
+        if v is not None and v != "auto" and not re.fullmatch(r"(ray://)?[A-Za-z0-9.-]+:\d{1,5}", v):
+            raise ValueError('expected null, "auto", "host:port" or "ray://host:port"')
+        return v
+
+    @field_validator("gpus_per_actor")
+    @classmethod
+    def _gpu_share(cls, v: float) -> float:
+        # Ray places a fractional GPU request only if it is below 1; above 1 it must be whole.
+        if v > 1 and v != int(v):
+            raise ValueError("expected a share below 1 (0.25: four actors per GPU) or a whole number of GPUs")
+        return v
+
+    @model_validator(mode="after")
+    def _local_only_settings(self) -> ExecutionParams:
+        if self.ray_address is not None and self.object_store_memory_mb is not None:
+            raise ValueError("object_store_memory_mb sizes a local Ray; a cluster sets its own (ray_address is set)")
+        return self
+
+
 class Params(Section):
     storage: StorageParams
     demo_pool: DemoPoolParams
@@ -779,6 +819,7 @@ class Params(Section):
     retraining: RetrainingParams
     orchestration: OrchestrationParams
     lakefs: LakeFSParams = LakeFSParams()  # data versioning; off unless params.yaml turns it on
+    execution: ExecutionParams = ExecutionParams()  # local in-process unless params.yaml says ray
 
     @model_validator(mode="after")
     def _step_counts_fill_every_phase(self) -> Params:

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import StageInputError
+from core.execution import progress_prefix, scratch_area
 from core.params import Params, section_dict
-from core.storage import ObjectStore
+from core.storage import ObjectStore, scratch_root
 from core.tables import read_json, write_json
 
 
@@ -39,6 +40,8 @@ class StageContext:
     store: ObjectStore
     # For an aggregate stage (one output over many shards): the shards it reads.
     shards: tuple[str, ...] = ()
+    # The run's stage fingerprint: per-item progress is recorded under it (core.execution).
+    fingerprint: str = ""
 
     def table_key(self, name: str | None = None) -> str:
         return f"tables/{name or self.stage}/{self.shard}.parquet"
@@ -157,11 +160,17 @@ def run_stage(
     # vouching for them, and readers, who trust only the marker, never use a half-written set.
     store.delete_prefix(key)
     start = time.perf_counter()
-    metadata = spec.fn(StageContext(spec.name, shard, params, store, shards))
+    # Working files go to a folder of this stage and shard that the next run clears, so a
+    # killed run's partial files do not pile up in the system temp folder.
+    with scratch_area(params, spec.name, shard) as scratch, scratch_root(scratch):
+        metadata = spec.fn(StageContext(spec.name, shard, params, store, shards, fingerprint))
     seconds = time.perf_counter() - start
     metadata = {**metadata, "seconds": round(seconds, 3)}
     write_json(store, key, {"stage": spec.name, "shard": shard, "shards": list(shards), "fingerprint": fingerprint,
                             "metadata": metadata})
+    # The marker now vouches for the outputs: the per-item results that let a killed run
+    # resume are no longer needed.
+    store.delete_prefix(progress_prefix(spec.name, shard))
     return StageResult(spec.name, shard, fingerprint, False, seconds, metadata)
 
 

@@ -12,6 +12,7 @@ the Dagster resource and the demo get it, so stages only ever see this interface
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import shutil
 import tempfile
@@ -215,6 +216,23 @@ def open_params_store(params: Params, *, credentials: tuple[str, str, str | None
     return open_store(storage.backend, str(params.resolve(storage.root)), storage.s3, credentials=credentials)
 
 
+# The scratch folder of the stage run in progress (core.stage.run_stage sets it): temp_dir
+# creates its directories there, where the next run of the stage finds and removes them.
+_SCRATCH_ROOT: contextvars.ContextVar[Path | None] = contextvars.ContextVar("reactid_scratch_root", default=None)
+
+
+@contextlib.contextmanager
+def scratch_root(folder: Path) -> Iterator[Path]:
+    """Make `temp_dir` create its directories under `folder` inside this block."""
+    token = _SCRATCH_ROOT.set(folder)
+    try:
+        yield folder
+    finally:
+        _SCRATCH_ROOT.reset(token)
+
+
 def temp_dir(prefix: str = "reactid-") -> tempfile.TemporaryDirectory[str]:
-    """A scratch directory for work files that never become objects."""
-    return tempfile.TemporaryDirectory(prefix=prefix)
+    """A scratch directory for work files that never become objects: under the running
+    stage's scratch folder, else the system temp folder."""
+    root = _SCRATCH_ROOT.get()
+    return tempfile.TemporaryDirectory(prefix=prefix, dir=root)

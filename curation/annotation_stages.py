@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from core.progress import report
+from core.execution import ItemEnv, ItemWork, model_device, run_items
 from core.stage import StageContext, counts_by
 from core.tables import read_table, to_table, write_table
 from curation import annotation_schemas as S
@@ -32,14 +32,21 @@ def _clips(ctx: StageContext) -> dict[str, dict]:
             for r in _rows(ctx, "curated_clips") if r["kept"]}
 
 
-def _clip_frames(ctx: StageContext, clip: dict, n: int, width: int = 448) -> np.ndarray:
+def _clip_frames(store, clip: dict, n: int, width: int = 448) -> np.ndarray:
     """`n` frames spread over a clip, for the pretrained VLM backends."""
     from curation.video_io import decode_frames
 
-    with ctx.store.open_stream(clip["clip_key"]) as stream:  # on S3: ranged reads, no local copy
+    with store.open_stream(clip["clip_key"]) as stream:  # on S3: ranged reads, no local copy
         batch = decode_frames(stream, width=width)
     idx = np.linspace(0, len(batch.frames) - 1, min(n, len(batch.frames))).round().astype(int)
     return batch.frames[idx]
+
+
+def _load_vlm(env: ItemEnv, model: str, **kwargs):
+    """Qwen2.5-VL behind the captioner interface, once per worker, on the worker's device."""
+    from curation.pretrained.captioner import VlmCaptioner
+
+    return VlmCaptioner(model, device=model_device(env.params), **kwargs)
 
 
 # ---------------------------------------------------------------- captions
@@ -60,30 +67,40 @@ def sidecar_caption(video: dict, start_s: float, end_s: float) -> tuple[str | No
     return video.get("caption"), "embedded:sidecar-caption(video)"
 
 
-def captions(ctx: StageContext) -> dict[str, Any]:
+def load_caption_models(env: ItemEnv):
+    """spaCy's entity pipeline (plural checks) and, pretrained, the VLM captioner."""
+    from curation.entities import extract_entities
+
+    extract_entities("a man")  # builds the cached spaCy pipeline of this worker
+    cfg = env.params.captions
+    return _load_vlm(env, cfg.model, num_frames=cfg.frames) if cfg.backend == "pretrained" else None
+
+
+def caption_clip(env: ItemEnv, captioner, item: tuple[dict, dict]) -> dict[str, Any]:
+    """The captions row of one clip: the VLM's caption or the pool's sidecar caption."""
     from curation.entities import extract_entities, plural_entities
 
+    cfg = env.params.captions
+    clip, video = item
+    if captioner is not None:
+        text, backend = captioner.caption(_clip_frames(env.store, clip, cfg.frames)), captioner.name
+    else:
+        text, backend = sidecar_caption(video, clip["start_s"], clip["end_s"])
+    plural = plural_entities(extract_entities(text)) if text else []
+    reason = "no_caption" if not text else ("plural_entities" if plural and cfg.drop_plural else None)
+    return {"clip_id": clip["clip_id"], "shard": env.shard, "caption": text, "caption_backend": backend,
+            "word_count": len(text.split()) if text else 0, "plural_entities": plural,
+            "kept": reason is None, "drop_reason": reason}
+
+
+def captions(ctx: StageContext) -> dict[str, Any]:
+    """Subject-centric caption per clip (one item per clip); plural-entity captions dropped."""
     cfg = ctx.params.captions
     clips = _clips(ctx)
     videos = {r["video_id"]: r for r in _rows(ctx, "raw_videos")}
-    captioner = None
-    if cfg.backend == "pretrained":
-        from curation.pretrained.captioner import VlmCaptioner
-
-        captioner = VlmCaptioner(cfg.model, num_frames=cfg.frames)
-    rows = []
-    for i, (clip_id, clip) in enumerate(clips.items()):
-        report(f"captions[{ctx.shard}]", i, len(clips), clip_id)
-        if captioner is not None:
-            text, backend = captioner.caption(_clip_frames(ctx, clip, cfg.frames)), captioner.name
-        else:
-            text, backend = sidecar_caption(videos[clip["video_id"]], clip["start_s"], clip["end_s"])
-        plural = plural_entities(extract_entities(text)) if text else []
-        reason = "no_caption" if not text else ("plural_entities" if plural and cfg.drop_plural else None)
-        rows.append({"clip_id": clip_id, "shard": ctx.shard, "caption": text, "caption_backend": backend,
-                     "word_count": len(text.split()) if text else 0, "plural_entities": plural,
-                     "kept": reason is None, "drop_reason": reason})
-    report(f"captions[{ctx.shard}]", len(clips), len(clips), "done")
+    work = ItemWork(caption_clip, setup=load_caption_models, uses_gpu=cfg.backend == "pretrained")
+    run = run_items(ctx, work, [(c, videos[c["video_id"]]) for c in clips.values()], label=lambda it: it[0]["clip_id"])
+    rows = run.results
     write_table(ctx.store, ctx.table_key(), to_table(rows, S.CAPTIONS))
     words = np.array([r["word_count"] for r in rows]) if rows else np.zeros(0)
     return {"table": ctx.table_key(), "clips_in": len(rows), "captions_kept": sum(r["kept"] for r in rows),
@@ -91,7 +108,7 @@ def captions(ctx: StageContext) -> dict[str, Any]:
             "word_count": {"median": float(np.median(words)) if len(words) else None,
                            "share_ge_50": float((words >= 50).mean()) if len(words) else None},
             "backend": rows[0]["caption_backend"] if rows else cfg.backend,
-            "preview": _preview(rows, ["clip_id", "word_count", "kept", "drop_reason", "caption"])}
+            "preview": _preview(rows, ["clip_id", "word_count", "kept", "drop_reason", "caption"]), **run.metadata()}
 
 
 # ---------------------------------------------------------------- entities
@@ -106,44 +123,57 @@ def usable_fine_label(text: str) -> bool:
     return bool(text) and _LABEL.fullmatch(text.strip()) is not None and len(text.split()) <= MAX_FINE_LABEL_WORDS
 
 
-def entities(ctx: StageContext) -> dict[str, Any]:
-    """Taxonomy entities of each kept caption; living subjects get a fine-grained label
-    from caption context (embedded) or from the VLM looking at the clip (pretrained)."""
+def load_entity_models(env: ItemEnv):
+    """spaCy's entity pipeline and, pretrained, the VLM that labels living subjects."""
     from curation.entities import extract_entities
 
+    extract_entities("a man")  # builds the cached spaCy pipeline of this worker
+    cfg = env.params.entities
+    return _load_vlm(env, cfg.model) if cfg.backend == "pretrained" else None
+
+
+def clip_entities(env: ItemEnv, vlm, item: tuple[dict, dict]) -> list[dict[str, Any]]:
+    """The entities rows of one kept caption."""
+    from curation.entities import extract_entities
+
+    cap, clip = item
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for m in extract_entities(cap["caption"]):
+        if m.label in seen:
+            continue  # one subject per label in a single-focus caption
+        seen.add(m.label)
+        fine, backend = m.fine_label, "embedded:spacy-taxonomy"
+        if vlm is not None and m.category == "living":
+            from curation.pretrained.errors import ModelOutputError
+
+            try:
+                answer = vlm.fine_label(_clip_frames(env.store, clip, 4), m.label)
+            except ModelOutputError:
+                answer = ""
+            # A label is a short plain noun phrase; any other answer keeps the caption's label.
+            if usable_fine_label(answer):
+                fine, backend = answer, vlm.name
+        rows.append({"clip_id": cap["clip_id"], "shard": env.shard, "entity_id": f"{cap['clip_id']}-e{len(seen) - 1}",
+                     "label": m.label, "category": m.category, "is_human": m.is_human, "fine_label": fine,
+                     "mention": m.text, "entity_backend": backend})
+    return rows
+
+
+def entities(ctx: StageContext) -> dict[str, Any]:
+    """Taxonomy entities of each kept caption (one item per caption); living subjects get a
+    fine-grained label from caption context (embedded) or from the VLM looking at the clip
+    (pretrained)."""
     cfg = ctx.params.entities
     clips = _clips(ctx)
-    vlm = None
-    if cfg.backend == "pretrained":
-        from curation.pretrained.captioner import VlmCaptioner
-
-        vlm = VlmCaptioner(cfg.model)
-    rows = []
     caps = [r for r in _rows(ctx, "captions") if r["kept"]]
-    for cap in caps:
-        seen: set[str] = set()
-        for m in extract_entities(cap["caption"]):
-            if m.label in seen:
-                continue  # one subject per label in a single-focus caption
-            seen.add(m.label)
-            fine, backend = m.fine_label, "embedded:spacy-taxonomy"
-            if vlm is not None and m.category == "living":
-                from curation.pretrained.errors import ModelOutputError
-
-                try:
-                    answer = vlm.fine_label(_clip_frames(ctx, clips[cap["clip_id"]], 4), m.label)
-                except ModelOutputError:
-                    answer = ""
-                # A label is a short plain noun phrase; any other answer keeps the caption's label.
-                if usable_fine_label(answer):
-                    fine, backend = answer, vlm.name
-            rows.append({"clip_id": cap["clip_id"], "shard": ctx.shard, "entity_id": f"{cap['clip_id']}-e{len(seen) - 1}",
-                         "label": m.label, "category": m.category, "is_human": m.is_human, "fine_label": fine,
-                         "mention": m.text, "entity_backend": backend})
+    work = ItemWork(clip_entities, setup=load_entity_models, uses_gpu=cfg.backend == "pretrained")
+    run = run_items(ctx, work, [(c, clips[c["clip_id"]]) for c in caps], label=lambda it: it[0]["clip_id"])
+    rows = [row for clip_rows in run.results for row in clip_rows]
     write_table(ctx.store, ctx.table_key(), to_table(rows, S.ENTITIES))
     return {"table": ctx.table_key(), "clips_in": len(caps), "entities": len(rows),
             "by_category": counts_by([r["category"] for r in rows]), "labels": counts_by([r["label"] for r in rows]),
-            "preview": _preview(rows, ["entity_id", "label", "category", "fine_label"])}
+            "preview": _preview(rows, ["entity_id", "label", "category", "fine_label"]), **run.metadata()}
 
 
 # ---------------------------------------------------------------- attributes
@@ -162,46 +192,94 @@ def sidecar_attributes(video: dict, start_s: float, end_s: float) -> dict | None
     return json.loads(video["attributes_json"]) if video.get("attributes_json") else None
 
 
+def load_attribute_models(env: ItemEnv):
+    cfg = env.params.attributes
+    return _load_vlm(env, cfg.model) if cfg.backend == "pretrained" else None
+
+
+def human_attributes(env: ItemEnv, vlm, item: tuple[dict, dict, dict]) -> dict[str, Any]:
+    """The attributes row of one human entity: the VLM's answer or the pool's sidecar."""
+    e, clip, video = item
+    if vlm is not None:
+        from curation.pretrained.errors import ModelOutputError
+
+        try:
+            found, backend = vlm.describe_attributes(_clip_frames(env.store, clip, 4)), vlm.name
+        except ModelOutputError as exc:  # one bad answer is recorded, the shard goes on
+            found, backend = None, f"not computed ({vlm.name} answer unparsable: {str(exc)[:80]})"
+    else:
+        found = sidecar_attributes(video, clip["start_s"], clip["end_s"])
+        backend = "embedded:sidecar-metadata" if found else "not computed (no sidecar attributes, embedded backend)"
+    found = found or {}
+    return {"clip_id": e["clip_id"], "shard": env.shard, "entity_id": e["entity_id"],
+            **{k: found.get(k) for k in ATTRIBUTE_KEYS}, "attribute_backend": backend}
+
+
 def attributes(ctx: StageContext) -> dict[str, Any]:
     """DH-FaceVid attributes of human subjects (ethnicity, gender, age, expression, attire)."""
     cfg = ctx.params.attributes
     clips = _clips(ctx)
     videos = {r["video_id"]: r for r in _rows(ctx, "raw_videos")}
-    vlm = None
-    if cfg.backend == "pretrained":
-        from curation.pretrained.captioner import VlmCaptioner
-
-        vlm = VlmCaptioner(cfg.model)
-    rows = []
-    for e in (e for e in _rows(ctx, "entities") if e["is_human"]):
-        clip = clips[e["clip_id"]]
-        if vlm is not None:
-            from curation.pretrained.errors import ModelOutputError
-
-            try:
-                found, backend = vlm.describe_attributes(_clip_frames(ctx, clip, 4)), vlm.name
-            except ModelOutputError as exc:  # one bad answer is recorded, the shard goes on
-                found, backend = None, f"not computed ({vlm.name} answer unparsable: {str(exc)[:80]})"
-        else:
-            found = sidecar_attributes(videos[clip["video_id"]], clip["start_s"], clip["end_s"])
-            backend = "embedded:sidecar-metadata" if found else "not computed (no sidecar attributes, embedded backend)"
-        found = found or {}
-        rows.append({"clip_id": e["clip_id"], "shard": ctx.shard, "entity_id": e["entity_id"],
-                     **{k: found.get(k) for k in ATTRIBUTE_KEYS}, "attribute_backend": backend})
+    items = [(e, clips[e["clip_id"]], videos[clips[e["clip_id"]]["video_id"]])
+             for e in _rows(ctx, "entities") if e["is_human"]]
+    work = ItemWork(human_attributes, setup=load_attribute_models if cfg.backend == "pretrained" else None,
+                    uses_gpu=cfg.backend == "pretrained")
+    run = run_items(ctx, work, items, label=lambda it: it[0]["entity_id"])
+    rows = run.results
     write_table(ctx.store, ctx.table_key(), to_table(rows, S.ATTRIBUTES))
     return {"table": ctx.table_key(), "humans": len(rows),
             "with_attributes": sum(any(r[k] for k in ATTRIBUTE_KEYS) for r in rows),
             "backends": counts_by([r["attribute_backend"] for r in rows]),
-            "preview": _preview(rows, ["entity_id", *ATTRIBUTE_KEYS])}
+            "preview": _preview(rows, ["entity_id", *ATTRIBUTE_KEYS]), **run.metadata()}
 
 
 # ---------------------------------------------------------------- timelines
 
 
-def timelines(ctx: StageContext) -> dict[str, Any]:
-    """Sub-actions with start/end seconds, in ReactID-Data's timeline shape."""
+def load_timeline_models(env: ItemEnv):
+    """Qwen2.5-VL (proposals) and CLIP (alignment re-scoring), once per worker."""
+    from curation.pretrained.timeline import ClipAlignmentScorer, VlmTimelineProposer
+
+    cfg = env.params.timelines
+    device = model_device(env.params)
+    return VlmTimelineProposer(cfg.proposal_model, device=device), ClipAlignmentScorer(cfg.alignment_model, device=device)
+
+
+def clip_timeline(env: ItemEnv, models, item: tuple[dict, list[dict], dict, dict]) -> dict[str, Any]:
+    """One clip's timeline row, or {"unparsable": why} when the VLM's answer cannot be read."""
     from curation.timelines import segment_track
 
+    cfg = env.params.timelines
+    clip, subs, cap, ents = item
+    if models is not None:
+        from curation.pretrained.errors import ModelOutputError
+
+        proposer, scorer = models
+        try:
+            events, backend = _pretrained_events(env.store, clip, proposer, scorer), f"{proposer.name}+{scorer.name}"
+        except ModelOutputError as exc:  # the clip gets no timeline, with its reason
+            return {"unparsable": str(exc)[:200]}
+    else:
+        events, backend = [], "embedded:track-change-points"
+        for sub in subs:
+            times = np.asarray(sub["frame_indices"], float) / clip["fps"]
+            segs = segment_track(times, np.asarray(sub["boxes"], float), clip["width"], clip["height"],
+                                 penalty=cfg.penalty, min_segment_s=cfg.min_segment_s, walk=cfg.walk_speed,
+                                 run=cfg.run_speed, scale=cfg.scale_rate, bob=cfg.bob_speed)
+            subject = ents[sub["entity_id"]]["fine_label"]
+            for k, seg in enumerate(segs):
+                end = clip["duration_s"] if k == len(segs) - 1 else seg.end_s
+                start = 0.0 if k == 0 else seg.start_s
+                # rounding must not push the last event past the clip's end
+                events.append({"start": round(start, 3), "end": min(round(end, 3), clip["duration_s"]),
+                               "description": seg.description, "subject": subject})
+    events.sort(key=lambda ev: (ev["start"], ev["subject"]))
+    return {"clip_id": clip["clip_id"], "shard": env.shard, "global_caption": cap["caption"],
+            "event_count": len(events), "events": events, "timeline_backend": backend}
+
+
+def timelines(ctx: StageContext) -> dict[str, Any]:
+    """Sub-actions with start/end seconds, in ReactID-Data's timeline shape (one item per clip)."""
     cfg = ctx.params.timelines
     clips = _clips(ctx)
     caps = {r["clip_id"]: r for r in _rows(ctx, "captions") if r["kept"]}
@@ -210,50 +288,22 @@ def timelines(ctx: StageContext) -> dict[str, Any]:
     for s in _rows(ctx, "subjects"):
         if s["verified"] and ents[s["entity_id"]]["category"] == "living":
             by_clip.setdefault(s["clip_id"], []).append(s)
-    proposer = scorer = None
-    if cfg.backend == "pretrained":
-        from curation.pretrained.timeline import ClipAlignmentScorer, VlmTimelineProposer
-
-        proposer, scorer = VlmTimelineProposer(cfg.proposal_model), ClipAlignmentScorer(cfg.alignment_model)
-    rows, unparsable = [], {}
-    for i, (clip_id, subs) in enumerate(by_clip.items()):
-        report(f"timelines[{ctx.shard}]", i, len(by_clip), clip_id)
-        clip = clips[clip_id]
-        if proposer is not None:
-            from curation.pretrained.errors import ModelOutputError
-
-            try:
-                events, backend = _pretrained_events(ctx, clip, proposer, scorer), f"{proposer.name}+{scorer.name}"
-            except ModelOutputError as exc:  # the clip gets no timeline, with its reason
-                unparsable[clip_id] = str(exc)[:200]
-                continue
-        else:
-            events, backend = [], "embedded:track-change-points"
-            for sub in subs:
-                times = np.asarray(sub["frame_indices"], float) / clip["fps"]
-                segs = segment_track(times, np.asarray(sub["boxes"], float), clip["width"], clip["height"],
-                                     penalty=cfg.penalty, min_segment_s=cfg.min_segment_s, walk=cfg.walk_speed,
-                                     run=cfg.run_speed, scale=cfg.scale_rate, bob=cfg.bob_speed)
-                subject = ents[sub["entity_id"]]["fine_label"]
-                for k, seg in enumerate(segs):
-                    end = clip["duration_s"] if k == len(segs) - 1 else seg.end_s
-                    start = 0.0 if k == 0 else seg.start_s
-                    # rounding must not push the last event past the clip's end
-                    events.append({"start": round(start, 3), "end": min(round(end, 3), clip["duration_s"]),
-                                   "description": seg.description, "subject": subject})
-        events.sort(key=lambda ev: (ev["start"], ev["subject"]))
-        rows.append({"clip_id": clip_id, "shard": ctx.shard, "global_caption": caps[clip_id]["caption"],
-                     "event_count": len(events), "events": events, "timeline_backend": backend})
-    report(f"timelines[{ctx.shard}]", len(by_clip), len(by_clip), "done")
+    items = [(clips[clip_id], subs, caps[clip_id], {s["entity_id"]: ents[s["entity_id"]] for s in subs})
+             for clip_id, subs in by_clip.items()]
+    pretrained = cfg.backend == "pretrained"
+    work = ItemWork(clip_timeline, setup=load_timeline_models if pretrained else None, uses_gpu=pretrained)
+    run = run_items(ctx, work, items, label=lambda it: it[0]["clip_id"])
+    rows = [r for r in run.results if "unparsable" not in r]
+    unparsable = {it[0]["clip_id"]: r["unparsable"] for it, r in zip(items, run.results, strict=True) if "unparsable" in r}
     write_table(ctx.store, ctx.table_key(), to_table(rows, S.TIMELINES))
     return {"table": ctx.table_key(), "clips": len(rows), "events": sum(r["event_count"] for r in rows),
-            "unparsable_answers": unparsable,
+            "unparsable_answers": unparsable, **run.metadata(),
             "descriptions": counts_by([ev["description"] for r in rows for ev in r["events"]]),
             "preview": _preview([{**r, "events": "; ".join(f"{e['start']:.1f}-{e['end']:.1f}s {e['description']}"
                                                           for e in r["events"])} for r in rows], ["clip_id", "events"])}
 
 
-def _pretrained_events(ctx: StageContext, clip: dict, proposer, scorer) -> list[dict]:
+def _pretrained_events(store, clip: dict, proposer, scorer) -> list[dict]:
     """Qwen2.5-VL proposals re-scored by video-text alignment (paper Sec. 3.3.1 ensemble).
 
     The paper's ensemble has three candidates per sub-action (the VLM, UniMD, TFVTG); no
@@ -263,7 +313,7 @@ def _pretrained_events(ctx: StageContext, clip: dict, proposer, scorer) -> list[
     from curation.pretrained.timeline import alignment_scores, select_best_candidates
     from curation.video_io import decode_frames
 
-    with ctx.store.open_stream(clip["clip_key"]) as stream:  # on S3: ranged reads, no local copy
+    with store.open_stream(clip["clip_key"]) as stream:  # on S3: ranged reads, no local copy
         batch = decode_frames(stream, width=448, sample_fps=2.0)
     timeline = proposer.propose(batch.frames, 2.0, clip["duration_s"])
     candidates = [[a] for a in timeline.actions]

@@ -87,7 +87,6 @@ CLIP_QUALITY = pa.schema(
         ("technical_backend", pa.string()),
         ("aesthetic", pa.float64()),  # null when not computed
         ("aesthetic_backend", pa.string()),
-        ("analysis_seconds", pa.float64()),
     ]
 )
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ParamsError
+from core.execution import ItemEnv, ItemWork, run_items
 from core.progress import report
 from core.stage import StageContext, StageSpec, counts_by
 from core.storage import temp_dir
@@ -64,44 +65,47 @@ def demo_pool(ctx: StageContext) -> dict[str, Any]:
 # ---------------------------------------------------------------- raw_videos
 
 
+def probe_entry(env: ItemEnv, models: None, entry) -> dict[str, Any]:
+    """The raw_videos row of one pool entry: probed, or quarantined with its reason."""
+    from curation import video_io as vio
+
+    cfg = env.params.raw_videos
+    row: dict[str, Any] = {
+        "video_id": entry.video_id, "shard": env.shard, "source_path": entry.location,
+        "caption": entry.caption, "identity": entry.identity, "source": entry.source,
+        "segments_json": json.dumps(list(entry.segments)) if entry.segments else None,
+        "attributes_json": json.dumps(entry.attributes) if entry.attributes else None,
+    }
+    try:
+        if entry.suffix.lower() not in cfg.extensions:
+            raise vio.ProbeError(vio.UNSUPPORTED_EXTENSION, f"extension {entry.suffix!r} not in raw_videos.extensions")
+        with vio.open_location(env.store, entry.location) as src:  # a stored video: streamed, not copied
+            info = vio.probe(src)
+        row.update(
+            duration_s=info.duration_s, fps=info.fps, width=info.width, height=info.height, codec=info.codec,
+            frame_count=info.frame_count, rotation=info.rotation, container=info.container, size_bytes=info.size_bytes,
+        )
+        if info.width < cfg.min_width or info.height < cfg.min_height:
+            raise vio.ProbeError(vio.LOW_RESOLUTION, f"{info.width}x{info.height} below {cfg.min_width}x{cfg.min_height}")
+        if not cfg.min_fps <= info.fps <= cfg.max_fps:
+            raise vio.ProbeError(vio.BAD_FPS, f"{info.fps:.2f} fps outside [{cfg.min_fps}, {cfg.max_fps}]")
+        if info.duration_s < cfg.min_duration_s:
+            raise vio.ProbeError(vio.TOO_SHORT, f"{info.duration_s:.2f} s below {cfg.min_duration_s} s")
+        row.update(status="ok", reason=None, detail=None)
+    except vio.ProbeError as exc:
+        row.update(status="quarantined", reason=exc.reason, detail=exc.detail)
+    return row
+
+
 def raw_videos(ctx: StageContext) -> dict[str, Any]:
     """Register a shard of the raw pool (a folder on disk or a prefix of the store) and probe
-    every file; quarantine what cannot be used."""
-    from curation import video_io as vio
+    every file (one item per video on the execution engine); quarantine what cannot be used."""
     from curation.registry import raw_pool
 
-    cfg = ctx.params.raw_videos
     pool = raw_pool(ctx.params, ctx.store)
     entries = pool.list_shard(ctx.shard)
-    rows = []
-    for i, entry in enumerate(entries):
-        report(f"raw_videos[{ctx.shard}]", i, len(entries), entry.name)
-        row: dict[str, Any] = {
-            "video_id": entry.video_id, "shard": ctx.shard, "source_path": entry.location,
-            "caption": entry.caption, "identity": entry.identity, "source": entry.source,
-            "segments_json": json.dumps(list(entry.segments)) if entry.segments else None,
-            "attributes_json": json.dumps(entry.attributes) if entry.attributes else None,
-        }
-        try:
-            if entry.suffix.lower() not in cfg.extensions:
-                raise vio.ProbeError(vio.UNSUPPORTED_EXTENSION, f"extension {entry.suffix!r} not in raw_videos.extensions")
-            with vio.open_location(ctx.store, entry.location) as src:  # a stored video: streamed, not copied
-                info = vio.probe(src)
-            row.update(
-                duration_s=info.duration_s, fps=info.fps, width=info.width, height=info.height, codec=info.codec,
-                frame_count=info.frame_count, rotation=info.rotation, container=info.container, size_bytes=info.size_bytes,
-            )
-            if info.width < cfg.min_width or info.height < cfg.min_height:
-                raise vio.ProbeError(vio.LOW_RESOLUTION, f"{info.width}x{info.height} below {cfg.min_width}x{cfg.min_height}")
-            if not cfg.min_fps <= info.fps <= cfg.max_fps:
-                raise vio.ProbeError(vio.BAD_FPS, f"{info.fps:.2f} fps outside [{cfg.min_fps}, {cfg.max_fps}]")
-            if info.duration_s < cfg.min_duration_s:
-                raise vio.ProbeError(vio.TOO_SHORT, f"{info.duration_s:.2f} s below {cfg.min_duration_s} s")
-            row.update(status="ok", reason=None, detail=None)
-        except vio.ProbeError as exc:
-            row.update(status="quarantined", reason=exc.reason, detail=exc.detail)
-        rows.append(row)
-    report(f"raw_videos[{ctx.shard}]", len(entries), len(entries), "done")
+    run = run_items(ctx, ItemWork(probe_entry), entries, label=lambda e: e.name)
+    rows = run.results
     write_table(ctx.store, ctx.table_key(), to_table(rows, schemas.RAW_VIDEOS))
     ok = [r for r in rows if r["status"] == "ok"]
     quarantined = [r for r in rows if r["status"] != "ok"]
@@ -115,6 +119,7 @@ def raw_videos(ctx: StageContext) -> dict[str, Any]:
         "total_duration_s": round(sum(r["duration_s"] for r in ok), 2),
         "quarantine_preview": _preview(quarantined, ["video_id", "reason", "detail"], 20),
         "preview": _preview(ok, ["video_id", "duration_s", "fps", "width", "height", "codec"]),
+        **run.metadata(),
     }
 
 
@@ -262,24 +267,41 @@ def analyse_clip(path, cfg, aesthetic_scorer=None) -> dict[str, Any]:
     }
 
 
-def clip_quality(ctx: StageContext) -> dict[str, Any]:
-    """Motion, text overlays, technical quality and (pretrained) aesthetics per clip."""
-    cfg = ctx.params.clip_quality
-    clips = [r for r in read_table(ctx.store, ctx.table_key("scene_clips"), needed_by="clip_quality").to_pylist() if r["kept"]]
-    scorer = None
+def load_quality_models(env: ItemEnv):
+    """The models clip_quality runs, loaded once per worker: RapidOCR at the analysis width
+    (its sessions are cached per process) and, with the pretrained backend, CLIP + the LAION
+    aesthetic head."""
+    cfg = env.params.clip_quality
+    if cfg.ocr_backend == "embedded":
+        from curation.quality import _rapidocr
+
+        _rapidocr(cfg.analysis_width)
     if cfg.aesthetic_backend == "pretrained":
         from curation.aesthetic import LaionAestheticScorer
 
-        scorer = LaionAestheticScorer(ctx.params.resolve(cfg.aesthetic_mlp_path), cfg.aesthetic_clip_model)
-    rows = []
-    for i, clip in enumerate(clips):
-        report(f"clip_quality[{ctx.shard}]", i, len(clips), clip["clip_id"])
-        with ctx.store.open_stream(clip["clip_key"]) as stream:  # on S3: ranged reads, no local copy
-            rows.append({"clip_id": clip["clip_id"], **analyse_clip(stream, cfg, scorer)})
-    report(f"clip_quality[{ctx.shard}]", len(clips), len(clips), "done")
+        return LaionAestheticScorer(env.params.resolve(cfg.aesthetic_mlp_path), cfg.aesthetic_clip_model)
+    return None
+
+
+def analyse_stored_clip(env: ItemEnv, scorer, clip: dict) -> dict[str, Any]:
+    """The clip_quality row of one kept clip, with its analysis time."""
+    with env.store.open_stream(clip["clip_key"]) as stream:  # on S3: ranged reads, no local copy
+        row = {"clip_id": clip["clip_id"], **analyse_clip(stream, env.params.clip_quality, scorer)}
+    return row
+
+
+def clip_quality(ctx: StageContext) -> dict[str, Any]:
+    """Motion, text overlays, technical quality and (pretrained) aesthetics per clip, one
+    item per clip through an actor pool that holds the OCR (and aesthetic) models."""
+    cfg = ctx.params.clip_quality
+    clips = [r for r in read_table(ctx.store, ctx.table_key("scene_clips"), needed_by="clip_quality").to_pylist() if r["kept"]]
+    work = ItemWork(analyse_stored_clip, setup=load_quality_models, uses_gpu=cfg.aesthetic_backend == "pretrained")
+    run = run_items(ctx, work, clips, label=lambda c: c["clip_id"])
+    # Timings vary from run to run and engine to engine: metadata, never table data.
+    seconds = sum(r["analysis_seconds"] for r in run.results)
+    rows = [{k: v for k, v in r.items() if k != "analysis_seconds"} for r in run.results]
     write_table(ctx.store, ctx.table_key(), to_table(rows, schemas.CLIP_QUALITY))
     frames = sum(r["frames_analysed"] for r in rows)
-    seconds = sum(r["analysis_seconds"] for r in rows)
     return {
         "table": ctx.table_key(),
         "clips_in": len(clips),
@@ -292,6 +314,7 @@ def clip_quality(ctx: StageContext) -> dict[str, Any]:
         "aesthetic_backend": rows[0]["aesthetic_backend"] if rows else None,
         "ocr_backend": cfg.ocr_backend,
         "preview": _preview(rows, ["clip_id", "motion_foreground", "has_text", "text_free_area", "sharpness", "noise"]),
+        **run.metadata(),
     }
 
 

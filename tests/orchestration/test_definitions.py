@@ -2,7 +2,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("torch", "diffusers", "transformers", "great_expectations", "deepspeed")
+HEAVY = ("torch", "diffusers", "transformers", "great_expectations", "deepspeed", "ray", "dagster_ray")
 
 
 def test_code_location_loads_without_heavy_libraries(repo_root):

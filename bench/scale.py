@@ -1,0 +1,275 @@
+"""Benchmark of curation throughput and of the execution engines, ratios measured in one run.
+
+On procedural 720p multi-shot footage (curation.synth; >= 3 minutes by default):
+- video-seconds per CPU-second of the curation stages (raw_videos, scene_clips,
+  clip_quality, curated_clips) on the local engine, and per wall-second;
+- curation / decode-only: the same stages against one decode of every usable video at the
+  scene stage's analysis width (the least any curation must do);
+- peak RSS of the worker (local: the one process; ray: each Ray worker, sampled);
+- wall time of the fanned-out stages (raw_videos, clip_quality, captions, entities,
+  subjects, faces, attributes, timelines) on `ray` with --workers workers against `local`
+  with one, on the same shard, and whether their tables are byte-identical.
+
+Each configuration runs in its own process (clean peak-RSS figures). The footage is
+generated once into bench/results/ and reused. Prints one JSON object.
+
+Usage: python bench/scale.py [--distinct 8] [--copies 4] [--width 1280] [--height 720]
+       [--fps 12] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+# Ray gives its workers the driver's script folder on sys.path when the driver has it; here
+# that folder holds bench/curation.py, which would shadow the curation package on the workers.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(ROOT))
+
+SHARD = "scale-000"
+CURATION = ("raw_videos", "scene_clips", "clip_quality", "curated_clips")
+FANNED_OUT = ("raw_videos", "clip_quality", "captions", "entities", "subjects", "faces", "attributes", "timelines")
+UPSTREAM_ONLY = ("scene_clips", "curated_clips")  # not fanned out here: run once, then reused
+
+
+# ---------------------------------------------------------------- footage and project
+
+
+def build_footage(folder: Path, distinct: int, copies: int, width: int, height: int, fps: int) -> Path:
+    """`distinct` procedural videos (every recipe: cuts, flashes, overlays, static, pans,
+    short scenes, broken files), each stored `copies` times under its own name."""
+    from curation.synth import build_demo_shard
+
+    shard_dir = folder / SHARD
+    if (folder / "complete").exists():
+        return shard_dir
+    shutil.rmtree(folder, ignore_errors=True)
+    build_demo_shard(folder, folder / "ground_truth", shard=SHARD, kind="procedural", seed=21, n_videos=distinct,
+                     width=width, height=height, fps=fps)
+    lines = [json.loads(x) for x in (shard_dir / "manifest.jsonl").read_text().splitlines() if x.strip()]
+    extra = []
+    for copy in range(1, copies):
+        for row in lines:
+            if row.get("identity") is None:
+                continue  # the broken files: once is enough
+            name = f"{Path(row['path']).stem}-copy{copy}.mp4"
+            shutil.copyfile(shard_dir / row["path"], shard_dir / name)
+            extra.append({**row, "path": name})
+    with open(shard_dir / "manifest.jsonl", "a") as fh:
+        for row in extra:
+            fh.write(json.dumps(row) + "\n")
+    (folder / "complete").write_text("")
+    return shard_dir
+
+
+def write_project(folder: Path, pool_root: Path) -> Path:
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["storage"]["root"] = "data"
+    raw["raw_videos"]["pool_root"] = str(pool_root)
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+# ---------------------------------------------------------------- child processes
+
+
+def _cpu_s() -> float:
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
+
+
+class WorkerRss:
+    """Peak RSS of every process below this one (Ray's workers), sampled every 0.2 s."""
+
+    def __init__(self) -> None:
+        self.peak: dict[int, tuple[str, float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.wait(0.2):
+            for proc in me.children(recursive=True):
+                try:
+                    name, rss = proc.name(), proc.memory_info().rss / 2**20
+                except psutil.Error:
+                    continue
+                if rss > self.peak.get(proc.pid, ("", 0.0))[1]:
+                    self.peak[proc.pid] = (name, rss)
+
+    def __enter__(self) -> WorkerRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def workers_mb(self) -> list[float]:
+        """Peak RSS of the Ray worker processes (tasks and actors), largest first."""
+        return sorted((round(rss, 1) for name, rss in self.peak.values() if name.startswith("ray::")), reverse=True)
+
+
+def _run_stages(params, store, stages) -> dict[str, float]:
+    from core.stage import run_stage
+    from curation.stages import STAGES
+
+    seconds = {}
+    for name in stages:
+        start = time.perf_counter()
+        run_stage(STAGES[name], SHARD, params, store, force=True)
+        seconds[name] = round(time.perf_counter() - start, 3)
+    return seconds
+
+
+def child_curate(params_path: Path) -> dict:
+    """Local engine: the curation stages, then a decode-only pass over the same videos."""
+    from core.params import load_params
+    from core.storage import LocalObjectStore
+    from core.tables import read_table
+    from curation.video_io import decode_frames
+
+    params = load_params(params_path)
+    store = LocalObjectStore(params.resolve(params.storage.root))
+    cpu0, t0 = _cpu_s(), time.perf_counter()
+    per_stage = _run_stages(params, store, CURATION)
+    wall, cpu = time.perf_counter() - t0, _cpu_s() - cpu0
+    peak = _peak_rss_mb()
+    videos = [r for r in read_table(store, f"tables/raw_videos/{SHARD}.parquet").to_pylist() if r["status"] == "ok"]
+    cpu0, t0 = _cpu_s(), time.perf_counter()
+    for video in videos:
+        decode_frames(video["source_path"], width=params.scene_clips.analysis_width)
+    decode_wall, decode_cpu = time.perf_counter() - t0, _cpu_s() - cpu0
+    return {"per_stage_s": per_stage, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "peak_rss_mb": peak,
+            "video_s": round(sum(v["duration_s"] for v in videos), 2), "videos_ok": len(videos),
+            "decode_wall_s": round(decode_wall, 3), "decode_cpu_s": round(decode_cpu, 3)}
+
+
+def child_fanout(params_path: Path) -> dict:
+    """The fanned-out stages on the engine params `execution` names."""
+    from core.execution import connect_ray
+    from core.params import load_params
+    from core.storage import LocalObjectStore
+
+    params = load_params(params_path)
+    store = LocalObjectStore(params.resolve(params.storage.root))
+    startup = None
+    with WorkerRss() as rss:
+        if params.execution.engine == "ray":
+            t0 = time.perf_counter()
+            connect_ray(params.execution)
+            startup = round(time.perf_counter() - t0, 3)
+        t0 = time.perf_counter()
+        per_stage = _run_stages(params, store, FANNED_OUT)
+        wall = time.perf_counter() - t0
+    return {"engine": params.execution.engine, "workers": params.execution.workers, "wall_s": round(wall, 3),
+            "ray_startup_s": startup, "per_stage_s": per_stage, "driver_peak_rss_mb": _peak_rss_mb(),
+            "ray_worker_peak_rss_mb": rss.workers_mb()}
+
+
+def _child(phase: str, params_path: Path) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", phase, "--params", str(params_path)],
+                         capture_output=True, text=True, cwd=params_path.parent)
+    if out.returncode:
+        raise RuntimeError(f"{phase} failed:\n{out.stderr[-4000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _set_execution(params_path: Path, **execution) -> None:
+    raw = yaml.safe_load(params_path.read_text())
+    raw["execution"].update(execution)
+    params_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+def _tables(data: Path) -> dict[str, bytes]:
+    return {p.relative_to(data).as_posix(): p.read_bytes() for p in sorted((data / "tables").rglob("*.parquet"))}
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--distinct", type=int, default=8, help="distinct procedural videos")
+    ap.add_argument("--copies", type=int, default=4, help="times each usable video is stored")
+    ap.add_argument("--width", type=int, default=1280)
+    ap.add_argument("--height", type=int, default=720)
+    ap.add_argument("--fps", type=int, default=12)
+    ap.add_argument("--workers", type=int, default=2, help="workers of the ray engine")
+    ap.add_argument("--child", choices=("curate", "fanout"), help=argparse.SUPPRESS)
+    ap.add_argument("--params", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps((child_curate if args.child == "curate" else child_fanout)(args.params)))
+        return
+
+    load_start = os.getloadavg()
+    footage = ROOT / "bench" / "results" / f"scale-footage-{args.width}x{args.height}-{args.fps}fps-{args.distinct}x{args.copies}"
+    t0 = time.perf_counter()
+    pool = build_footage(footage, args.distinct, args.copies, args.width, args.height, args.fps)
+    footage_s = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory(prefix="reactid-scale-") as tmp:
+        params_path = write_project(Path(tmp), pool.parent)
+        curate = _child("curate", params_path)
+        # Each engine then redoes the fanned-out stages in graph order over the curated clips.
+        _set_execution(params_path, engine="local", workers=1)
+        local = _child("fanout", params_path)
+        local_tables = _tables(Path(tmp) / "data")
+        _set_execution(params_path, engine="ray", workers=args.workers)
+        on_ray = _child("fanout", params_path)
+        ray_tables = _tables(Path(tmp) / "data")
+    load_end = os.getloadavg()
+    video_s = curate["video_s"]
+    print(json.dumps({
+        "benchmark": "scale",
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                    "load_avg_1m_start": round(load_start[0], 2), "load_avg_1m_end": round(load_end[0], 2),
+                    "note": "load averages above the CPU count mean other processes shared the CPUs"},
+        "footage": {"source": "procedural (curation.synth), multi-shot", "distinct_videos": args.distinct,
+                    "copies": args.copies, "videos_ok": curate["videos_ok"], "width": args.width,
+                    "height": args.height, "fps": args.fps, "video_s": video_s,
+                    "generated_s": round(footage_s, 1), "cache": str(footage.relative_to(ROOT))},
+        "curation_local": {
+            "stages": list(CURATION), "wall_s": curate["wall_s"], "cpu_s": curate["cpu_s"],
+            "per_stage_s": curate["per_stage_s"],
+            "video_s_per_cpu_s": round(video_s / curate["cpu_s"], 3),
+            "video_s_per_wall_s": round(video_s / curate["wall_s"], 3),
+            "peak_rss_mb": curate["peak_rss_mb"],
+        },
+        "decode_only": {"what": "every usable video decoded once at scene_clips.analysis_width",
+                        "wall_s": curate["decode_wall_s"], "cpu_s": curate["decode_cpu_s"]},
+        "ratio_curation_to_decode_wall": round(curate["wall_s"] / curate["decode_wall_s"], 2),
+        "ratio_curation_to_decode_cpu": round(curate["cpu_s"] / curate["decode_cpu_s"], 2),
+        "engines": {
+            "stages": list(FANNED_OUT), "not_fanned_out": list(UPSTREAM_ONLY),
+            "local_1": local, f"ray_{args.workers}": on_ray,
+            "speedup_ray_over_local_wall": round(local["wall_s"] / on_ray["wall_s"], 3),
+            "speedup_including_ray_startup": round(local["wall_s"] / (on_ray["wall_s"] + on_ray["ray_startup_s"]), 3),
+            "tables_identical": local_tables == ray_tables,
+        },
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

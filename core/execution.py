@@ -1,0 +1,395 @@
+"""The engine that runs a stage's per-item work: in process (`local`) or on Ray (`ray`).
+
+Dagster (or `reactid stage` under `dvc repro`) runs one stage for one shard; inside it, the
+work is a list of items (videos, clips, subjects) and a pure function of one item. This
+module maps that function over the items on the engine params `execution` names, and
+records every finished item so that a rerun after a crash does only the unfinished ones.
+
+Why it is shaped like this:
+- **Same tables from every engine.** Results come back in input order whatever order the
+  workers finish in, and the per-item function is the same code on both engines, so a
+  table written from them is byte-for-byte the same (tests/core/test_execution.py and
+  tests/orchestration/test_ray_engine.py check it).
+- **Models loaded once per worker.** Work that needs a model (OCR, dlib, the pretrained
+  backends) names a `setup` function; on `ray` each actor of a pool calls it once and then
+  takes batches of `execution.batch_size` items; pretrained models ask for
+  `execution.gpus_per_actor` of a GPU. Work without a model runs as one Ray task per item.
+- **Streaming, bounded.** Items are submitted as workers free up, at most
+  `execution.max_in_flight` batches queued per worker, and each result is recorded the
+  moment it arrives: decoding and inference of different items overlap, nothing waits for
+  the whole shard, and memory stays bounded by what is in flight.
+- **Per-item resume.** Each finished item's result is one small object
+  `progress/<stage>/<shard>/<fingerprint>/<index>.pkl`, written atomically through the
+  object store. The key carries the stage fingerprint, so results computed from other code,
+  params or inputs are never reused (a run removes them). core.stage.run_stage still writes
+  the completion marker last and then drops the progress objects.
+- **Ray only when asked.** `ray` is imported inside the functions that use it; loading the
+  Dagster code location never imports it.
+
+Calling it from a stage (any stage body; this is how scene_clips can fan out per video):
+
+    from core.execution import ItemWork, run_items
+
+    def probe_one(env, models, video):          # module level, so it pickles by reference
+        ...                                     # env.params, env.store, env.shard
+        return row
+
+    run = run_items(ctx, ItemWork(probe_one), videos, label=lambda v: v["video_id"])
+    rows = run.results                          # input order; run.processed / run.resumed
+    # with a model: ItemWork(analyse_one, setup=load_models, uses_gpu=True); setup(env)
+    # runs once per worker and its return value is `models`.
+
+An item's result must be picklable and should be small (a table row, not frames); an item
+that writes files (clips) should write them under its own final key before returning, so a
+recorded result never points at a file that is not there. For scene_clips that means: one
+item per usable video (`env.store`, `env.params.scene_clips`), each clip encoded into
+`temp_dir()` and put at `clips/<shard>/<clip_id>.mp4` with `store.put_file` (atomic per
+object) inside the item, the item returning its clip and cut rows; after `run_items` the
+stage deletes objects under `clips/<shard>/` that no row names (left by an earlier run with
+other cuts) instead of publishing a staged prefix at the end, which a resumed run would lose.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core.errors import StorageError
+from core.progress import report
+
+if TYPE_CHECKING:
+    from core.params import ExecutionParams, Params
+    from core.stage import StageContext
+    from core.storage import ObjectStore
+
+
+# ---------------------------------------------------------------- the work
+
+
+@dataclass(frozen=True)
+class ItemWork:
+    """What a stage does to one item.
+
+    Args:
+        process: `process(env, models, item) -> result`; a module-level function (Ray
+            pickles it by reference). `models` is what `setup` returned, else None.
+        setup: `setup(env) -> models`: loads the models once per worker. Work with a setup
+            runs in actor pools on `ray`; without one, as one task per item.
+        uses_gpu: the models want a GPU: each actor asks for `execution.gpus_per_actor`.
+    """
+
+    process: Callable[[ItemEnv, Any, Any], Any]
+    setup: Callable[[ItemEnv], Any] | None = None
+    uses_gpu: bool = False
+
+
+@dataclass(frozen=True)
+class ItemEnv:
+    """What every item of a stage's run shares: settings, the store, the shard."""
+
+    params: Params
+    store: ObjectStore
+    shard: str
+
+
+@dataclass(frozen=True)
+class ItemRun:
+    """Results of a stage's items, in input order, and how they were obtained."""
+
+    results: list[Any]
+    processed: int  # items computed by this run
+    resumed: int  # items whose result a killed run had recorded
+    engine: str
+
+    def metadata(self) -> dict[str, Any]:
+        return {"engine": self.engine, "items_processed": self.processed, "items_resumed": self.resumed}
+
+
+# ---------------------------------------------------------------- per-item progress
+
+
+def progress_prefix(stage: str, shard: str) -> str:
+    """Where a stage's finished items of one shard are recorded until its marker is written."""
+    return f"progress/{stage}/{shard}"
+
+
+class ItemProgress:
+    """Finished items of one stage run, one object per item, keyed by the stage fingerprint."""
+
+    def __init__(self, store: ObjectStore, stage: str, shard: str, fingerprint: str) -> None:
+        if not fingerprint:
+            raise ValueError(f"{stage}[{shard}]: per-item progress needs the stage fingerprint")
+        self.store = store
+        self.root = progress_prefix(stage, shard)
+        self.prefix = f"{self.root}/{fingerprint}"
+
+    def _key(self, index: int) -> str:
+        return f"{self.prefix}/{index:07d}.pkl"
+
+    def load(self, n_items: int) -> dict[int, Any]:
+        """Results recorded under this fingerprint; progress of other fingerprints (older
+        code, params or inputs) is removed, it can never be reused."""
+        done: dict[int, Any] = {}
+        for key in self.store.list(self.root):
+            if not key.startswith(self.prefix + "/"):
+                self.store.delete_prefix(key)
+                continue
+            name = key.rsplit("/", 1)[1]
+            if not name.endswith(".pkl") or not name[:-4].isdigit():
+                continue
+            index = int(name[:-4])
+            if index < n_items:
+                # Our own objects, written by this stage's code under its own fingerprint.
+                done[index] = pickle.loads(self.store.get_bytes(key))
+        return done
+
+    def record(self, index: int, result: Any) -> None:
+        self.store.put_bytes(self._key(index), pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def model_device(params: Params) -> str:
+    """Where a worker puts its pretrained models: "cuda" when params give model actors a
+    GPU share (Ray then limits the actor to its GPU) and this process sees a GPU, else "cpu"."""
+    if params.execution.gpus_per_actor <= 0:
+        return "cpu"
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# ---------------------------------------------------------------- stores on workers
+
+
+class _StoreFromParams:
+    """An object store that a Ray worker opens for itself from params `storage` (a store
+    holding credentials is never pickled; the workers read them from their environment)."""
+
+    def __init__(self, params: Params) -> None:
+        self._params = params
+        self._store: ObjectStore | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_params": self._params, "_store": None}
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._store is None:
+            from core.storage import open_params_store
+
+            self._store = open_params_store(self._params)
+        return getattr(self._store, name)
+
+
+def portable_store(store: ObjectStore, params: Params) -> ObjectStore:
+    """`store` itself when it can travel to another process, else one that reopens there."""
+    try:
+        pickle.dumps(store)
+        return store
+    except (TypeError, AttributeError, pickle.PicklingError):
+        return _StoreFromParams(params)  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------- engines
+
+
+ResultSink = Callable[[int, Any], None]
+
+
+class LocalEngine:
+    """Every item in this process, one after the other (the embedded default)."""
+
+    name = "local"
+
+    def map(self, work: ItemWork, env: ItemEnv, items: Sequence[Any], todo: list[int], sink: ResultSink) -> None:
+        if not todo:
+            return
+        models = work.setup(env) if work.setup is not None else None
+        for i in todo:
+            sink(i, work.process(env, models, items[i]))
+
+
+def _process_one(work: ItemWork, env: ItemEnv, index: int, item: Any) -> tuple[int, Any]:
+    return index, work.process(env, None, item)
+
+
+class _ModelWorker:
+    """A Ray actor: loads the work's models once, then processes batches of items."""
+
+    def __init__(self, work: ItemWork, env: ItemEnv) -> None:
+        self.work, self.env = work, env
+        self.models = work.setup(env) if work.setup is not None else None
+
+    def process_batch(self, batch: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
+        return [(i, self.work.process(self.env, self.models, item)) for i, item in batch]
+
+
+# The local Ray this process started: (workers, object store MiB), to restart on a change.
+_LOCAL_RAY: tuple[int, int | None] | None = None
+
+
+def connect_ray(cfg: ExecutionParams) -> None:
+    """Start the local Ray params `execution` describes, or connect to its cluster (once
+    per process; an existing connection, e.g. a dagster-ray resource's, is kept)."""
+    global _LOCAL_RAY
+    import ray
+
+    if cfg.ray_address is not None:
+        if not ray.is_initialized():
+            ray.init(address=cfg.ray_address)
+        return
+    wanted = (cfg.workers, cfg.object_store_memory_mb)
+    if ray.is_initialized():
+        if _LOCAL_RAY in (None, wanted):
+            return  # ours with these settings, or one a resource (dagster-ray) connected
+        ray.shutdown()
+    # A local Ray on one machine: no token authentication, no usage reporting; its workers
+    # import this project from where the driver does (not from another installed copy).
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    root = str(Path(__file__).resolve().parents[1])
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if root not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([root, *paths])
+    ray.init(
+        address="local", num_cpus=cfg.workers, include_dashboard=False, log_to_driver=True,
+        object_store_memory=cfg.object_store_memory_mb * 2**20 if cfg.object_store_memory_mb else None,
+    )
+    _LOCAL_RAY = wanted
+
+
+class RayEngine:
+    """Items as Ray tasks, or batches through actor pools that hold the models."""
+
+    name = "ray"
+
+    def __init__(self, cfg: ExecutionParams) -> None:
+        self.cfg = cfg
+        connect_ray(cfg)
+
+    def map(self, work: ItemWork, env: ItemEnv, items: Sequence[Any], todo: list[int], sink: ResultSink) -> None:
+        if not todo:
+            return
+        import ray
+
+        env_ref = ray.put(env)
+        if work.setup is None:
+            self._tasks(ray, work, env_ref, items, todo, sink)
+        else:
+            self._actors(ray, work, env_ref, items, todo, sink)
+
+    def _tasks(self, ray, work, env_ref, items, todo, sink) -> None:
+        task = ray.remote(_process_one).options(num_cpus=self.cfg.cpus_per_worker, max_retries=0)
+        limit = self.cfg.workers * self.cfg.max_in_flight
+        queue = iter(todo)
+        running: list[Any] = []
+        while True:
+            for i in queue:
+                running.append(task.remote(work, env_ref, i, items[i]))
+                if len(running) >= limit:
+                    break
+            if not running:
+                return
+            ready, running = ray.wait(running, num_returns=1)
+            sink(*ray.get(ready[0]))
+
+    def _actors(self, ray, work, env_ref, items, todo, sink) -> None:
+        # Smaller batches when a shard has few items, so that every actor of the pool gets some.
+        size = max(1, min(self.cfg.batch_size, -(-len(todo) // self.cfg.workers)))
+        batches = [[(i, items[i]) for i in todo[k:k + size]] for k in range(0, len(todo), size)]
+        gpus = self.cfg.gpus_per_actor if work.uses_gpu else 0.0
+        actor_cls = ray.remote(_ModelWorker).options(num_cpus=self.cfg.cpus_per_worker, num_gpus=gpus,
+                                                     max_restarts=0)
+        actors = [actor_cls.remote(work, env_ref) for _ in range(min(self.cfg.workers, len(batches)))]
+        try:
+            queue = iter(batches)
+            owner: dict[Any, Any] = {}
+            for actor in actors:  # each actor gets its first batches queued up front
+                for batch in _take(queue, self.cfg.max_in_flight):
+                    owner[actor.process_batch.remote(batch)] = actor
+            while owner:
+                ready, _ = ray.wait(list(owner), num_returns=1)
+                actor = owner.pop(ready[0])
+                for i, result in ray.get(ready[0]):
+                    sink(i, result)
+                for batch in _take(queue, 1):
+                    owner[actor.process_batch.remote(batch)] = actor
+        finally:
+            for actor in actors:  # free their CPUs/GPUs (and memory) for the next stage
+                ray.kill(actor)
+
+
+def _take(it: Iterator[Any], n: int) -> list[Any]:
+    out = []
+    for x in it:
+        out.append(x)
+        if len(out) == n:
+            break
+    return out
+
+
+def open_engine(cfg: ExecutionParams) -> LocalEngine | RayEngine:
+    """The engine params `execution.engine` names."""
+    if cfg.engine == "ray":
+        return RayEngine(cfg)
+    return LocalEngine()
+
+
+# ---------------------------------------------------------------- a stage's items
+
+
+def run_items(ctx: StageContext, work: ItemWork, items: Sequence[Any], *,
+              label: Callable[[Any], str] | None = None) -> ItemRun:
+    """Map `work` over `items` on the engine params `execution` names, resuming from the
+    items a killed run of the same stage fingerprint recorded.
+
+    Returns:
+        ItemRun whose `results` are in the order of `items`.
+    """
+    task = f"{ctx.stage}[{ctx.shard}]"
+    progress = ItemProgress(ctx.store, ctx.stage, ctx.shard, ctx.fingerprint) if ctx.fingerprint else None
+    results: dict[int, Any] = progress.load(len(items)) if progress else {}
+    resumed = len(results)
+    todo = [i for i in range(len(items)) if i not in results]
+    engine = open_engine(ctx.params.execution)
+
+    def sink(index: int, result: Any) -> None:
+        if progress is not None:
+            progress.record(index, result)
+        results[index] = result
+        report(task, len(results), len(items), label(items[index]) if label else str(index))
+
+    store = ctx.store if engine.name == "local" else portable_store(ctx.store, ctx.params)
+    engine.map(work, ItemEnv(ctx.params, store, ctx.shard), items, todo, sink)
+    report(task, len(items), len(items), "done")
+    missing = [i for i in range(len(items)) if i not in results]
+    if missing:
+        raise StorageError(f"{task}: no result for items {missing[:10]} (engine {engine.name})")
+    return ItemRun([results[i] for i in range(len(items))], len(todo), resumed, engine.name)
+
+
+# ---------------------------------------------------------------- scratch files
+
+
+@contextlib.contextmanager
+def scratch_area(params: Params, stage: str, shard: str) -> Iterator[Path]:
+    """The local folder a stage run keeps its working files in:
+    `<execution.scratch_dir>/<stage>/<shard>/`. Whatever a killed run left there is
+    removed first, and the folder is removed when the run ends."""
+    import shutil
+
+    folder = params.resolve(params.execution.scratch_dir) / stage / shard
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        for parent in (folder.parent, folder.parent.parent):  # empty stage / scratch folders too
+            with contextlib.suppress(OSError):
+                parent.rmdir()
