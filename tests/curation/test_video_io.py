@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from curation import video_io as vio
+from curation.clip_writing import Segment, write_segments
 
 
 def _write(path, n=24, size=(96, 64), fps=12, seed=0):
@@ -99,11 +100,11 @@ def test_write_segments_one_pass_exact_frames_and_crop(tmp_path):
     src = tmp_path / "src.mp4"
     frames = _write(src, n=30)
     segs = [
-        vio.Segment(0, 10, tmp_path / "a.mp4"),
-        vio.Segment(10, 30, tmp_path / "b.mp4", crop=(0, 0, 48, 32)),
+        Segment(0, 10, tmp_path / "a.mp4"),
+        Segment(10, 30, tmp_path / "b.mp4", crop=(0, 0, 48, 32)),
     ]
     before = vio.DECODE_STATS.total_passes()
-    written = vio.write_segments(src, segs, crf=10)
+    written = write_segments(src, segs, crf=10)
     assert vio.DECODE_STATS.total_passes() == before + 1
     assert written == [10, 20]
     a, b = vio.probe(tmp_path / "a.mp4"), vio.probe(tmp_path / "b.mp4")
