@@ -80,10 +80,22 @@ def write_segments(
         state.ticks += max(0, ticks)
         written[i] = state.ticks
 
+    def finish(i: int) -> None:
+        state = open_[i]
+        # the last frame fills the clip up to its span
+        hold(i, state, clip_ticks(state.held_end_s - state.start_s, float(out_rate)) - state.ticks)
+        state.writer.close()
+        state.tmp.replace(segments[i].dest)
+        del open_[i]
+
     try:
         for decoded in decoder:
             if out_rate is None:
                 out_rate = Fraction(rate).limit_denominator(1001) if rate else decoder.rate
+            # a clip is closed as soon as the video passes its end: only the encoders of
+            # overlapping segments are open at once, however many clips a video gives
+            for i in [i for i in open_ if decoded.index >= segments[i].end]:
+                finish(i)
             for i, seg in enumerate(segments):
                 if not seg.start <= decoded.index < seg.end:
                     continue
@@ -100,12 +112,8 @@ def write_segments(
                     continue
                 hold(i, state, hold_ticks(state.start_s, float(out_rate), state.ticks, decoded.time_s))
                 state.held, state.held_end_s = image, decoded.time_s + decoded.duration_s
-        for i, state in list(open_.items()):
-            # the last frame fills the clip up to its span
-            hold(i, state, clip_ticks(state.held_end_s - state.start_s, float(out_rate)) - state.ticks)
-            state.writer.close()
-            state.tmp.replace(segments[i].dest)
-            del open_[i]
+        for i in list(open_):
+            finish(i)
     finally:
         for state in open_.values():
             with contextlib.suppress(Exception):

@@ -7,7 +7,8 @@ with `context` frames of the neighbouring chunks on either side, and only the cu
 the core are kept. With a context longer than every look-around of the detector (its
 minimum scene length, the flash look-ahead, the merge tolerance), a cut is decided on the
 same frames as in a whole-video pass; a video that fits in one chunk is processed exactly
-as a whole. At most 2 x (window + context) analysis frames are held at any time.
+as a whole. About window + 2 x context frames are held, plus the window being pushed and
+one chunk while it is run.
 """
 
 from __future__ import annotations
@@ -46,50 +47,54 @@ class WindowedCuts:
         self.detect = detect
         self.window = window
         self.context = context
-        self._frames: np.ndarray | None = None
-        self._features: np.ndarray | None = None
-        self._start = 0  # index of the first held frame in the video
+        # the pushed windows still needed, as they came (no copy until a chunk is run)
+        self._held: list[tuple[int, np.ndarray, np.ndarray]] = []  # (first frame index, frames, features)
+        self._end = 0  # index after the last pushed frame
         self._decided = 0  # cuts before this frame are final
         self._cuts: dict[str, list[int]] = {"pyscenedetect": [], "similarity": [], "final": []}
         self._min_similarity: float | None = None
 
     @property
     def held_frames(self) -> int:
-        return 0 if self._frames is None else len(self._frames)
+        return sum(len(frames) for _, frames, _ in self._held)
 
     def push(self, frames: np.ndarray, features: np.ndarray) -> None:
         """The next consecutive frames of the video and their features."""
         if len(frames) != len(features):
             raise ValueError(f"{len(frames)} frames but {len(features)} feature rows")
-        if self._frames is None:
-            self._frames, self._features = frames, features
-        else:
-            self._frames = np.concatenate([self._frames, frames])
-            self._features = np.concatenate([self._features, features])
-        while self._start + self.held_frames - self._decided >= self.window + self.context:
+        if len(frames):
+            self._held.append((self._end, frames, features))
+            self._end += len(frames)
+        while self._end - self._decided >= self.window + self.context:
             self._run(self._decided + self.window)
 
     def finish(self) -> StreamedCuts:
         """Decide the rest of the video; returns every cut."""
-        if self.held_frames:
-            self._run(self._start + self.held_frames)
+        if self._end > self._decided:
+            self._run(self._end)
         return StreamedCuts(**{k: sorted(v) for k, v in self._cuts.items()}, min_adjacent_similarity=self._min_similarity)
 
+    def _slice(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        parts = [(start, f, x) for start, f, x in self._held if start < hi and start + len(f) > lo]
+        frames = [f[max(0, lo - start) : hi - start] for start, f, _ in parts]
+        features = [x[max(0, lo - start) : hi - start] for start, _, x in parts]
+        if len(parts) == 1:
+            return frames[0], features[0]
+        return np.concatenate(frames), np.concatenate(features)
+
     def _run(self, core_end: int) -> None:
-        lo = max(self._start, self._decided - self.context)
-        hi = min(self._start + self.held_frames, core_end + self.context)
-        chunk = slice(lo - self._start, hi - self._start)
-        found = self.detect(self._frames[chunk], self._features[chunk])
+        lo = max(self._held[0][0], self._decided - self.context)
+        hi = min(self._end, core_end + self.context)
+        frames, features = self._slice(lo, hi)
+        found = self.detect(frames, features)
         for name in self._cuts:
             self._cuts[name] += [lo + c for c in getattr(found, name) if self._decided <= lo + c < core_end]
         if len(found.adjacent_similarity):
             low = float(np.min(found.adjacent_similarity))
             self._min_similarity = low if self._min_similarity is None else min(self._min_similarity, low)
         self._decided = core_end
-        drop = max(0, self._decided - self.context - self._start)
-        if drop:
-            self._frames, self._features = self._frames[drop:], self._features[drop:]
-            self._start += drop
+        keep_from = self._decided - self.context
+        self._held = [(start, f, x) for start, f, x in self._held if start + len(f) > keep_from]
 
 
 def timed_segments(cuts: list[int], times: np.ndarray, end_s: float, min_duration_s: float) -> list[SceneSegment]:
