@@ -104,6 +104,8 @@ def timed_segments(cuts: list[int], times: np.ndarray, end_s: float, min_duratio
     the last segment); it is kept when it lasts at least `min_duration_s`.
     """
     n = len(times)
+    if not n:
+        return []
     edges = [0, *sorted(c for c in cuts if 0 < c < n), n]
     out = []
     for k, (a, b) in enumerate(zip(edges[:-1], edges[1:], strict=True)):

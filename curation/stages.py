@@ -202,7 +202,7 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
                 "cuts_pyscenedetect": cuts.pyscenedetect, "cuts_similarity": cuts.similarity, "cuts_final": cuts.final,
                 "min_adjacent_similarity": cuts.min_adjacent_similarity,
                 "similarity_backend": embedder.name,
-                "frames_declared": video["frames_declared"], "duration_s": round(decoder.end_s, 4),
+                "frames_declared": video.get("frames_declared"), "duration_s": round(decoder.end_s, 4),
                 "decode_errors": decoder.decode_errors, "first_decode_error": decoder.first_error,
                 "frames_late": decoder.frames_late,
             })

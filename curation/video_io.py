@@ -490,7 +490,8 @@ class VideoDecoder:
     def _timed(self, container, stream, order: PresentationOrder) -> Iterator[TimedFrame]:
         for frame in self._decoded(container, stream):
             self.frames_decoded += 1
-            # frame.pts is the decoder's best-effort timestamp source; the packet's dts stands in
+            # PyAV 18 exposes no best_effort_timestamp: the frame's pts, else its packet's dts,
+            # which is what FFmpeg's own guess starts from
             pts = frame.pts if frame.pts is not None else frame.dts
             yield from order.push(pts, frame)
         yield from order.flush()

@@ -59,3 +59,4 @@ def test_timed_segments_use_timestamps():
     assert [(s.start_frame, s.end_frame, s.duration_s, s.kept) for s in segments] == [
         (0, 3, 0.12, False), (3, 7, 0.32, True)]
     assert segments[0].drop_reason == "below_min_duration"
+    assert timed_segments([], times[:0], end_s=0.0, min_duration_s=0.2) == []  # nothing decoded: no shot
