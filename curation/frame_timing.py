@@ -86,8 +86,7 @@ class PresentationOrder(Generic[T]):
         """Add a decoded frame; returns the frames now known to be next in presentation order.
 
         Args:
-            pts: the frame's timestamp (its best-effort timestamp; the packet's dts when the
-                decoder gave none), or None.
+            pts: the frame's timestamp (the packet's dts when the decoder gave no pts), or None.
         """
         if pts is None:
             pts = 0 if self._last_key is None else self._last_key + self._ticks_per_frame
