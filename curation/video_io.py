@@ -304,11 +304,12 @@ def probe(src: VideoSource) -> VideoProbe:
             # the last frame lasts as long as the interval before it (what a player shows)
             tail = (last - before_last) if before_last is not None else (last_packet_duration or 1 / (rate * tb))
             span = float((last - first + tail) * tb)
-        complete = (
-            demux_error is None
-            and not (declared and packets < declared)
-            and not (declared_duration and span + 2 / float(rate) < declared_duration)
-        )
+        # A declared count is exact; a declared duration (all Matroska/WebM give) is checked only
+        # without one, with two frames of slack for how long the last frame lasts.
+        if declared:
+            complete = demux_error is None and packets >= declared
+        else:
+            complete = demux_error is None and not (declared_duration and span + 2 / float(rate) < declared_duration)
         codec = stream.codec_context.name
         width, height = stream.codec_context.width, stream.codec_context.height
         fmt = container.format.name
