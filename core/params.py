@@ -168,6 +168,8 @@ class SceneClipsParams(Section):
     encode_preset: Literal[
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"
     ]
+    window_frames: Annotated[int, Field(ge=16)]
+    output_fps: Positive | None
 
 
 class ClipQualityParams(Section):
@@ -187,6 +189,7 @@ class ClipQualityParams(Section):
     aesthetic_clip_model: str
     aesthetic_mlp_path: str
     aesthetic_frames: Annotated[int, Field(ge=1, le=64)]
+    window_frames: Annotated[int, Field(ge=8)]
 
     @model_validator(mode="after")
     def _widths(self) -> ClipQualityParams:
@@ -199,6 +202,11 @@ class ClipQualityParams(Section):
             raise ValueError(
                 f"ocr_fps ({self.ocr_fps}) must not exceed sample_fps ({self.sample_fps}): "
                 "OCR reads a subset of the shared decoded frames"
+            )
+        if self.window_frames < self.aesthetic_frames:
+            raise ValueError(
+                f"window_frames ({self.window_frames}) must be at least aesthetic_frames "
+                f"({self.aesthetic_frames}): the aesthetic frames are chosen among that many"
             )
         return self
 

@@ -1,4 +1,9 @@
-"""Per-clip quality analysers. All of them read the same decoded `FrameBatch`.
+"""Per-clip quality analysers. All of them read the same decoded `FrameBatch`es.
+
+A clip is analysed window by window so that memory does not grow with its length: motion
+and text stream over every sampled frame (`merge_motion`, `merge_text_scans` combine the
+windows exactly), technical quality and aesthetics read a bounded, evenly spread sample of
+frames (`FrameSpread`). A clip that fits in one window is analysed exactly as a whole.
 
 - motion: optical flow with camera motion removed; the score is the foreground's
   residual flow (paper App. B.1 separates foreground and background flow; RAFT there,
@@ -92,6 +97,19 @@ def motion_score(
     return MotionScore(float(np.mean(fg_scores)), float(np.mean(cam_scores)), float(np.mean(fg_fracs)), len(fg_scores))
 
 
+def merge_motion(parts: list[MotionScore]) -> MotionScore:
+    """The motion of a clip from the motion of its windows (each window starting with the last
+    frame of the one before, so that every consecutive pair is counted once): pair-weighted means."""
+    pairs = sum(p.pairs for p in parts)
+    if not pairs:
+        return MotionScore(0.0, 0.0, 0.0, 0)
+
+    def mean(attr: str) -> float:
+        return float(sum(getattr(p, attr) * p.pairs for p in parts) / pairs)
+
+    return MotionScore(mean("foreground"), mean("camera"), mean("foreground_fraction"), pairs)
+
+
 @dataclass(frozen=True)
 class TextScan:
     frames_scanned: int
@@ -180,9 +198,24 @@ def scan_text(
             texts.append(str(text))
             hit = True
         flagged += hit
+    return _text_scan(scanned, flagged, boxes, texts, (src_w, src_h))
+
+
+def _text_scan(scanned: int, flagged: int, boxes: list[tuple[int, int, int, int]], texts: list[str],
+               source_size: tuple[int, int]) -> TextScan:
+    src_w, src_h = source_size
     crop = largest_free_rectangle(src_w, src_h, boxes) if boxes else (0, 0, src_w - src_w % 2, src_h - src_h % 2)
     area = crop[2] * crop[3] / float(src_w * src_h)
     return TextScan(scanned, flagged, boxes, sorted(set(texts)), crop, round(area, 4))
+
+
+def merge_text_scans(parts: list[TextScan], source_size: tuple[int, int]) -> TextScan:
+    """The text scan of a clip from the scans of its windows (windows a multiple of `every`
+    frames long scan the same frames as one pass): the crop avoids every window's boxes."""
+    return _text_scan(
+        sum(p.frames_scanned for p in parts), sum(p.frames_flagged for p in parts),
+        [b for p in parts for b in p.boxes], [t for p in parts for t in p.texts], source_size,
+    )
 
 
 @dataclass(frozen=True)
@@ -246,3 +279,43 @@ def technical_quality(batch: FrameBatch, max_frames: int = 8) -> TechnicalQualit
         noise=float(np.median(noise)),
         blockiness=float(np.median(block)) if native else None,
     )
+
+
+class FrameSpread:
+    """At most `capacity` frames of a stream of batches, spread evenly over it.
+
+    Every frame is kept while they fit; when the buffer overflows, every other kept frame is
+    dropped and from then on only every 2nd (4th, ...) arriving frame is taken, so the kept
+    frames stay evenly spaced and never exceed `capacity`. A stream that fits is kept whole.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
+        self.stride = 1
+        self.seen = 0
+        self._frames: list[np.ndarray] = []
+        self._indices: list[int] = []
+        self._times: list[float] = []
+        self._template: FrameBatch | None = None
+
+    def add(self, batch: FrameBatch) -> None:
+        self._template = self._template or batch
+        for frame, index, t in zip(batch.frames, batch.indices, batch.times, strict=True):
+            if self.seen % self.stride == 0:
+                self._frames.append(frame.copy())  # not a view: the window it came from is released
+                self._indices.append(int(index))
+                self._times.append(float(t))
+                if len(self._frames) > self.capacity:
+                    self._frames, self._indices, self._times = self._frames[::2], self._indices[::2], self._times[::2]
+                    self.stride *= 2
+            self.seen += 1
+
+    def batch(self) -> FrameBatch:
+        """The kept frames as one batch."""
+        if self._template is None or not self._frames:
+            raise ValueError("FrameSpread holds no frame")
+        t = self._template
+        return FrameBatch(np.stack(self._frames), np.asarray(self._indices, np.int64), t.fps, t.source_size,
+                          np.asarray(self._times, np.float64))

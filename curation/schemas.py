@@ -24,6 +24,10 @@ RAW_VIDEOS = pa.schema(
         ("rotation", pa.int32()),
         ("container", pa.string()),
         ("size_bytes", pa.int64()),
+        # frame_count and duration_s are what the file holds; these, what its container declares
+        ("frames_declared", pa.int64()),  # null when the container declares no count (Matroska)
+        ("duration_declared_s", pa.float64()),
+        ("complete", pa.bool_()),  # false: the file ends early (used when what is present is long enough)
     ]
 )
 
@@ -37,6 +41,12 @@ SCENE_CUTS = pa.schema(
         ("cuts_final", pa.list_(pa.int64())),
         ("min_adjacent_similarity", pa.float64()),
         ("similarity_backend", pa.string()),
+        # n_frames is the frames decoded; what the container declares, and how decoding went
+        ("frames_declared", pa.int64()),
+        ("duration_s", pa.float64()),  # from the timestamps: first frame to the end of the last
+        ("decode_errors", pa.int32()),  # packets that failed to decode, or a demux error ending the file
+        ("first_decode_error", pa.string()),
+        ("frames_late", pa.int32()),  # frames whose timestamp came too late to put in order
     ]
 )
 

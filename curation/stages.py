@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -84,14 +85,18 @@ def probe_entry(env: ItemEnv, models: None, entry) -> dict[str, Any]:
         row.update(
             duration_s=info.duration_s, fps=info.fps, width=info.width, height=info.height, codec=info.codec,
             frame_count=info.frame_count, rotation=info.rotation, container=info.container, size_bytes=info.size_bytes,
+            frames_declared=info.frames_declared, duration_declared_s=info.duration_declared_s, complete=info.complete,
         )
         if info.width < cfg.min_width or info.height < cfg.min_height:
             raise vio.ProbeError(vio.LOW_RESOLUTION, f"{info.width}x{info.height} below {cfg.min_width}x{cfg.min_height}")
         if not cfg.min_fps <= info.fps <= cfg.max_fps:
             raise vio.ProbeError(vio.BAD_FPS, f"{info.fps:.2f} fps outside [{cfg.min_fps}, {cfg.max_fps}]")
+        if not info.complete and info.duration_s < cfg.min_duration_s:
+            raise vio.ProbeError(vio.TRUNCATED_SHORT, f"ends early: {_shortfall(info)}, below {cfg.min_duration_s} s")
         if info.duration_s < cfg.min_duration_s:
             raise vio.ProbeError(vio.TOO_SHORT, f"{info.duration_s:.2f} s below {cfg.min_duration_s} s")
-        row.update(status="ok", reason=None, detail=None)
+        # a video that ends early but is long enough is used as far as it goes, and says so
+        row.update(status="ok", reason=None, detail=None if info.complete else f"ends early: {_shortfall(info)}")
     except vio.ProbeError as exc:
         row.update(status="quarantined", reason=exc.reason, detail=exc.detail)
     return row
@@ -117,10 +122,18 @@ def raw_videos(ctx: StageContext) -> dict[str, Any]:
         "quarantined": len(quarantined),
         "quarantine_by_reason": counts_by([r["reason"] for r in quarantined]),
         "total_duration_s": round(sum(r["duration_s"] for r in ok), 2),
+        "partial_videos_used": sum(not r["complete"] for r in ok),
         "quarantine_preview": _preview(quarantined, ["video_id", "reason", "detail"], 20),
         "preview": _preview(ok, ["video_id", "duration_s", "fps", "width", "height", "codec"]),
         **run.metadata(),
     }
+
+
+def _shortfall(info) -> str:
+    """What is present of a video that ends before its container's declaration."""
+    declared = (f"{info.frames_declared} declared frames" if info.frames_declared
+                else f"{info.duration_declared_s} s declared")
+    return f"{info.frame_count} frames ({info.duration_s:.2f} s) present of {declared}"
 
 
 def _raw_pool_hash(ctx: StageContext) -> str:
@@ -133,15 +146,24 @@ def _raw_pool_hash(ctx: StageContext) -> str:
 
 
 def scene_clips(ctx: StageContext) -> dict[str, Any]:
-    """Cut every usable raw video into single-shot clips and write them as H.264 MP4."""
+    """Cut every usable raw video into single-shot clips and write them as H.264 MP4.
+
+    A video streams through the detector in windows (memory does not grow with its length);
+    clip times come from the timestamps and clips are written at a constant rate
+    (`scene_clips.output_fps`, by default the source's average rate) lasting their span."""
+    from curation.clip_writing import Segment, write_segments
     from curation.features import make_embedder
-    from curation.scenes import detect_cuts, segments_from_cuts
-    from curation.video_io import DECODE_STATS, Segment, decode_frames, open_location, write_segments
+    from curation.scene_windows import WindowedCuts, timed_segments
+    from curation.scenes import detect_cuts
+    from curation.video_io import DECODE_STATS, VideoDecoder, open_location
 
     cfg = ctx.params.scene_clips
     raw = read_table(ctx.store, ctx.table_key("raw_videos"), needed_by="scene_clips").to_pylist()
     videos = [r for r in raw if r["status"] == "ok"]
     embedder = make_embedder(cfg.similarity_backend, cfg.pretrained_model)
+    # wider than every look-around of the detector: its minimum scene length, the flash
+    # look-ahead and the merge tolerance
+    context = 2 * max(cfg.min_scene_len_frames, cfg.merge_tolerance_frames, 8)
     clip_rows, cut_rows = [], []
     passes_before = DECODE_STATS.total_passes()
     t_detect = t_write = 0.0
@@ -152,37 +174,51 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
             t0 = time.perf_counter()
             # a video of a store pool is one stream for both passes (ranged reads, no copy)
             with open_location(ctx.store, video["source_path"]) as src:
-                batch = decode_frames(src, width=cfg.analysis_width)
-                cuts = detect_cuts(
-                    batch.frames, embedder.embed(batch.frames), batch.fps, detector=cfg.detector,
-                    adaptive_threshold=cfg.adaptive_threshold, content_threshold=cfg.content_threshold,
-                    min_scene_len=cfg.min_scene_len_frames, similarity_threshold=cfg.similarity_threshold,
-                    tolerance=cfg.merge_tolerance_frames,
+                decoder = VideoDecoder(src, width=cfg.analysis_width)
+                streamed = WindowedCuts(
+                    lambda frames, features, decoder=decoder: detect_cuts(
+                        frames, features, decoder.fps, detector=cfg.detector,
+                        adaptive_threshold=cfg.adaptive_threshold, content_threshold=cfg.content_threshold,
+                        min_scene_len=cfg.min_scene_len_frames, similarity_threshold=cfg.similarity_threshold,
+                        tolerance=cfg.merge_tolerance_frames,
+                    ),
+                    window=cfg.window_frames, context=context,
                 )
-                n_frames = len(batch.frames)
-                segments = segments_from_cuts(cuts.final, n_frames, batch.fps, cfg.min_duration_s)
+                window_times = []
+                for window in decoder.windows(cfg.window_frames):
+                    streamed.push(window.frames, embedder.embed(window.frames))
+                    window_times.append(window.times)
+                cuts = streamed.finish()
+                times = np.concatenate(window_times) if window_times else np.zeros(0)
+                n_frames = len(times)
+                segments = timed_segments(cuts.final, times, decoder.end_s, cfg.min_duration_s)
+                rate = Fraction(cfg.output_fps).limit_denominator(1001) if cfg.output_fps else decoder.rate
                 t1 = time.perf_counter()
                 kept = [s for s in segments if s.kept]
                 local = {s.index: Path(tmp) / f"{video['video_id']}-s{s.index:02d}.mp4" for s in kept}
                 write_segments(
                     src, [Segment(s.start_frame, s.end_frame, local[s.index]) for s in kept],
-                    crf=cfg.encode_crf, preset=cfg.encode_preset,
+                    crf=cfg.encode_crf, preset=cfg.encode_preset, rate=rate,
                 )
             t_detect += t1 - t0
             t_write += time.perf_counter() - t1
             cut_rows.append({
-                "video_id": video["video_id"], "n_frames": n_frames, "fps": batch.fps,
+                "video_id": video["video_id"], "n_frames": n_frames, "fps": decoder.fps,
                 "cuts_pyscenedetect": cuts.pyscenedetect, "cuts_similarity": cuts.similarity, "cuts_final": cuts.final,
-                "min_adjacent_similarity": float(cuts.adjacent_similarity.min()) if len(cuts.adjacent_similarity) else None,
+                "min_adjacent_similarity": cuts.min_adjacent_similarity,
                 "similarity_backend": embedder.name,
+                "frames_declared": video.get("frames_declared"), "duration_s": round(decoder.end_s, 4),
+                "decode_errors": decoder.decode_errors, "first_decode_error": decoder.first_error,
+                "frames_late": decoder.frames_late,
             })
             for s in segments:
                 clip_id = f"{video['video_id']}-s{s.index:02d}"
+                end_s = float(times[s.end_frame]) if s.end_frame < n_frames else decoder.end_s
                 clip_rows.append({
                     "clip_id": clip_id, "video_id": video["video_id"], "shard": ctx.shard, "scene_index": s.index,
                     "start_frame": s.start_frame, "end_frame": s.end_frame,
-                    "start_s": round(s.start_frame / batch.fps, 4), "end_s": round(s.end_frame / batch.fps, 4),
-                    "duration_s": s.duration_s, "fps": batch.fps,
+                    "start_s": round(float(times[s.start_frame]), 4), "end_s": round(end_s, 4),
+                    "duration_s": s.duration_s, "fps": float(rate),
                     "width": video["width"] - video["width"] % 2, "height": video["height"] - video["height"] % 2,
                     "kept": s.kept, "drop_reason": s.drop_reason,
                     "clip_key": f"{prefix}/{clip_id}.mp4" if s.kept else None,
@@ -208,6 +244,8 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
         "similarity_backend": embedder.name,
         "clip_seconds": round(sum(r["duration_s"] for r in kept_rows), 2),
         "decode_passes_per_video": round(passes / max(1, len(videos)), 2),
+        "frames_decoded": sum(r["n_frames"] for r in cut_rows),
+        "videos_with_decode_errors": sum(r["decode_errors"] > 0 for r in cut_rows),
         "detect_seconds": round(t_detect, 3),
         "write_seconds": round(t_write, 3),
         "preview": _preview(kept_rows, ["clip_id", "start_s", "end_s", "duration_s"]),
@@ -220,41 +258,60 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
 def analyse_clip(path, cfg, aesthetic_scorer=None) -> dict[str, Any]:
     """Every quality analyser of one clip over a single shared decode.
 
+    The clip streams through in windows of `cfg.window_frames` sampled frames, so memory does
+    not grow with its length: motion and text read every sampled frame (windows chained so
+    that no frame pair or OCR frame is lost), technical quality and aesthetics an even spread
+    of at most `cfg.window_frames` of them.
+
     `path`: a file path or a seekable binary stream (curation.video_io.VideoSource).
     """
-    from curation.quality import motion_score, scan_text, technical_quality
-    from curation.video_io import DECODE_STATS, decode_frames
+    from curation.quality import FrameSpread, merge_motion, merge_text_scans, motion_score, scan_text, technical_quality
+    from curation.video_io import DECODE_STATS, FrameBatch, VideoDecoder
 
     t0 = time.perf_counter()
     before = DECODE_STATS.total_passes()
-    batch = decode_frames(path, width=cfg.analysis_width, sample_fps=cfg.sample_fps)
-    if not len(batch.frames):
-        raise ValueError(f"clip {getattr(path, 'name', path)} decoded to zero frames")
-    motion = motion_score(
-        batch, flow_width=cfg.flow_width, method=cfg.flow_method, foreground_px=cfg.foreground_residual_px,
-        min_foreground_fraction=cfg.min_foreground_fraction,
-    )
-    if cfg.ocr_backend == "embedded":
-        every = max(1, int(round(cfg.sample_fps / cfg.ocr_fps)))
-        text = scan_text(
-            batch, every=every, confidence=cfg.ocr_confidence, min_chars=cfg.ocr_min_chars,
-            max_line_height=cfg.ocr_max_line_height,
+    every = max(1, int(round(cfg.sample_fps / cfg.ocr_fps)))
+    window = -(-cfg.window_frames // every) * every  # a multiple of `every`: OCR reads the same frames as one pass
+    decoder = VideoDecoder(path, width=cfg.analysis_width, sample_fps=cfg.sample_fps)
+    motions, texts, spread, previous, frames = [], [], FrameSpread(cfg.window_frames), None, 0
+    for batch in decoder.windows(window):
+        frames += len(batch.frames)
+        chained = batch if previous is None else FrameBatch(
+            np.concatenate([previous.frames[-1:], batch.frames]), np.concatenate([previous.indices[-1:], batch.indices]),
+            batch.fps, batch.source_size, np.concatenate([previous.times[-1:], batch.times]),
         )
+        motions.append(motion_score(
+            chained, flow_width=cfg.flow_width, method=cfg.flow_method, foreground_px=cfg.foreground_residual_px,
+            min_foreground_fraction=cfg.min_foreground_fraction,
+        ))
+        if cfg.ocr_backend == "embedded":
+            texts.append(scan_text(
+                batch, every=every, confidence=cfg.ocr_confidence, min_chars=cfg.ocr_min_chars,
+                max_line_height=cfg.ocr_max_line_height,
+            ))
+        spread.add(batch)
+        previous = batch
+    if not frames:
+        raise ValueError(f"clip {getattr(path, 'name', path)} decoded to zero frames")
+    motion = merge_motion(motions)
+    if cfg.ocr_backend == "embedded":
+        text = merge_text_scans(texts, decoder.source_size)
         text_fields = {
             "text_frames_scanned": text.frames_scanned, "text_frames_flagged": text.frames_flagged,
             "has_text": text.has_text, "text_boxes": [list(b) for b in text.boxes[:64]], "ocr_texts": text.texts,
             "ocr_backend": "embedded:rapidocr(pp-ocr onnx)", "crop": list(text.crop), "text_free_area": text.text_free_area,
         }
     else:
-        w, h = batch.source_size
+        w, h = decoder.source_size
         text_fields = {
             "text_frames_scanned": 0, "text_frames_flagged": 0, "has_text": None, "text_boxes": [], "ocr_texts": [],
             "ocr_backend": "none", "crop": [0, 0, w - w % 2, h - h % 2], "text_free_area": None,
         }
-    tech = technical_quality(batch)
-    aesthetic = aesthetic_scorer.score_clip(batch.frames, cfg.aesthetic_frames) if aesthetic_scorer else None
+    sample = spread.batch()
+    tech = technical_quality(sample)
+    aesthetic = aesthetic_scorer.score_clip(sample.frames, cfg.aesthetic_frames) if aesthetic_scorer else None
     return {
-        "frames_analysed": len(batch.frames),
+        "frames_analysed": frames,
         "decode_passes": DECODE_STATS.total_passes() - before,
         "motion_foreground": motion.foreground, "motion_camera": motion.camera,
         "foreground_fraction": motion.foreground_fraction, "motion_backend": f"embedded:opencv-{cfg.flow_method}",
@@ -352,7 +409,7 @@ def rejection_reasons(q: dict[str, Any], cfg) -> list[str]:
 
 def curated_clips(ctx: StageContext) -> dict[str, Any]:
     """Keep clips that pass every filter; crop those with text to their text-free area."""
-    from curation.video_io import Segment, write_segments
+    from curation.clip_writing import Segment, write_segments
 
     cfg = ctx.params.curated_clips
     enc = ctx.params.scene_clips
@@ -400,7 +457,7 @@ def curated_clips(ctx: StageContext) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- registry
 
-_CODE = ("core.stage", "core.tables", "curation.video_io", "curation.stages")
+_CODE = ("core.stage", "core.tables", "curation.video_io", "curation.frame_timing", "curation.stages")
 STAGES: dict[str, StageSpec] = {
     s.name: s
     for s in (
@@ -409,11 +466,12 @@ STAGES: dict[str, StageSpec] = {
         StageSpec("raw_videos", raw_videos, ("raw_videos",), (), ("curation.registry", *_CODE),
                   "Register a shard and probe each file; quarantine unusable ones.", input_hash=_raw_pool_hash),
         StageSpec("scene_clips", scene_clips, ("scene_clips",), ("raw_videos",),
-                  ("curation.scenes", "curation.features", *_CODE), "Scene cuts and H.264 clips."),
+                  ("curation.scenes", "curation.scene_windows", "curation.features", "curation.clip_writing", *_CODE),
+                  "Scene cuts and H.264 clips."),
         StageSpec("clip_quality", clip_quality, ("clip_quality",), ("scene_clips",),
                   ("curation.quality", "curation.aesthetic", *_CODE), "Motion, text, technical and aesthetic scores."),
         StageSpec("curated_clips", curated_clips, ("curated_clips", "scene_clips"), ("scene_clips", "clip_quality"),
-                  (*_CODE,), "Clips passing every filter, with rejection reasons."),
+                  ("curation.clip_writing", *_CODE), "Clips passing every filter, with rejection reasons."),
     )
 }
 CURATION_STAGES = ("raw_videos", "scene_clips", "clip_quality", "curated_clips")

@@ -1,4 +1,16 @@
-"""Video probing, shared decoding and H.264 clip writing (PyAV).
+"""Video probing and frame-exact decoding (PyAV).
+
+Decoding never loses or reorders a frame. Frames come out in presentation order, restored
+from their timestamps when a decoder delivers them out of order (packed B-frames); every
+frame is kept; a frame's index is its presentation ordinal and its time in seconds comes
+from its timestamp (`curation.frame_timing`), so variable-frame-rate video keeps its real
+timing. The display matrix is applied, so a portrait phone video comes out upright and its
+size is reported as displayed. Any video stream decodes, wherever it sits among the streams.
+A decoding error in one packet is counted and decoding goes on; a file that ends early is
+decoded as far as it goes, and the shortfall against what the container declares is recorded
+(`VideoProbe.complete`, `VideoDecoder.frames_decoded`).
+
+Clips are written from these frames by `curation.clip_writing`.
 
 Decoding is instrumented: every pass over a file's frames is counted in `DECODE_STATS`,
 so stages can show that the analysers of a clip share one decode.
@@ -13,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import io
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -21,7 +33,8 @@ from typing import IO, TYPE_CHECKING, Union
 
 import numpy as np
 
-from core.video import ClipWriter
+from core.video import ClipWriter  # noqa: F401  (curation's writer, used as video_io.ClipWriter)
+from curation.frame_timing import PresentationOrder, TimedFrame, TimeGrid
 
 if TYPE_CHECKING:
     from core.storage import ObjectStore
@@ -30,6 +43,7 @@ if TYPE_CHECKING:
 EMPTY_FILE = "empty_file"
 NOT_A_VIDEO = "not_a_video"
 TRUNCATED = "truncated"
+TRUNCATED_SHORT = "truncated_short"  # ends early, and the part that decodes is below the minimum duration
 NO_VIDEO_STREAM = "no_video_stream"
 UNDECODABLE = "undecodable"
 LOW_RESOLUTION = "low_resolution"
@@ -60,7 +74,19 @@ class ProbeError(Exception):
 
 @dataclass(frozen=True)
 class VideoProbe:
-    """What a raw video is, read from its container and first frame."""
+    """What a raw video is, read from its container and first frame.
+
+    Attributes:
+        duration_s: span of the frames present, from their timestamps (first frame to the
+            end of the last one).
+        width, height: as displayed (rotation applied).
+        frame_count: frames present in the file (video packets that carry data).
+        rotation: counter-clockwise degrees the display matrix turns the coded frames.
+        frames_declared: frames the container's index or header declares (None: it declares
+            no count, as Matroska/WebM).
+        duration_declared_s: the video stream's duration the container declares, or None.
+        complete: False when the file ends before what it declares (truncated).
+    """
 
     duration_s: float
     fps: float
@@ -73,6 +99,9 @@ class VideoProbe:
     rotation: int
     container: str
     size_bytes: int
+    frames_declared: int | None = None
+    duration_declared_s: float | None = None
+    complete: bool = True
 
 
 @dataclass
@@ -169,19 +198,62 @@ def _size(src: VideoSource) -> int:
     return path.stat().st_size
 
 
-def probe(src: VideoSource) -> VideoProbe:
-    """Read a video's properties and check that it is complete and decodable.
+def _declared_duration(container, stream) -> float | None:
+    """The video stream's duration as the container declares it, in seconds, or None."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    tag = (stream.metadata or {}).get("DURATION")  # Matroska keeps it as a per-track tag
+    if tag:
+        try:
+            h, m, sec = tag.split(":")
+            return int(h) * 3600 + int(m) * 60 + float(sec)
+        except ValueError:
+            return None
+    if container.duration and len(container.streams) == 1:  # else it may be another stream's
+        return container.duration / 1_000_000
+    return None
 
-    Demuxes every packet of the video stream (cheap: no decoding) to detect truncation,
-    and decodes the first frame to read rotation and prove the stream decodes.
+
+def _display_transform(frame) -> tuple[bool, int, int]:
+    """(transpose, row step, column step) that turn a decoded frame upright, from the display
+    matrix side data. The matrix maps a coded pixel (x, y) to the displayed
+    (a x + c y, b x + d y); right-angle rotations and mirrors are what cameras write."""
+    from av.sidedata.sidedata import Type
+
+    data = frame.side_data.get(Type.DISPLAYMATRIX)
+    if data is None:
+        return False, 1, 1
+    a, b, _, c, d = (int(v) for v in np.frombuffer(bytes(data), "<i4")[:5])
+    if abs(b) > abs(a):  # turned by about 90 degrees one way or the other: rows become columns
+        return True, -1 if b < 0 else 1, -1 if c < 0 else 1
+    return False, -1 if d < 0 else 1, -1 if a < 0 else 1
+
+
+def _upright(image: np.ndarray, transform: tuple[bool, int, int]) -> np.ndarray:
+    transpose, rows, cols = transform
+    if not transpose and rows > 0 and cols > 0:
+        return image
+    if transpose:
+        image = image.transpose(1, 0, 2)
+    return np.ascontiguousarray(image[::rows, ::cols])
+
+
+def probe(src: VideoSource) -> VideoProbe:
+    """Read a video's properties and check how much of it is present and decodable.
+
+    Demuxes every packet of the video stream (cheap: no decoding) to count the frames present
+    and measure their span from the timestamps, compares them with what the container
+    declares, and decodes the first frame to read the rotation and prove the stream decodes.
+    A file that ends before what it declares is returned with `complete=False` (the caller
+    decides whether the part present is enough).
 
     Args:
         src: a path, or a seekable binary stream (`ObjectStore.open_stream`): probed in place,
             never copied whole.
 
     Raises:
-        ProbeError: with reason missing_file, empty_file, not_a_video, truncated,
-            no_video_stream or undecodable.
+        ProbeError: with reason missing_file, empty_file, not_a_video, truncated (nothing of
+            the video stream can be read), no_video_stream or undecodable.
     """
     import av
 
@@ -202,67 +274,96 @@ def probe(src: VideoSource) -> VideoProbe:
         if not rate or rate <= 0:
             raise ProbeError(UNDECODABLE, "video stream declares no frame rate")
         rate = Fraction(rate)
-        declared = int(stream.frames or 0)
+        declared = int(stream.frames or 0) or None
+        declared_duration = _declared_duration(container, stream)
         packets = 0
-        last_end = 0.0
+        first = last = before_last = None
+        last_packet_duration = 0
+        demux_error = None
         try:
             for packet in container.demux(stream):
                 if packet.size == 0:
                     continue
                 packets += 1
-                if packet.pts is not None and packet.time_base is not None:
-                    end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
-                    last_end = max(last_end, end)
+                pts = packet.pts if packet.pts is not None else packet.dts
+                if pts is None:
+                    continue
+                first = pts if first is None else min(first, pts)
+                if last is None or pts > last:
+                    before_last, last, last_packet_duration = last, pts, packet.duration or 0
+                elif before_last is None or pts > before_last:
+                    before_last = pts
         except av.FFmpegError as exc:
-            raise ProbeError(TRUNCATED, f"demux failed after {packets} packets ({_why(exc)})") from None
+            demux_error = _why(exc)
         if packets == 0:
-            raise ProbeError(TRUNCATED, "video stream has no packets")
-        if declared and packets < declared:
-            raise ProbeError(TRUNCATED, f"index declares {declared} frames, only {packets} present")
+            raise ProbeError(TRUNCATED, "video stream has no packets" + (f" ({demux_error})" if demux_error else ""))
+        tb = stream.time_base
+        if last is None or tb is None:
+            span = float(packets / rate)
+        else:
+            # the last frame lasts as long as the interval before it (what a player shows)
+            tail = (last - before_last) if before_last is not None else (last_packet_duration or 1 / (rate * tb))
+            span = float((last - first + tail) * tb)
+        # A declared count is exact; a declared duration (all Matroska/WebM give) is checked only
+        # without one, with two frames of slack for how long the last frame lasts.
+        if declared:
+            complete = demux_error is None and packets >= declared
+        else:
+            complete = demux_error is None and not (declared_duration and span + 2 / float(rate) < declared_duration)
         codec = stream.codec_context.name
         width, height = stream.codec_context.width, stream.codec_context.height
         fmt = container.format.name
     rotation = 0
     try:
         with _open_video(src) as c2:
-            first = next(c2.decode(video=0), None)
-            if first is None:
+            first_frame = next(c2.decode(c2.streams.video[0]), None)
+            if first_frame is None:
                 raise ProbeError(UNDECODABLE, "no frame could be decoded")
-            rotation = int(getattr(first, "rotation", 0) or 0)
+            rotation = int(getattr(first_frame, "rotation", 0) or 0)
+            if _display_transform(first_frame)[0]:
+                width, height = height, width
     except av.FFmpegError as exc:
         raise ProbeError(UNDECODABLE, f"first frame does not decode ({_why(exc)})") from None
-    frame_count = declared or packets
-    duration = float(frame_count / rate)
     return VideoProbe(
-        duration_s=round(duration, 4),
+        duration_s=round(span, 4),
         fps=float(rate),
         fps_num=rate.numerator,
         fps_den=rate.denominator,
         width=int(width),
         height=int(height),
         codec=codec,
-        frame_count=int(frame_count),
+        frame_count=int(packets),
         rotation=rotation,
         container=fmt,
         size_bytes=size,
+        frames_declared=declared,
+        duration_declared_s=round(declared_duration, 4) if declared_duration else None,
+        complete=complete,
     )
 
 
 @dataclass(frozen=True)
 class FrameBatch:
-    """Decoded, downscaled RGB frames of one video (or one clip of it).
+    """Decoded, downscaled RGB frames of one video (or one clip or window of it).
 
     Attributes:
-        frames: uint8 array (N, H, W, 3), RGB.
-        indices: int array (N,), frame index in the source video.
-        fps: source frame rate.
-        source_size: (width, height) of the source frames.
+        frames: uint8 array (N, H, W, 3), RGB, upright.
+        indices: int array (N,), presentation ordinal of each frame in the source video.
+        fps: the source's nominal (container average) frame rate.
+        source_size: (width, height) of the source frames as displayed.
+        times: float array (N,), presentation time of each frame in seconds, from the
+            timestamps. A batch built by hand without times gets indices / fps.
     """
 
     frames: np.ndarray
     indices: np.ndarray
     fps: float
     source_size: tuple[int, int]
+    times: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.times is None:
+            object.__setattr__(self, "times", np.asarray(self.indices, np.float64) / self.fps)
 
     @property
     def scale(self) -> float:
@@ -270,14 +371,148 @@ class FrameBatch:
         return self.frames.shape[2] / self.source_size[0] if len(self.frames) else 1.0
 
     def subsample(self, every: int) -> FrameBatch:
-        return FrameBatch(self.frames[::every], self.indices[::every], self.fps, self.source_size)
+        return FrameBatch(self.frames[::every], self.indices[::every], self.fps, self.source_size, self.times[::every])
 
 
 def _scaled_size(width: int, height: int, target_width: int | None) -> tuple[int, int]:
+    """Output size for a `target_width` (even, aspect kept); the source size when None."""
     if not target_width or target_width >= width:
-        return width - width % 2, height - height % 2
+        return (width - width % 2, height - height % 2) if target_width else (width, height)
     h = max(2, int(round(height * target_width / width / 2)) * 2)
     return target_width - target_width % 2, h
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedFrame:
+    """One decoded frame: presentation ordinal, time and duration in seconds, RGB image (upright)."""
+
+    index: int
+    time_s: float
+    duration_s: float
+    image: np.ndarray
+
+
+class VideoDecoder:
+    """One decode pass over a video, frame-exact: presentation order, timestamps, rotation.
+
+    Iterating yields `DecodedFrame`s; `windows(n)` yields `FrameBatch`es of up to n frames, so
+    a consumer holds one window at a time whatever the video's length.
+
+    Args:
+        src: a path or a seekable binary stream.
+        width: downscale to this width (aspect kept, even sizes); None keeps the source size.
+        sample_fps: keep about this many frames per second of video time; None keeps all.
+        start_frame, end_frame: presentation ordinals [start, end) to yield.
+
+    Attributes (set once iteration starts; counts grow as it goes):
+        fps, rate: the nominal (container average) frame rate, float and exact fraction.
+        source_size: (width, height) of the source as displayed.
+        frames_decoded: frames the decoder produced (every one, yielded or not).
+        frames_late: frames whose timestamp came after a later frame had been released.
+        decode_errors: packets that failed to decode (skipped, as players do) plus a demux
+            error that ended the stream early; `first_error` says what the first one was.
+        end_s: end of the last frame decoded (its time plus its duration).
+    """
+
+    def __init__(self, src: VideoSource, *, width: int | None = None, sample_fps: float | None = None,
+                 start_frame: int = 0, end_frame: int | None = None) -> None:
+        self.src = src
+        self.width = width
+        self.sample_fps = sample_fps
+        self.start_frame = start_frame
+        self.end_frame = end_frame
+        self.rate = Fraction(0)
+        self.fps = 0.0
+        self.source_size = (0, 0)
+        self.frames_decoded = 0
+        self.frames_late = 0
+        self.decode_errors = 0
+        self.first_error: str | None = None
+        self.end_s = 0.0
+
+    def _error(self, what: str) -> None:
+        self.decode_errors += 1
+        self.first_error = self.first_error or what
+
+    def _decoded(self, container, stream) -> Iterator:
+        """Every frame the decoder produces, in the order it produces them."""
+        import av
+
+        try:
+            for packet in container.demux(stream):
+                try:
+                    frames = packet.decode()
+                except av.FFmpegError as exc:
+                    self._error(f"packet at {packet.pts}: {_why(exc)}")
+                    continue
+                yield from frames
+        except av.FFmpegError as exc:  # the file ends early: what the decoder still holds comes out
+            self._error(f"demux: {_why(exc)}")
+            try:
+                yield from stream.decode(None)
+            except av.FFmpegError as flush_exc:
+                self._error(f"flush: {_why(flush_exc)}")
+
+    def __iter__(self) -> Iterator[DecodedFrame]:
+        yielded = 0
+        with _open_video(self.src) as container:
+            stream = container.streams.video[0]
+            # Slice threads only: with frame threads FFmpeg drops the frames still in flight
+            # when a packet fails (a truncated file's last ones) without reporting an error.
+            stream.thread_type = "SLICE"
+            self.rate = Fraction(stream.average_rate or stream.guessed_rate or stream.base_rate or 0)
+            self.fps = float(self.rate)
+            self.source_size = (stream.codec_context.width, stream.codec_context.height)
+            order: PresentationOrder = PresentationOrder(stream.time_base or Fraction(1, 1000), self.rate)
+            grid = TimeGrid(self.sample_fps, tolerance_s=0.05 / self.fps if self.fps else 0.0)
+            out_size: tuple[int, int] | None = None
+            transform = (False, 1, 1)
+            try:
+                for timed in self._timed(container, stream, order):
+                    self.end_s = timed.time_s + timed.duration_s
+                    if self.end_frame is not None and timed.index >= self.end_frame:
+                        break
+                    if timed.index < self.start_frame or not grid.keep(timed.time_s):
+                        continue
+                    frame = timed.payload
+                    if out_size is None:
+                        transform = _display_transform(frame)
+                        w, h = (frame.height, frame.width) if transform[0] else (frame.width, frame.height)
+                        self.source_size = (w, h)
+                        out_w, out_h = _scaled_size(w, h, self.width)
+                        out_size = (out_h, out_w) if transform[0] else (out_w, out_h)  # coded orientation
+                    image = _upright(frame.to_ndarray(width=out_size[0], height=out_size[1], format="rgb24"), transform)
+                    yielded += 1
+                    yield DecodedFrame(timed.index, timed.time_s, timed.duration_s, image)
+            finally:
+                self.frames_late = order.late
+                DECODE_STATS.record(_label(self.src), yielded)
+
+    def _timed(self, container, stream, order: PresentationOrder) -> Iterator[TimedFrame]:
+        for frame in self._decoded(container, stream):
+            self.frames_decoded += 1
+            # PyAV 18 exposes no best_effort_timestamp: the frame's pts, else its packet's dts,
+            # which is what FFmpeg's own guess starts from
+            pts = frame.pts if frame.pts is not None else frame.dts
+            yield from order.push(pts, frame)
+        yield from order.flush()
+
+    def windows(self, size: int) -> Iterator[FrameBatch]:
+        """The frames in consecutive batches of up to `size`."""
+        chunk: list[DecodedFrame] = []
+        for decoded in self:
+            chunk.append(decoded)
+            if len(chunk) == size:
+                yield self._batch(chunk)
+                chunk = []
+        if chunk:
+            yield self._batch(chunk)
+
+    def _batch(self, chunk: list[DecodedFrame]) -> FrameBatch:
+        return FrameBatch(
+            np.stack([d.image for d in chunk]), np.asarray([d.index for d in chunk], np.int64), self.fps,
+            self.source_size, np.asarray([d.time_s for d in chunk], np.float64),
+        )
 
 
 def iter_frames(
@@ -286,40 +521,19 @@ def iter_frames(
     width: int | None = None,
     start_frame: int = 0,
     end_frame: int | None = None,
-    step: float = 1.0,
+    sample_fps: float | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (frame_index, RGB uint8 frame) over one decode pass, downscaled to `width`.
 
+    Indices are presentation ordinals. For each frame's time in seconds (from its timestamp,
+    right for variable-frame-rate video), iterate a `VideoDecoder` with the same arguments:
+    it yields `DecodedFrame(index, time_s, duration_s, image)`.
+
     Args:
-        step: keep about one frame every `step` source frames (>= 1).
+        sample_fps: keep about this many frames per second of video time; None keeps all.
     """
-    count = 0
-    with _open_video(path) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        rate = Fraction(stream.average_rate or stream.guessed_rate)
-        start_pts = stream.start_time or 0
-        tb = stream.time_base
-        out_w = out_h = None
-        next_keep = float(start_frame)
-        try:
-            for frame in container.decode(stream):
-                pts = frame.pts if frame.pts is not None else 0
-                idx = int(round(float((pts - start_pts) * tb * rate)))
-                if idx < start_frame:
-                    continue
-                if end_frame is not None and idx >= end_frame:
-                    break
-                if idx + 1e-6 < next_keep:
-                    continue
-                next_keep += step * max(1, int((idx - next_keep) // step) + 1)
-                if out_w is None:
-                    out_w, out_h = _scaled_size(frame.width, frame.height, width)
-                arr = frame.to_ndarray(width=out_w, height=out_h, format="rgb24")
-                count += 1
-                yield idx, arr
-        finally:
-            DECODE_STATS.record(_label(path), count)
+    for decoded in VideoDecoder(path, width=width, sample_fps=sample_fps, start_frame=start_frame, end_frame=end_frame):
+        yield decoded.index, decoded.image
 
 
 def decode_frames(
@@ -330,77 +544,12 @@ def decode_frames(
     start_frame: int = 0,
     end_frame: int | None = None,
 ) -> FrameBatch:
-    """Decode a video once into a `FrameBatch` (downscaled, optionally sub-sampled)."""
-    with _open_video(path) as container:
-        stream = container.streams.video[0]
-        fps = float(stream.average_rate or stream.guessed_rate)
-        size = (stream.codec_context.width, stream.codec_context.height)
-    step = max(1.0, fps / sample_fps) if sample_fps else 1.0
-    idx, frames = [], []
-    for i, arr in iter_frames(path, width=width, start_frame=start_frame, end_frame=end_frame, step=step):
-        idx.append(i)
-        frames.append(arr)
-    if not frames:
-        return FrameBatch(np.zeros((0, 0, 0, 3), np.uint8), np.zeros(0, np.int64), fps, size)
-    return FrameBatch(np.stack(frames), np.asarray(idx, np.int64), fps, size)
+    """Decode a video once into a `FrameBatch` (downscaled, optionally sub-sampled by time).
 
-
-@dataclass(frozen=True)
-class Segment:
-    """A frame range [start, end) of a source to write as its own clip."""
-
-    start: int
-    end: int
-    dest: Path
-    crop: tuple[int, int, int, int] | None = None  # x, y, w, h in source pixels
-
-
-def write_segments(
-    src: VideoSource, segments: Sequence[Segment], *, crf: int = 20, preset: str = "veryfast"
-) -> list[int]:
-    """Write every segment of `src` as an H.264 MP4 in one decode pass.
-
-    Each clip is written to a temporary name and renamed into place once complete.
-
-    Returns:
-        frames written per segment.
-    """
-    if not segments:
-        return []
-    ordered = sorted(range(len(segments)), key=lambda i: segments[i].start)
-    with _open_video(src) as c:
-        rate = Fraction(c.streams.video[0].average_rate or c.streams.video[0].guessed_rate)
-    writers: dict[int, ClipWriter] = {}
-    written = [0] * len(segments)
-    tmp_paths = {i: s.dest.with_name(f".{s.dest.name}.partial") for i, s in enumerate(segments)}
-    try:
-        end_all = max(s.end for s in segments)
-        start_all = min(s.start for s in segments)
-        for idx, frame in iter_frames(src, start_frame=start_all, end_frame=end_all):
-            for i in ordered:
-                seg = segments[i]
-                if not seg.start <= idx < seg.end:
-                    continue
-                if seg.crop is not None:
-                    x, y, w, h = seg.crop
-                    frame_i = frame[y : y + h, x : x + w]
-                else:
-                    frame_i = frame
-                h2, w2 = frame_i.shape[0] - frame_i.shape[0] % 2, frame_i.shape[1] - frame_i.shape[1] % 2
-                frame_i = frame_i[:h2, :w2]
-                if i not in writers:
-                    seg.dest.parent.mkdir(parents=True, exist_ok=True)
-                    writers[i] = ClipWriter(tmp_paths[i], rate, w2, h2, crf, preset)
-                writers[i].write(frame_i)
-                written[i] += 1
-        for i, writer in writers.items():
-            writer.close()
-            tmp_paths[i].replace(segments[i].dest)
-        writers.clear()
-    finally:
-        for writer in writers.values():
-            with contextlib.suppress(Exception):
-                writer.container.close()
-        for p in tmp_paths.values():
-            p.unlink(missing_ok=True)
-    return written
+    Holds every frame it keeps: for a whole long video, iterate `VideoDecoder.windows`."""
+    decoder = VideoDecoder(path, width=width, sample_fps=sample_fps, start_frame=start_frame, end_frame=end_frame)
+    chunk = list(decoder)
+    if not chunk:
+        return FrameBatch(np.zeros((0, 0, 0, 3), np.uint8), np.zeros(0, np.int64), decoder.fps, decoder.source_size,
+                          np.zeros(0, np.float64))
+    return decoder._batch(chunk)

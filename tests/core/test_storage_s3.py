@@ -198,6 +198,7 @@ def test_pyav_decodes_from_the_stream(s3_bucket, tmp_path):
     import numpy as np
 
     from curation import video_io as vio
+    from curation.clip_writing import Segment, write_segments
 
     path = tmp_path / "clip.mp4"
     writer = vio.ClipWriter(path, Fraction(12), 96, 64, crf=18, preset="veryfast")
@@ -209,7 +210,7 @@ def test_pyav_decodes_from_the_stream(s3_bucket, tmp_path):
     local = vio.decode_frames(path)
     with store.open_stream("clips/clip.mp4") as stream:
         remote = vio.decode_frames(stream)
-        written = vio.write_segments(stream, [vio.Segment(0, 12, tmp_path / "half.mp4")])
+        written = write_segments(stream, [Segment(0, 12, tmp_path / "half.mp4")])
     assert remote.frames.shape == local.frames.shape and np.array_equal(remote.frames, local.frames)
     assert written == [12] and vio.probe(tmp_path / "half.mp4").frame_count == 12
 

@@ -81,3 +81,55 @@ def test_rejection_reasons(repo_root, change, reason):
             "brightness": 0.5, "noise": 1.0, "blockiness": 1.0, "aesthetic": None}
     assert rejection_reasons(good, cfg) == []
     assert rejection_reasons({**good, **change}, cfg) == [reason]
+
+
+def _clip_with_motion_and_text(path, n=60, fps=10):
+    import cv2
+
+    from core.video import write_video
+
+    bg = _texture(120, 160, seed=3)
+    frames = []
+    for k in range(n):
+        f = bg.copy()
+        f[40:70, 10 + 2 * k % 110 : 40 + 2 * k % 110] = (250, 40, 40)
+        if 20 <= k < 40:  # a caption for two seconds
+            cv2.putText(f, "HELLO 42", (8, 110), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
+        frames.append(f)
+    write_video(path, np.stack(frames), fps=fps, crf=12, preset="veryfast")
+
+
+def test_a_clip_analysed_in_windows_scores_as_in_one_pass(tmp_path, base_params_raw):
+    """Motion and text stream over every sampled frame, windows chained: the same figures as
+    one window; technical quality reads a bounded spread of frames."""
+    from core.params import parse_params
+    from curation.stages import analyse_clip
+
+    path = tmp_path / "clip.mp4"
+    _clip_with_motion_and_text(path)
+    cfg = parse_params(base_params_raw).clip_quality
+    whole = analyse_clip(path, cfg.model_copy(update={"window_frames": 128}))
+    windowed = analyse_clip(path, cfg.model_copy(update={"window_frames": 8}))
+    assert whole["frames_analysed"] == windowed["frames_analysed"] == 36  # 6 s at 6 fps
+    assert windowed["decode_passes"] == 1
+    for key in ("motion_foreground", "motion_camera", "foreground_fraction"):
+        assert windowed[key] == pytest.approx(whole[key], rel=1e-9), key
+    for key in ("text_frames_scanned", "text_frames_flagged", "has_text", "crop", "ocr_texts"):
+        assert windowed[key] == whole[key], key
+    assert whole["text_frames_flagged"] >= 1 and whole["motion_foreground"] > 0.5
+    assert windowed["sharpness"] == pytest.approx(whole["sharpness"], rel=0.2)
+
+
+def test_frame_spread_keeps_a_bounded_even_sample():
+    from curation.quality import FrameSpread
+
+    spread = FrameSpread(capacity=8)
+    frames = np.arange(50, dtype=np.uint8)[:, None, None, None] * np.ones((1, 2, 2, 3), np.uint8)
+    for start in range(0, 50, 7):
+        spread.add(FrameBatch(frames[start : start + 7], np.arange(start, min(50, start + 7)), 10.0, (2, 2)))
+    kept = spread.batch()
+    assert len(kept.frames) <= 8 and list(kept.indices) == [0, 8, 16, 24, 32, 40, 48]
+    assert list(kept.frames[:, 0, 0, 0]) == list(kept.indices)
+    whole = FrameSpread(capacity=64)
+    whole.add(FrameBatch(frames, np.arange(50), 10.0, (2, 2)))
+    assert list(whole.batch().indices) == list(range(50))  # a stream that fits is kept whole

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from curation import video_io as vio
+from curation.clip_writing import Segment, write_segments
 
 
 def _write(path, n=24, size=(96, 64), fps=12, seed=0):
@@ -99,11 +100,11 @@ def test_write_segments_one_pass_exact_frames_and_crop(tmp_path):
     src = tmp_path / "src.mp4"
     frames = _write(src, n=30)
     segs = [
-        vio.Segment(0, 10, tmp_path / "a.mp4"),
-        vio.Segment(10, 30, tmp_path / "b.mp4", crop=(0, 0, 48, 32)),
+        Segment(0, 10, tmp_path / "a.mp4"),
+        Segment(10, 30, tmp_path / "b.mp4", crop=(0, 0, 48, 32)),
     ]
     before = vio.DECODE_STATS.total_passes()
-    written = vio.write_segments(src, segs, crf=10)
+    written = write_segments(src, segs, crf=10)
     assert vio.DECODE_STATS.total_passes() == before + 1
     assert written == [10, 20]
     a, b = vio.probe(tmp_path / "a.mp4"), vio.probe(tmp_path / "b.mp4")
@@ -119,3 +120,24 @@ def test_clip_writer_rejects_wrong_frame_size(tmp_path):
     with pytest.raises(ValueError, match="does not fit"):
         writer.write(np.zeros((10, 10, 3), np.uint8))
     writer.close()
+
+
+def test_decoder_gives_each_frame_its_time_and_batches_carry_times(tmp_path):
+    path = tmp_path / "v.mp4"
+    _write(path, n=24, size=(96, 64), fps=12)
+    decoded = list(vio.VideoDecoder(path, width=48))
+    assert [d.index for d in decoded] == list(range(24))
+    assert [d.time_s for d in decoded] == pytest.approx([k / 12 for k in range(24)])
+    assert all(d.duration_s == pytest.approx(1 / 12) for d in decoded)
+    assert [i for i, _ in vio.iter_frames(path, sample_fps=4, start_frame=3)] == [3, 6, 9, 12, 15, 18, 21]
+    batch = vio.decode_frames(path, sample_fps=6)
+    assert list(batch.times) == pytest.approx(list(batch.indices / 12))
+    windows = list(vio.VideoDecoder(path, sample_fps=6).windows(5))
+    assert [len(w.frames) for w in windows] == [5, 5, 2]
+    assert list(np.concatenate([w.indices for w in windows])) == list(batch.indices)
+
+
+def test_a_hand_built_batch_is_timed_by_its_rate():
+    batch = vio.FrameBatch(np.zeros((3, 2, 2, 3), np.uint8), np.array([0, 2, 4]), 10.0, (2, 2))
+    assert list(batch.times) == pytest.approx([0.0, 0.2, 0.4])
+    assert list(batch.subsample(2).times) == pytest.approx([0.0, 0.4])
