@@ -206,7 +206,8 @@ def render_preview(src: Any, overlay: ClipOverlay, dest: Path, *, fps: float, so
     frames = faces = 0
     drawn: list[np.ndarray] = []
     try:
-        for index, frame in iter_frames(src, width=width, end_frame=end, step=step):
+        sample_fps = fps / step if step > 1 else None  # about `max_fps` frames per second of video
+        for index, frame in iter_frames(src, width=width, end_frame=end, sample_fps=sample_fps):
             image, n = draw_frame(frame, index, fps, frame.shape[1] / source_width, overlay, mask_alpha)
             if writer is None:
                 writer = ClipWriter(dest, fps / step, image.shape[1], image.shape[0], crf=crf, preset=preset)
