@@ -220,6 +220,25 @@ class CuratedClipsParams(Section):
         return self
 
 
+class ClipSignaturesParams(Section):
+    sample_fps: Annotated[float, Field(gt=0.0, le=30.0)]
+    width: Annotated[int, Field(ge=32, le=640)]
+    zooms: Annotated[list[Annotated[float, Field(ge=0.5, le=1.0)]], Field(min_length=1, max_length=8)]
+
+    @field_validator("zooms")
+    @classmethod
+    def _zooms(cls, v: list[float]) -> list[float]:
+        if v[0] != 1.0 or any(b >= a for a, b in zip(v, v[1:], strict=False)):
+            raise ValueError("expected 1.0 (the whole frame) first, then decreasing zooms")
+        return v
+
+
+class ClipDedupParams(Section):
+    max_frame_distance: Annotated[int, Field(ge=0, le=32)]  # of 64 bits: beyond 32 is worse than chance
+    min_coverage: Annotated[float, Field(gt=0.0, le=1.0)]
+    min_overlap_s: Positive
+
+
 Backend = Literal["embedded", "pretrained"]
 
 
@@ -742,6 +761,8 @@ class Params(Section):
     scene_clips: SceneClipsParams
     clip_quality: ClipQualityParams
     curated_clips: CuratedClipsParams
+    clip_signatures: ClipSignaturesParams
+    clip_dedup: ClipDedupParams
     captions: CaptionsParams
     entities: EntitiesParams
     subjects: SubjectsParams

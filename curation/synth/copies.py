@@ -1,0 +1,70 @@
+"""Altered copies of a video, the way copies turn up in scraped pools: re-encoded at another
+quality, resized, cropped at the edges, trimmed. The demo pool uses them to plant
+duplicates across shards; the duplicate benchmark and tests build near-duplicate families
+with them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CopyRecipe:
+    """How a copy differs from its source.
+
+    Attributes:
+        crf: x264 quality of the re-encode (higher: more loss).
+        scale: output size as a fraction of the (cropped) source size.
+        crop: fraction removed from each edge (0.03: 3% off the left, right, top and bottom).
+        start_s, end_s: the span of the source kept, in seconds (end None: to the end).
+    """
+
+    crf: int = 20
+    scale: float = 1.0
+    crop: float = 0.0
+    start_s: float = 0.0
+    end_s: float | None = None
+
+
+def write_copy(src: Path, dest: Path, recipe: CopyRecipe, *, preset: str = "veryfast") -> Path:
+    """Write the copy of `src` that `recipe` describes to `dest` (H.264 MP4, source frame rate).
+
+    Raises:
+        ValueError: the span holds no frame, or the copy would be smaller than 16x16.
+    """
+    import av
+    import cv2
+
+    from core.video import ClipWriter
+    from curation.video_io import decode_frames
+
+    with av.open(str(src)) as container:
+        source_width = container.streams.video[0].codec_context.width
+    # scale while decoding: a copy of HD footage never holds the full-size frames
+    batch = decode_frames(src, width=int(round(source_width * recipe.scale)) if recipe.scale < 1 else None)
+    times = batch.indices / batch.fps
+    keep = (times >= recipe.start_s - 1e-6) & ((times < recipe.end_s - 1e-6) if recipe.end_s is not None else True)
+    frames = batch.frames[keep]
+    if not len(frames):
+        raise ValueError(f"{src}: no frame in [{recipe.start_s}, {recipe.end_s}) s")
+    h, w = frames.shape[1:3]
+    dy, dx = int(round(h * recipe.crop)), int(round(w * recipe.crop))
+    frames = frames[:, dy : h - dy, dx : w - dx]
+    ch, cw = frames.shape[1:3]
+    grow = max(1.0, recipe.scale)
+    out_w, out_h = int(round(cw * grow / 2)) * 2, int(round(ch * grow / 2)) * 2
+    if min(out_w, out_h) < 16:
+        raise ValueError(f"{src}: a copy of {out_w}x{out_h} is too small")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    writer = ClipWriter(dest, batch.fps, out_w, out_h, crf=recipe.crf, preset=preset)
+    try:
+        for frame in frames:
+            if frame.shape[:2] != (out_h, out_w):
+                frame = cv2.resize(np.ascontiguousarray(frame), (out_w, out_h), interpolation=cv2.INTER_AREA)
+            writer.write(frame)
+    finally:
+        writer.close()
+    return dest
