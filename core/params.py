@@ -96,7 +96,7 @@ class StorageParams(Section):
 
 
 class DemoShard(Section):
-    kind: Literal["procedural", "real_footage"]
+    kind: Literal["procedural", "real_footage", "copies"]  # copies: of the real footage (duplicate removal)
     seed: Annotated[int, Field(ge=0)]
 
 

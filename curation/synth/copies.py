@@ -68,3 +68,40 @@ def write_copy(src: Path, dest: Path, recipe: CopyRecipe, *, preset: str = "very
     finally:
         writer.close()
     return dest
+
+
+# What a `copies` demo shard plants: (file suffix, source in REAL_FOOTAGE, recipe or None for a
+# byte-identical copy, what curation should do with it).
+PLANTED_COPIES = (
+    ("bikes", "bikes.mp4", None, "duplicate"),  # the same bytes as the real-footage shard's copy
+    ("bikes_again", "bikes.mp4", None, "duplicate"),  # and again inside this shard: quarantined on arrival
+    ("carphone_reencoded", "carphone_pristine.mp4", CopyRecipe(crf=32, crop=0.03, start_s=0.5), "near_duplicate"),
+)
+
+
+def build_copies_shard(pool: Path, shard: str) -> dict:
+    """A demo shard of copies of the real-footage shard's videos, as a scraped pool receives
+    them again: byte-identical under another name, and re-encoded, cropped and trimmed.
+    Registered after a real_footage shard, its clips are removed as duplicates naming the
+    clips they repeat; its ground truth says which."""
+    import shutil
+
+    from curation.synth.pool import REAL_FOOTAGE, _package_file
+
+    sources = {parts[-1]: (package, parts, identity, caption) for package, parts, identity, caption in REAL_FOOTAGE}
+    manifest, videos, broken = [], [], []
+    for suffix, source, recipe, expected in PLANTED_COPIES:
+        package, parts, identity, caption = sources[source]
+        src = _package_file(package, *parts)
+        name = f"{shard}_{suffix}.mp4"
+        if recipe is None:
+            shutil.copyfile(src, pool / name)
+        else:
+            write_copy(src, pool / name, recipe)
+        manifest.append({"path": name, "caption": caption, "identity": identity,
+                         "source": f"{package}:{'/'.join(parts)} ({'copy' if recipe is None else 'altered copy'})"})
+        videos.append({"file": name, "source": f"{package}:{'/'.join(parts)}", "annotated": False,
+                       "copy_of": f"{package}:{'/'.join(parts)}", "expected": expected})
+    # the second byte-identical copy inside the shard is quarantined by raw_videos
+    broken.append({"file": f"{shard}_bikes_again.mp4", "expected_quarantine": "duplicate"})
+    return {"videos": videos, "broken": broken, "manifest": manifest, "identities": []}
