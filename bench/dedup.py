@@ -18,7 +18,8 @@ Two measurements, thresholds from params.yaml `clip_dedup` and `clip_signatures`
   copies found, with `duplicate_of` in the right family; false merges: shard B clips
   dropped that are not copies, or matched to another family;
 - scan: the exact linear screen of the index (SignatureIndex) over random signatures, in
-  index samples compared per second of one query.
+  index samples compared per second of one query, against aligning the query with every
+  indexed clip (the baseline, same run).
 
 Prints one JSON object. Usage: python bench/dedup.py [--seed S]
 """
@@ -40,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.params import load_params  # noqa: E402
-from curation.dedup import IndexedClip, MatchRule, clip_signature, find_duplicates  # noqa: E402
+from curation.dedup import IndexedClip, MatchRule, align, clip_signature, find_duplicates  # noqa: E402
 from curation.synth.copies import CopyRecipe, write_copy  # noqa: E402
 
 REAL_CLIPS = (  # (package file, [(start_s, end_s), ...]): non-overlapping clips of one source
@@ -158,9 +159,16 @@ def index_scan(rule: MatchRule, sample_fps: float, zooms: int, seed: int, clips:
     for k, p in enumerate(probes):
         index.find(IndexedClip(f"q{k}", "B", None, 0, 0, p))
     per_query = (time.perf_counter() - t0) / queries
+    # baseline in the same run: aligning the query with every indexed clip, no screen
+    t0 = time.perf_counter()
+    for p in probes[:2]:
+        for clip in index.clips:
+            rule.accepts(align(p, clip.hashes, rule.max_frame_distance), sample_fps)
+    align_all = (time.perf_counter() - t0) / 2
     samples = clips * n
     return {"index_clips": clips, "index_samples": samples, "seconds_per_query": round(per_query, 4),
-            "samples_per_s": round(samples / per_query)}
+            "samples_per_s": round(samples / per_query), "align_every_clip_seconds_per_query": round(align_all, 3),
+            "speedup_vs_align_every_clip": round(align_all / per_query, 1)}
 
 
 def _rate(hits: int, total: int) -> float | None:

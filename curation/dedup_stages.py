@@ -64,7 +64,8 @@ def shards_before(ctx: StageContext) -> tuple[str, ...]:
     """
     order = shard_order(ctx.store)
     if ctx.shard not in order:
-        raise StageInputError(f"shard {ctx.shard!r} is not in the duplicate index yet; run clip_signatures for it first")
+        raise StageInputError(f"shard {ctx.shard!r} is not in the duplicate index yet; "
+                              "run clip_signatures for it first")
     return tuple(order[: order.index(ctx.shard)])
 
 
@@ -76,8 +77,10 @@ def clip_signatures(ctx: StageContext) -> dict[str, Any]:
     from curation.dedup import clip_signature
 
     cfg = ctx.params.clip_signatures
-    raw = {r["video_id"]: r for r in read_table(ctx.store, ctx.table_key("raw_videos"), needed_by="clip_signatures").to_pylist()}
-    clips = [r for r in read_table(ctx.store, ctx.table_key("scene_clips"), needed_by="clip_signatures").to_pylist() if r["kept"]]
+    raw = read_table(ctx.store, ctx.table_key("raw_videos"), needed_by="clip_signatures").to_pylist()
+    sha256 = {r["video_id"]: r["content_sha256"] for r in raw}
+    scenes = read_table(ctx.store, ctx.table_key("scene_clips"), needed_by="clip_signatures").to_pylist()
+    clips = [r for r in scenes if r["kept"]]
     rows = []
     for i, clip in enumerate(clips):
         report(f"clip_signatures[{ctx.shard}]", i, len(clips), clip["clip_id"])
@@ -86,7 +89,7 @@ def clip_signatures(ctx: StageContext) -> dict[str, Any]:
             hashes = clip_signature(stream, sample_fps=cfg.sample_fps, width=cfg.width, zooms=cfg.zooms)
         rows.append({
             "clip_id": clip["clip_id"], "video_id": clip["video_id"], "shard": ctx.shard,
-            "video_sha256": raw[clip["video_id"]]["content_sha256"],
+            "video_sha256": sha256[clip["video_id"]],
             "start_frame": clip["start_frame"], "end_frame": clip["end_frame"], "duration_s": clip["duration_s"],
             "sample_fps": cfg.sample_fps, "zooms": list(cfg.zooms), "samples": len(hashes),
             "hashes": [int(h) for h in hashes.ravel()], "signature_seconds": round(time.perf_counter() - t0, 4),
@@ -121,11 +124,12 @@ def _indexed(store: ObjectStore, shard: str, sample_fps: float, zooms: list[floa
     for row in read_table(store, f"tables/clip_signatures/{shard}.parquet", needed_by="clip_dedup").to_pylist():
         if row["sample_fps"] != sample_fps or list(row["zooms"]) != list(zooms):
             raise StageInputError(
-                f"clip_signatures of shard {shard!r} were computed at {row['sample_fps']} samples/s, zooms {row['zooms']}; "
-                f"this shard's at {sample_fps}, {zooms}: rerun clip_signatures for {shard!r}"
+                f"clip_signatures of shard {shard!r} were computed at {row['sample_fps']} samples/s, "
+                f"zooms {row['zooms']}; this shard's at {sample_fps}, {zooms}: rerun clip_signatures for {shard!r}"
             )
         hashes = np.asarray(row["hashes"], np.uint64).reshape(row["samples"], len(zooms))
-        out.append(IndexedClip(row["clip_id"], shard, row["video_sha256"], row["start_frame"], row["end_frame"], hashes))
+        out.append(IndexedClip(row["clip_id"], shard, row["video_sha256"], row["start_frame"], row["end_frame"],
+                               hashes))
     return out
 
 
@@ -141,7 +145,8 @@ def clip_dedup(ctx: StageContext) -> dict[str, Any]:
     prior = [clip for shard in before for clip in _indexed(ctx.store, shard, sample_fps, zooms)]
     new = _indexed(ctx.store, ctx.shard, sample_fps, zooms)
     t0 = time.perf_counter()
-    found = find_duplicates(prior, new, MatchRule(cfg.max_frame_distance, cfg.min_coverage, cfg.min_overlap_s), sample_fps)
+    rule = MatchRule(cfg.max_frame_distance, cfg.min_coverage, cfg.min_overlap_s)
+    found = find_duplicates(prior, new, rule, sample_fps)
     seconds = time.perf_counter() - t0
     rows = []
     for row in own:
