@@ -221,6 +221,8 @@ class CuratedClipsParams(Section):
 
 
 class ClipSignaturesParams(Section):
+    backend: Literal["embedded", "pretrained"]
+    pretrained_model: str
     sample_fps: Annotated[float, Field(gt=0.0, le=30.0)]
     width: Annotated[int, Field(ge=32, le=640)]
     zooms: Annotated[list[Annotated[float, Field(ge=0.5, le=1.0)]], Field(min_length=1, max_length=8)]
@@ -237,6 +239,7 @@ class ClipDedupParams(Section):
     max_frame_distance: Annotated[int, Field(ge=0, le=32)]  # of 64 bits: beyond 32 is worse than chance
     min_coverage: Annotated[float, Field(gt=0.0, le=1.0)]
     min_overlap_s: Positive
+    max_embedding_distance: Annotated[float, Field(ge=0.0, le=2.0)]  # cosine distance
 
 
 Backend = Literal["embedded", "pretrained"]

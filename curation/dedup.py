@@ -20,17 +20,23 @@ keeps its unique content and is not dropped.
 
 Sampling at fixed times rather than every frame makes copies at another frame rate, and
 trims by any amount, align to within half a sample period.
+
+With the pretrained backend a sample is a frame's DINOv2 embedding instead of its hashes
+(`clip_signatures.backend`), compared by cosine distance; alignment and coverage are the
+same. Its threshold (`clip_dedup.max_embedding_distance`) is not measured here: no DINOv2
+weights are available offline, only the embedded hashes are benchmarked (bench/dedup.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:
+    from curation.features import FrameEmbedder
     from curation.video_io import VideoSource
 
 HASH_BITS = 64
@@ -76,12 +82,16 @@ def sample_distances(query: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """Distance of every query sample to every reference sample.
 
     Args:
-        query: uint64 (n, Z), ref: uint64 (m, Z) signatures (zoom 1.0 in column 0).
+        query: (n, Z) and ref: (m, Z) uint64 hash signatures (zoom 1.0 in column 0), or
+            (n, D) and (m, D) float32 L2-normalised embeddings (the pretrained backend).
 
     Returns:
-        int32 (n, m): the fewest differing bits between one's full frame and any zoom of
-        the other's (the copy may be the cropped one or the source may be).
+        (n, m): for hashes, int32, the fewest differing bits between one's full frame and
+        any zoom of the other's (the copy may be the cropped one or the source may be);
+        for embeddings, float32 cosine distance (1 - cosine similarity).
     """
+    if query.dtype != np.uint64:
+        return (1.0 - query @ ref.T).astype(np.float32)
     dist = hamming(query[:, None, 0], ref[None, :, 0])
     for z in range(1, query.shape[1]):
         np.minimum(dist, hamming(query[:, None, 0], ref[None, :, z]), out=dist)
@@ -107,23 +117,47 @@ def sample_on_grid(times: np.ndarray, values: np.ndarray, sample_fps: float) -> 
     return values[np.where(np.abs(times[right] - grid) < np.abs(times[left] - grid), right, left)]
 
 
-def clip_signature(src: VideoSource, *, sample_fps: float, width: int, zooms: Sequence[float]) -> np.ndarray:
-    """The signature of one clip: uint64 (K, Z) hashes at `sample_fps`, over one decode pass.
+def grid_frames(frames: Iterable[tuple[float, np.ndarray]], sample_fps: float) -> Iterator[np.ndarray]:
+    """The frame nearest to each of the times t0, t0 + 1/sample_fps, ... (t0: the first
+    frame's time; ties go to the earlier frame), as `sample_on_grid` picks them, streamed:
+    only the previous frame is held.
 
-    Frames are hashed as they stream in (no frame is kept), decoded at `width` pixels wide.
+    Args:
+        frames: (seconds, frame) in presentation order, as `curation.video_io.iter_frames` yields.
+    """
+    start: float | None = None
+    previous: tuple[float, np.ndarray] | None = None
+    k = 0
+    for t, frame in frames:
+        if start is None:
+            start = t
+        while start + k / sample_fps <= t + 1e-9:
+            target = start + k / sample_fps
+            nearer_now = previous is None or abs(t - target) < abs(previous[0] - target)
+            yield frame if nearer_now else previous[1]
+            k += 1
+        previous = (t, frame)
+
+
+def clip_signature(src: VideoSource, *, sample_fps: float, width: int, zooms: Sequence[float],
+                   embedder: FrameEmbedder | None = None) -> np.ndarray:
+    """The signature of one clip over one decode pass, at `sample_fps` samples per second.
+
+    Frames are decoded `width` pixels wide and only the sampled ones are kept.
+
+    Returns:
+        uint64 (K, Z): DCT hashes at each zoom; with `embedder` (the pretrained backend),
+        float32 (K, D): its L2-normalised frame embeddings instead.
     """
     from curation.video_io import iter_frames
 
     rate = _frame_rate(src)
-    indices, hashes = [], []
-    for idx, frame in iter_frames(src, width=width):
-        indices.append(idx)
-        hashes.append(frame_hashes(frame[None], zooms)[0])
-    if not indices:
-        return np.zeros((0, len(zooms)), np.uint64)
-    order = np.argsort(indices, kind="stable")
-    times = np.asarray(indices, np.float64)[order] / rate
-    return sample_on_grid(times, np.asarray(hashes, np.uint64)[order], sample_fps)
+    sampled = grid_frames(((idx / rate, frame) for idx, frame in iter_frames(src, width=width)), sample_fps)
+    if embedder is None:
+        rows = [frame_hashes(frame[None], zooms)[0] for frame in sampled]
+        return np.asarray(rows, np.uint64).reshape(len(rows), len(zooms))
+    chosen = list(sampled)
+    return embedder.embed(np.stack(chosen) if chosen else np.zeros((0, 2, 2, 3), np.uint8)).astype(np.float32)
 
 
 def _frame_rate(src: VideoSource) -> float:
@@ -146,7 +180,7 @@ class SequenceMatch:
             before the reference).
         overlap: samples aligned at that offset.
         matched: aligned samples within the frame distance.
-        mean_distance: mean bit distance over the aligned samples.
+        mean_distance: mean distance over the aligned samples (bits of 64, or cosine).
         coverage: matched / query samples.
     """
 
@@ -157,9 +191,9 @@ class SequenceMatch:
     coverage: float
 
 
-def align(query: np.ndarray, ref: np.ndarray, max_frame_distance: int) -> SequenceMatch | None:
-    """Slide `query` along `ref`; the offset with the most matching samples (ties: the lower
-    mean distance, then the smaller offset). None when either signature is empty."""
+def align(query: np.ndarray, ref: np.ndarray, max_frame_distance: float) -> SequenceMatch | None:
+    """Slide `query` along `ref`; the offset with the most samples within `max_frame_distance`
+    (ties: the lower mean distance, then the smaller offset). None when either is empty."""
     n, m = len(query), len(ref)
     if not n or not m:
         return None
@@ -187,6 +221,11 @@ class MatchRule:
     max_frame_distance: int
     min_coverage: float
     min_overlap_s: float
+    max_embedding_distance: float = 0.0  # cosine distance; used for embedding signatures
+
+    def limit(self, signature: np.ndarray) -> float:
+        """The per-sample distance within which samples of this kind of signature match."""
+        return self.max_frame_distance if signature.dtype == np.uint64 else self.max_embedding_distance
 
     def accepts(self, match: SequenceMatch | None, sample_fps: float) -> bool:
         return (match is not None and match.coverage >= self.min_coverage
@@ -195,7 +234,8 @@ class MatchRule:
 
 @dataclass(frozen=True)
 class IndexedClip:
-    """One clip of the duplicate index: who it is and its signature."""
+    """One clip of the duplicate index: who it is and its signature (`hashes`: uint64
+    (K, Z) hashes or float32 (K, D) embeddings; one kind per index)."""
 
     clip_id: str
     shard: str
@@ -256,7 +296,7 @@ class SignatureIndex:
         needed = int(np.ceil(max(rule.min_coverage * len(query), rule.min_overlap_s * self.sample_fps) - 1e-9))
         hit = np.zeros((len(query), len(self.clips)), bool)  # query sample has a close sample in clip
         for start in range(0, len(flat), _SCREEN_CHUNK):
-            close = sample_distances(query, flat[start : start + _SCREEN_CHUNK]) <= rule.max_frame_distance
+            close = sample_distances(query, flat[start : start + _SCREEN_CHUNK]) <= rule.limit(query)
             rows, cols = np.nonzero(close)
             hit[rows, owner[start + cols]] = True
         return [int(i) for i in np.flatnonzero(hit.sum(axis=0) >= max(1, needed))]
@@ -271,7 +311,7 @@ class SignatureIndex:
                 return Duplicate(clip.clip_id, "duplicate", same, None)
         best: tuple[tuple[float, float], Duplicate] | None = None
         for i in self._screen(clip.hashes):
-            match = align(clip.hashes, self.clips[i].hashes, self.rule.max_frame_distance)
+            match = align(clip.hashes, self.clips[i].hashes, self.rule.limit(clip.hashes))
             if self.rule.accepts(match, self.sample_fps):
                 key = (match.coverage, -match.mean_distance)
                 if best is None or key > best[0]:

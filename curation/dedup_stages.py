@@ -36,6 +36,7 @@ from core.tables import read_json, read_table, to_table, write_json, write_table
 from curation.schemas import CLIP_DEDUP, CLIP_SIGNATURES
 
 SHARD_ORDER_PREFIX = "index/shard_order"
+EMBEDDED_BACKEND = "embedded:dct-hash"
 
 # ---------------------------------------------------------------- shard order
 
@@ -77,6 +78,12 @@ def clip_signatures(ctx: StageContext) -> dict[str, Any]:
     from curation.dedup import clip_signature
 
     cfg = ctx.params.clip_signatures
+    embedder = None
+    if cfg.backend == "pretrained":
+        from curation.features import make_embedder
+
+        embedder = make_embedder("pretrained", cfg.pretrained_model)
+    backend = embedder.name if embedder else EMBEDDED_BACKEND
     raw = read_table(ctx.store, ctx.table_key("raw_videos"), needed_by="clip_signatures").to_pylist()
     sha256 = {r["video_id"]: r["content_sha256"] for r in raw}
     scenes = read_table(ctx.store, ctx.table_key("scene_clips"), needed_by="clip_signatures").to_pylist()
@@ -86,13 +93,17 @@ def clip_signatures(ctx: StageContext) -> dict[str, Any]:
         report(f"clip_signatures[{ctx.shard}]", i, len(clips), clip["clip_id"])
         t0 = time.perf_counter()
         with ctx.store.open_stream(clip["clip_key"]) as stream:
-            hashes = clip_signature(stream, sample_fps=cfg.sample_fps, width=cfg.width, zooms=cfg.zooms)
+            signature = clip_signature(stream, sample_fps=cfg.sample_fps, width=cfg.width, zooms=cfg.zooms,
+                                       embedder=embedder)
         rows.append({
             "clip_id": clip["clip_id"], "video_id": clip["video_id"], "shard": ctx.shard,
             "video_sha256": sha256[clip["video_id"]],
             "start_frame": clip["start_frame"], "end_frame": clip["end_frame"], "duration_s": clip["duration_s"],
-            "sample_fps": cfg.sample_fps, "zooms": list(cfg.zooms), "samples": len(hashes),
-            "hashes": [int(h) for h in hashes.ravel()], "signature_seconds": round(time.perf_counter() - t0, 4),
+            "sample_fps": cfg.sample_fps, "zooms": list(cfg.zooms), "backend": backend, "samples": len(signature),
+            "hashes": [int(h) for h in signature.ravel()] if embedder is None else None,
+            "embeddings": signature.ravel().tolist() if embedder else None,
+            "dim": int(signature.shape[1]) if embedder else None,
+            "signature_seconds": round(time.perf_counter() - t0, 4),
         })
     report(f"clip_signatures[{ctx.shard}]", len(clips), len(clips), "done")
     write_table(ctx.store, ctx.table_key(), to_table(rows, CLIP_SIGNATURES))
@@ -103,6 +114,7 @@ def clip_signatures(ctx: StageContext) -> dict[str, Any]:
         "clips": len(rows),
         "samples": sum(r["samples"] for r in rows),
         "signature_seconds": round(sum(r["signature_seconds"] for r in rows), 3),
+        "backend": backend,
         "registered_ns": record["registered_ns"],
         "index_position": order.index(ctx.shard) + 1,
         "index_shards": len(order),
@@ -112,7 +124,12 @@ def clip_signatures(ctx: StageContext) -> dict[str, Any]:
 # ---------------------------------------------------------------- clip_dedup
 
 
-def _indexed(store: ObjectStore, shard: str, sample_fps: float, zooms: list[float]):
+def _settings(row: dict) -> dict[str, Any]:
+    """What makes two signatures comparable."""
+    return {"backend": row["backend"], "sample_fps": row["sample_fps"], "zooms": list(row["zooms"])}
+
+
+def _indexed(store: ObjectStore, shard: str, settings: dict[str, Any]) -> list:
     """The signature rows of `shard` as index entries, checked to be comparable with this run's.
 
     Raises:
@@ -122,14 +139,15 @@ def _indexed(store: ObjectStore, shard: str, sample_fps: float, zooms: list[floa
 
     out = []
     for row in read_table(store, f"tables/clip_signatures/{shard}.parquet", needed_by="clip_dedup").to_pylist():
-        if row["sample_fps"] != sample_fps or list(row["zooms"]) != list(zooms):
-            raise StageInputError(
-                f"clip_signatures of shard {shard!r} were computed at {row['sample_fps']} samples/s, "
-                f"zooms {row['zooms']}; this shard's at {sample_fps}, {zooms}: rerun clip_signatures for {shard!r}"
-            )
-        hashes = np.asarray(row["hashes"], np.uint64).reshape(row["samples"], len(zooms))
+        if _settings(row) != settings:
+            raise StageInputError(f"clip_signatures of shard {shard!r} were computed with {_settings(row)}, this "
+                                  f"shard's with {settings}: rerun clip_signatures for {shard!r}")
+        if row["backend"] == EMBEDDED_BACKEND:
+            signature = np.asarray(row["hashes"], np.uint64).reshape(row["samples"], len(settings["zooms"]))
+        else:
+            signature = np.asarray(row["embeddings"], np.float32).reshape(row["samples"], row["dim"])
         out.append(IndexedClip(row["clip_id"], shard, row["video_sha256"], row["start_frame"], row["end_frame"],
-                               hashes))
+                               signature))
     return out
 
 
@@ -140,13 +158,12 @@ def clip_dedup(ctx: StageContext) -> dict[str, Any]:
     cfg = ctx.params.clip_dedup
     before = shards_before(ctx)
     own = read_table(ctx.store, ctx.table_key("clip_signatures"), needed_by="clip_dedup").to_pylist()
-    sample_fps = own[0]["sample_fps"] if own else ctx.params.clip_signatures.sample_fps
-    zooms = list(own[0]["zooms"]) if own else list(ctx.params.clip_signatures.zooms)
-    prior = [clip for shard in before for clip in _indexed(ctx.store, shard, sample_fps, zooms)]
-    new = _indexed(ctx.store, ctx.shard, sample_fps, zooms)
+    # signatures compare only with signatures made the same way (a shard without clips compares nothing)
+    settings = _settings(own[0]) if own else None
+    prior = [clip for shard in before for clip in _indexed(ctx.store, shard, settings)] if own else []
     t0 = time.perf_counter()
-    rule = MatchRule(cfg.max_frame_distance, cfg.min_coverage, cfg.min_overlap_s)
-    found = find_duplicates(prior, new, rule, sample_fps)
+    rule = MatchRule(cfg.max_frame_distance, cfg.min_coverage, cfg.min_overlap_s, cfg.max_embedding_distance)
+    found = find_duplicates(prior, _indexed(ctx.store, ctx.shard, settings), rule, settings["sample_fps"]) if own else {}
     seconds = time.perf_counter() - t0
     rows = []
     for row in own:
@@ -156,7 +173,7 @@ def clip_dedup(ctx: StageContext) -> dict[str, Any]:
             "clip_id": row["clip_id"], "video_id": row["video_id"], "shard": ctx.shard,
             "duplicate": dup.kind if dup else None, "duplicate_of": dup.of.clip_id if dup else None,
             "duplicate_of_shard": dup.of.shard if dup else None,
-            "offset_s": round(match.offset / sample_fps, 3) if match else (0.0 if dup else None),
+            "offset_s": round(match.offset / settings["sample_fps"], 3) if match else (0.0 if dup else None),
             "coverage": round(match.coverage, 4) if match else (1.0 if dup else None),
             "mean_distance": match.mean_distance if match else (0.0 if dup else None),
         })

@@ -128,8 +128,11 @@ CLIP_SIGNATURES = pa.schema(
         ("duration_s", pa.float64()),
         ("sample_fps", pa.float64()),
         ("zooms", pa.list_(pa.float64())),
+        ("backend", pa.string()),  # embedded:dct-hash | the pretrained embedder's name
         ("samples", pa.int32()),
-        ("hashes", pa.list_(pa.uint64())),  # samples x zooms, sample-major
+        ("hashes", pa.list_(pa.uint64())),  # embedded: samples x zooms, sample-major
+        ("embeddings", pa.list_(pa.float32())),  # pretrained: samples x dim, sample-major
+        ("dim", pa.int32()),  # embedding size (pretrained), else null
         ("signature_seconds", pa.float64()),
     ]
 )

@@ -411,7 +411,7 @@ STAGES: dict[str, StageSpec] = {
 def _dedup_specs() -> list[StageSpec]:
     from curation import dedup_stages
 
-    code = ("curation.dedup", "curation.dedup_stages", "curation.schemas", *_CODE)
+    code = ("curation.dedup", "curation.dedup_stages", "curation.features", "curation.schemas", *_CODE)
     return [
         StageSpec("clip_signatures", dedup_stages.clip_signatures, ("clip_signatures",), ("scene_clips", "raw_videos"), code,
                   "Perceptual signature of every clip; the shard joins the duplicate index."),

@@ -16,6 +16,7 @@ from curation.dedup import (
     clip_signature,
     find_duplicates,
     frame_hashes,
+    grid_frames,
     hamming,
     sample_distances,
     sample_on_grid,
@@ -104,6 +105,29 @@ def test_sample_on_grid_takes_the_nearest_frame():
     jitter = np.random.default_rng(0).uniform(-0.02, 0.02, 30)  # timestamps of a variable-rate file
     assert sample_on_grid(times + jitter, np.arange(30), 4.0).tolist() == grid.tolist()
     assert sample_on_grid(np.zeros(0), np.zeros(0), 4.0).shape == (0,)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_streamed_grid_picks_the_same_frames_as_the_batch_one(seed):
+    rng = np.random.default_rng(seed)
+    times = np.cumsum(rng.uniform(0.02, 0.3, int(rng.integers(1, 80))))  # variable frame rate
+    frames = [np.full((2, 2, 3), i, np.uint8) for i in range(len(times))]
+    streamed = [int(f[0, 0, 0]) for f in grid_frames(zip(times, frames, strict=True), 4.0)]
+    assert streamed == sample_on_grid(times, np.arange(len(times)), 4.0).tolist()
+
+
+def test_embedding_signatures_compare_by_cosine_distance():
+    rng = np.random.default_rng(5)
+    emb = rng.normal(size=(12, 16)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    rule = MatchRule(max_frame_distance=8, min_coverage=0.6, min_overlap_s=1.0, max_embedding_distance=0.05)
+    assert rule.limit(emb) == 0.05 and rule.limit(np.zeros((1, 1), np.uint64)) == 8
+    dist = sample_distances(emb[2:8], emb)
+    assert dist.dtype == np.float32 and np.allclose(np.diagonal(dist, 2), 0.0, atol=1e-6)
+    found = find_duplicates([_clip("orig", emb)], [_clip("part", emb[2:8]), _clip("other", emb[::-1].copy())],
+                            rule, 4.0)
+    assert found["part"].of.clip_id == "orig" and found["part"].match.offset == 2
+    assert "other" not in found
 
 
 def test_align_finds_the_offset_of_a_trimmed_copy():

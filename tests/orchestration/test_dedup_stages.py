@@ -151,3 +151,45 @@ def test_an_earlier_shard_is_part_of_a_later_shards_fingerprint(project):
         from curation.dedup_stages import shards_before
 
         shards_before(StageContext("clip_dedup", "s3", params, store))
+
+
+@pytest.fixture(scope="module")
+def tiny_dinov2(tmp_path_factory):
+    """A random-initialised DINOv2 saved like a real checkpoint (nothing is downloaded)."""
+    import torch
+    from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
+
+    root = tmp_path_factory.mktemp("dinov2")
+    torch.manual_seed(0)
+    Dinov2Model(Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                             image_size=28, patch_size=14)).save_pretrained(root)
+    BitImageProcessor(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}, do_center_crop=True,
+                      image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]).save_pretrained(root)
+    return root
+
+
+def test_pretrained_signatures_are_embeddings_and_never_mix_with_hashes(project, tiny_dinov2):
+    from core.params import parse_params
+    from curation.dedup_stages import EMBEDDED_BACKEND
+
+    params, store = project
+    raw = params.model_dump()
+    raw["clip_signatures"].update(backend="pretrained", pretrained_model=str(tiny_dinov2))
+    pretrained = parse_params(raw)
+    pretrained._base_dir = params._base_dir
+    _curate("s1", pretrained, store)
+    _curate("s2", pretrained, store)
+    rows = _rows(store, "clip_signatures", "s2")
+    row = rows["alpha_reencoded-s00"]
+    assert row["backend"].startswith("pretrained:dinov2") and row["hashes"] is None
+    assert row["dim"] == 32 and len(row["embeddings"]) == row["samples"] * 32
+    dedup = _rows(store, "clip_dedup", "s2")
+    assert dedup["alpha_copy-s00"]["duplicate"] == "duplicate"  # the content hash decides, whatever the backend
+    assert dedup["alpha_reencoded-s00"]["duplicate_of"] == "alpha-s00"
+
+    # shard 3's signatures made with the hashes cannot be compared with shard 1's embeddings
+    for stage in ("raw_videos", "scene_clips", "clip_signatures"):
+        run_stage(STAGES[stage], "s3", params, store)
+    assert _rows(store, "clip_signatures", "s3")["beta_small-s00"]["backend"] == EMBEDDED_BACKEND
+    with pytest.raises(StageInputError, match="rerun clip_signatures for 's1'"):
+        run_stage(STAGES["clip_dedup"], "s3", params, store)
