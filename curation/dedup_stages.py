@@ -10,9 +10,11 @@ old ones:
 "Before" is registration order, not name order. Shards arrive over time, and the first
 copy to arrive is the one curated (and perhaps trained on) already: ordering by name would
 let a later shard whose name sorts first take that role and change the results of shards
-curated long before. Registration order is recorded in the store, so every later run and
-both engines (Dagster, dvc) read the same order whatever order they run shards in; shards
-first registered concurrently are ordered by their registration clock, then by name.
+curated long before. The first run of a shard's clip_signatures fixes its place; from then
+on every run, in either engine (Dagster, dvc) and in any order, reads the same order, and a
+rerun of a registered shard keeps its place. Shards first registered concurrently are
+ordered by their registration clock, then by name. Retiring a shard for good means deleting
+its record too: the shards after it then become stale and compare without it.
 
 clip_dedup compares a shard's clips, in clip order, with every earlier clip of the shard
 and with the clips of every shard registered before it. Its fingerprint holds the

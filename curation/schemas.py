@@ -24,7 +24,7 @@ RAW_VIDEOS = pa.schema(
         ("rotation", pa.int32()),
         ("container", pa.string()),
         ("size_bytes", pa.int64()),
-        ("content_sha256", pa.string()),  # SHA-256 of the file's bytes (null when it could not be read)
+        ("content_sha256", pa.string()),  # SHA-256 of the file's bytes (null when it could not be probed)
         ("duplicate_of", pa.string()),  # quarantined as a byte-identical copy of this video_id of the shard
     ]
 )

@@ -20,6 +20,9 @@ class CopyRecipe:
         scale: output size as a fraction of the (cropped) source size.
         crop: fraction removed from each edge (0.03: 3% off the left, right, top and bottom).
         start_s, end_s: the span of the source kept, in seconds (end None: to the end).
+        left_crop: a further fraction removed from the left edge only (an off-centre crop).
+        gain: pixel values multiplied by this (brightness and contrast), clipped to 0-255.
+        frame_step: keep one frame in this many, at that much lower a frame rate.
     """
 
     crf: int = 20
@@ -27,10 +30,13 @@ class CopyRecipe:
     crop: float = 0.0
     start_s: float = 0.0
     end_s: float | None = None
+    left_crop: float = 0.0
+    gain: float = 1.0
+    frame_step: int = 1
 
 
 def write_copy(src: Path, dest: Path, recipe: CopyRecipe, *, preset: str = "veryfast") -> Path:
-    """Write the copy of `src` that `recipe` describes to `dest` (H.264 MP4, source frame rate).
+    """Write the copy of `src` that `recipe` describes to `dest` (H.264 MP4).
 
     Raises:
         ValueError: the span holds no frame, or the copy would be smaller than 16x16.
@@ -47,19 +53,21 @@ def write_copy(src: Path, dest: Path, recipe: CopyRecipe, *, preset: str = "very
     batch = decode_frames(src, width=int(round(source_width * recipe.scale)) if recipe.scale < 1 else None)
     times = batch.indices / batch.fps
     keep = (times >= recipe.start_s - 1e-6) & ((times < recipe.end_s - 1e-6) if recipe.end_s is not None else True)
-    frames = batch.frames[keep]
+    frames = batch.frames[keep][:: recipe.frame_step]
     if not len(frames):
         raise ValueError(f"{src}: no frame in [{recipe.start_s}, {recipe.end_s}) s")
     h, w = frames.shape[1:3]
     dy, dx = int(round(h * recipe.crop)), int(round(w * recipe.crop))
-    frames = frames[:, dy : h - dy, dx : w - dx]
+    frames = frames[:, dy : h - dy, dx + int(round(w * recipe.left_crop)) : w - dx]
+    if recipe.gain != 1.0:
+        frames = np.clip(frames.astype(np.float32) * recipe.gain, 0, 255).astype(np.uint8)
     ch, cw = frames.shape[1:3]
     grow = max(1.0, recipe.scale)
     out_w, out_h = int(round(cw * grow / 2)) * 2, int(round(ch * grow / 2)) * 2
     if min(out_w, out_h) < 16:
         raise ValueError(f"{src}: a copy of {out_w}x{out_h} is too small")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    writer = ClipWriter(dest, batch.fps, out_w, out_h, crf=recipe.crf, preset=preset)
+    writer = ClipWriter(dest, batch.fps / recipe.frame_step, out_w, out_h, crf=recipe.crf, preset=preset)
     try:
         for frame in frames:
             if frame.shape[:2] != (out_h, out_w):

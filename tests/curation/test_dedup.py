@@ -223,6 +223,9 @@ def test_write_copy_trims_crops_and_scales(encoded):
     assert probe(copies["trim"]).frame_count == 30
     assert (probe(copies["half"]).width, probe(copies["half"]).height) == (80, 60)
     assert (probe(copies["crop"]).width, probe(copies["crop"]).height) == (148, 110)
+    stepped = write_copy(original, original.parent / "stepped.mp4", CopyRecipe(frame_step=2, left_crop=0.1, gain=1.2))
+    info = probe(stepped)
+    assert (info.frame_count, info.fps, info.width) == (20, 5.0, 144)
     with pytest.raises(ValueError, match="no frame"):
         write_copy(original, original.parent / "empty.mp4", CopyRecipe(start_s=9.0))
 
