@@ -58,7 +58,7 @@ $(CHROMIUM):
 
 # Each benchmark prints one JSON object (ratios against a baseline measured in the same run);
 # copies land in bench/results/. BENCHES=storage runs one.
-BENCHES ?= curation curriculum training storage memory
+BENCHES ?= curation curriculum training storage memory dedup
 bench: env
 	mkdir -p bench/results
 	set -e; for b in $(BENCHES); do \

@@ -1,6 +1,7 @@
 """Curation assets, one per stage, partitioned by shard.
 
 demo_pool -> raw_videos -> scene_clips -> clip_quality -> curated_clips
+                                   scene_clips -> clip_signatures -> clip_dedup -> curated_clips
 """
 
 
@@ -62,6 +63,11 @@ demo_pool = stage_asset("demo_pool", [], DEMO_GROUP, {"python"})
 raw_videos = stage_asset("raw_videos", ["demo_pool"], CURATION_GROUP, {"pyav", "parquet"})
 scene_clips = stage_asset("scene_clips", ["raw_videos"], CURATION_GROUP, {"pyscenedetect", "opencv", "parquet"})
 clip_quality = stage_asset("clip_quality", ["scene_clips"], CURATION_GROUP, {"opencv", "rapidocr", "parquet"})
-curated_clips = stage_asset("curated_clips", ["scene_clips", "clip_quality"], CURATION_GROUP, {"pyav", "parquet"})
+clip_signatures = stage_asset("clip_signatures", None, CURATION_GROUP, {"opencv", "parquet"})
+# clip_dedup also reads the signatures of every shard registered before its own; Dagster's
+# dynamic partitions cannot express "earlier partitions", so the stage's fingerprint carries
+# that dependency (core.stage prior_upstream).
+clip_dedup = stage_asset("clip_dedup", None, CURATION_GROUP, {"numpy", "parquet"})
+curated_clips = stage_asset("curated_clips", ["scene_clips", "clip_quality", "clip_dedup"], CURATION_GROUP, {"pyav", "parquet"})
 
-CURATION_ASSETS = [demo_pool, raw_videos, scene_clips, clip_quality, curated_clips]
+CURATION_ASSETS = [demo_pool, raw_videos, scene_clips, clip_quality, clip_signatures, clip_dedup, curated_clips]

@@ -12,7 +12,7 @@ from assets.resources import ReactIDResource
     # Everything the report reads: ground truth (demo_pool) and each curation table.
     deps=[
         dg.AssetDep(name, partition_mapping=dg.AllPartitionMapping())
-        for name in ("demo_pool", "raw_videos", "scene_clips", "clip_quality", "curated_clips")
+        for name in ("demo_pool", "raw_videos", "scene_clips", "clip_quality", "clip_dedup", "curated_clips")
     ],
     group_name="reports",
     kinds={"markdown"},

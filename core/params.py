@@ -96,7 +96,7 @@ class StorageParams(Section):
 
 
 class DemoShard(Section):
-    kind: Literal["procedural", "real_footage"]
+    kind: Literal["procedural", "real_footage", "copies"]  # copies: of the real footage (duplicate removal)
     seed: Annotated[int, Field(ge=0)]
 
 
@@ -226,6 +226,28 @@ class CuratedClipsParams(Section):
         if self.min_brightness >= self.max_brightness:
             raise ValueError("min_brightness must be below max_brightness")
         return self
+
+
+class ClipSignaturesParams(Section):
+    backend: Literal["embedded", "pretrained"]
+    pretrained_model: str
+    sample_fps: Annotated[float, Field(gt=0.0, le=30.0)]
+    width: Annotated[int, Field(ge=32, le=640)]
+    zooms: Annotated[list[Annotated[float, Field(ge=0.5, le=1.0)]], Field(min_length=1, max_length=8)]
+
+    @field_validator("zooms")
+    @classmethod
+    def _zooms(cls, v: list[float]) -> list[float]:
+        if v[0] != 1.0 or any(b >= a for a, b in zip(v, v[1:], strict=False)):
+            raise ValueError("expected 1.0 (the whole frame) first, then decreasing zooms")
+        return v
+
+
+class ClipDedupParams(Section):
+    max_frame_distance: Annotated[int, Field(ge=0, le=32)]  # of 64 bits: beyond 32 is worse than chance
+    min_coverage: Annotated[float, Field(gt=0.0, le=1.0)]
+    min_overlap_s: Positive
+    max_embedding_distance: Annotated[float, Field(ge=0.0, le=2.0)]  # cosine distance
 
 
 Backend = Literal["embedded", "pretrained"]
@@ -809,6 +831,8 @@ class Params(Section):
     scene_clips: SceneClipsParams
     clip_quality: ClipQualityParams
     curated_clips: CuratedClipsParams
+    clip_signatures: ClipSignaturesParams
+    clip_dedup: ClipDedupParams
     captions: CaptionsParams
     entities: EntitiesParams
     subjects: SubjectsParams

@@ -66,6 +66,12 @@ class StageSpec:
     # An aggregate stage reads its upstream stages for every shard in `shards` and writes
     # one output under the pseudo-shard AGGREGATE.
     aggregate: bool = False
+    # A stage that compares a shard with the shards before it (duplicate removal) also reads
+    # `prior_upstream` of every shard `prior_shards` names, in that order; their markers join
+    # the fingerprint, so a change in an earlier shard makes the later ones stale, and a shard
+    # added later changes nothing before it.
+    prior_upstream: tuple[str, ...] = ()
+    prior_shards: Callable[[StageContext], tuple[str, ...]] | None = None
 
 
 AGGREGATE = "all-shards"
@@ -124,7 +130,28 @@ def stage_fingerprint(
         "upstream": upstream,
         "inputs": spec.input_hash(ctx) if spec.input_hash else None,
     }
+    if spec.prior_upstream:
+        payload["prior"] = _prior_markers(spec, ctx)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _prior_markers(spec: StageSpec, ctx: StageContext) -> list[list[str]]:
+    """[stage, shard, fingerprint] of `spec.prior_upstream` for each shard before `ctx.shard`.
+
+    Raises:
+        StageInputError: an earlier shard has not completed one of them.
+    """
+    if spec.prior_shards is None:
+        raise StageInputError(f"stage {spec.name!r} declares prior_upstream but no prior_shards")
+    out = []
+    for src in spec.prior_shards(ctx):
+        for up in spec.prior_upstream:
+            key = marker_key(up, src)
+            if not ctx.store.exists(key):
+                raise StageInputError(f"stage {spec.name!r} compares shard {ctx.shard!r} with shard {src!r} before it, "
+                                      f"whose {up!r} has not completed; run it first")
+            out.append([up, src, read_json(ctx.store, key)["fingerprint"]])
+    return out
 
 
 def completed(

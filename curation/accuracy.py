@@ -126,6 +126,31 @@ def quarantine_accuracy(truth: dict, raw_rows: list[dict]) -> dict[str, Any]:
             "unexpected_quarantine": false_quarantine}
 
 
+def duplicate_accuracy(truth: dict, raw_rows: list[dict], curated_rows: list[dict]) -> dict[str, Any]:
+    """Planted copies (a demo `copies` shard): each must be quarantined as a duplicate on
+    arrival or have every clip rejected as a (near) duplicate of an earlier clip."""
+    raw = {r["source_path"].rsplit("/", 1)[-1]: r for r in raw_rows}
+    clips: dict[str, list[dict]] = {}
+    for row in curated_rows:
+        clips.setdefault(row["video_id"], []).append(row)
+    rows = []
+    for video in truth.get("videos", []):
+        if "expected" not in video:
+            continue
+        got = raw.get(video["file"])
+        if got is not None and got["status"] != "ok":
+            outcome, of = got["reason"], got.get("duplicate_of")
+        else:
+            mine = clips.get(got["video_id"], []) if got else []
+            kinds = {k for c in mine for k in c["reasons"] if k in ("duplicate", "near_duplicate")}
+            removed = bool(mine) and all({"duplicate", "near_duplicate"} & set(c["reasons"]) for c in mine)
+            outcome = "/".join(sorted(kinds)) if removed else "kept"
+            of = ", ".join(sorted({c["duplicate_of"] for c in mine if c.get("duplicate_of")})) or None
+        rows.append({"file": video["file"], "copy_of": video.get("copy_of"), "outcome": outcome, "duplicate_of": of,
+                     "removed": outcome in ("duplicate", "near_duplicate")})
+    return {"planted": len(rows), "removed": sum(r["removed"] for r in rows), "rows": rows}
+
+
 # ---------------------------------------------------------------- annotation (issue 3)
 
 

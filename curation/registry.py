@@ -18,6 +18,7 @@ a stored video as a stream (ranged reads on S3, never a whole copy).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -25,7 +26,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 from core.errors import StageInputError
 
@@ -35,6 +36,20 @@ if TYPE_CHECKING:
 
 MANIFEST_NAMES = ("manifest.jsonl", "manifest.csv")
 _HASH_CHUNK = 1 << 20
+# Quarantine reason of a raw video whose bytes repeat an earlier video of its shard.
+DUPLICATE = "duplicate"
+
+
+def content_sha256(src: str | Path | IO[bytes]) -> str:
+    """SHA-256 of a file's bytes, streamed in chunks: a path, or a seekable binary stream
+    (`ObjectStore.open_stream`; on S3 ranged reads, never a whole copy), read from its start."""
+    digest = hashlib.sha256()
+    with contextlib.ExitStack() as stack:
+        stream = src if hasattr(src, "read") else stack.enter_context(open(src, "rb"))
+        stream.seek(0)
+        while chunk := stream.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -233,11 +248,8 @@ class StorePool:
         """
         h = hashlib.sha256()
         for name, key in sorted(self._objects(shard).items()):
-            digest = hashlib.sha256()
             with self.store.open_stream(key) as stream:
-                while chunk := stream.read(_HASH_CHUNK):
-                    digest.update(chunk)
-            h.update(f"{name}:{digest.hexdigest()}\n".encode())
+                h.update(f"{name}:{content_sha256(stream)}\n".encode())
         return h.hexdigest()[:16]
 
 

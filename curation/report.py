@@ -50,6 +50,7 @@ def shard_accuracy(params: Params, store: ObjectStore, shard: str) -> dict[str, 
         "low_motion_filter": accuracy.motion_filter_accuracy(truth, kept_clips, curated),
         "short_scenes": accuracy.short_scene_accuracy(truth, clips, params.scene_clips.min_duration_s),
         "quarantine": accuracy.quarantine_accuracy(truth, raw),
+        "duplicates": accuracy.duplicate_accuracy(truth, raw, list(curated.values())),
     }
 
 
@@ -86,6 +87,7 @@ def build_curation_report(params: Params, store: ObjectStore, shards: list[str])
         lines += [f"- quarantined by reason: {r['quarantine_by_reason'] or 'none'}",
                   f"- scenes dropped: {s['dropped_by_reason'] or 'none'}",
                   f"- rejections by reason: {c['rejections_by_reason'] or 'none'}",
+                  *_dedup_line(recorded_metadata(store, "clip_dedup", shard)),
                   "- stage seconds: " + ", ".join(f"{k} {meta[k]['seconds']}" for k in STAGE_ORDER), ""]
         if r["quarantine_preview"]:
             lines += ["Quarantine:", "", *_table(r["quarantine_preview"])]
@@ -111,11 +113,21 @@ def build_curation_report(params: Params, store: ObjectStore, shards: list[str])
                   f"/{acc['short_scenes']['short_scenes']}", ""]
         if qa["rows"]:
             lines += _table(qa["rows"])
+        dup = acc["duplicates"]
+        if dup["planted"]:
+            lines += [f"Planted copies removed: {dup['removed']}/{dup['planted']}", "", *_table(dup["rows"])]
     lines[2:2] = ["## Flow", "", *_table(flow)]
     metrics["flow"] = flow
     store.put_bytes(REPORT_KEY, "\n".join(lines).encode())
     write_json(store, METRICS_KEY, metrics)
     return metrics
+
+
+def _dedup_line(meta: dict[str, Any] | None) -> list[str]:
+    if meta is None:
+        return []
+    against = ", ".join(meta["compared_with_shards"]) or "no earlier shard"
+    return [f"- duplicates of earlier clips (this shard and {against}): {meta['duplicates_by_kind'] or 'none'}"]
 
 
 def report_inputs_ready(store: ObjectStore, shard: str) -> bool:

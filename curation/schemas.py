@@ -28,6 +28,8 @@ RAW_VIDEOS = pa.schema(
         ("frames_declared", pa.int64()),  # null when the container declares no count (Matroska)
         ("duration_declared_s", pa.float64()),
         ("complete", pa.bool_()),  # false: the file ends early (used when what is present is long enough)
+        ("content_sha256", pa.string()),  # SHA-256 of the file's bytes (null when it could not be probed)
+        ("duplicate_of", pa.string()),  # quarantined as a byte-identical copy of this video_id of the shard
     ]
 )
 
@@ -120,5 +122,40 @@ CURATED_CLIPS = pa.schema(
         ("aesthetic", pa.float64()),
         ("caption", pa.string()),
         ("identity", pa.string()),
+        ("duplicate_of", pa.string()),  # rejected as a copy of this earlier clip (clip_dedup), else null
+    ]
+)
+
+CLIP_SIGNATURES = pa.schema(
+    [
+        ("clip_id", pa.string()),
+        ("video_id", pa.string()),
+        ("shard", pa.string()),
+        ("video_sha256", pa.string()),  # the raw video's content hash: same frames of the same bytes = exact copy
+        ("start_frame", pa.int64()),
+        ("end_frame", pa.int64()),
+        ("duration_s", pa.float64()),
+        ("sample_fps", pa.float64()),
+        ("zooms", pa.list_(pa.float64())),
+        ("backend", pa.string()),  # embedded:dct-hash | the pretrained embedder's name
+        ("samples", pa.int32()),
+        ("hashes", pa.list_(pa.uint64())),  # embedded: samples x zooms, sample-major
+        ("embeddings", pa.list_(pa.float32())),  # pretrained: samples x dim, sample-major
+        ("dim", pa.int32()),  # embedding size (pretrained), else null
+        ("signature_seconds", pa.float64()),
+    ]
+)
+
+CLIP_DEDUP = pa.schema(
+    [
+        ("clip_id", pa.string()),
+        ("video_id", pa.string()),
+        ("shard", pa.string()),
+        ("duplicate", pa.string()),  # null | duplicate (same frames of a byte-identical video) | near_duplicate
+        ("duplicate_of", pa.string()),  # clip id of the earlier clip it repeats
+        ("duplicate_of_shard", pa.string()),
+        ("offset_s", pa.float64()),  # where this clip starts in the earlier one (negative: before it)
+        ("coverage", pa.float64()),  # share of this clip's samples that match the earlier clip
+        ("mean_distance", pa.float64()),  # bits of 64 over the aligned samples
     ]
 )

@@ -69,6 +69,7 @@ def demo_pool(ctx: StageContext) -> dict[str, Any]:
 def probe_entry(env: ItemEnv, models: None, entry) -> dict[str, Any]:
     """The raw_videos row of one pool entry: probed, or quarantined with its reason."""
     from curation import video_io as vio
+    from curation.registry import content_sha256
 
     cfg = env.params.raw_videos
     row: dict[str, Any] = {
@@ -82,6 +83,7 @@ def probe_entry(env: ItemEnv, models: None, entry) -> dict[str, Any]:
             raise vio.ProbeError(vio.UNSUPPORTED_EXTENSION, f"extension {entry.suffix!r} not in raw_videos.extensions")
         with vio.open_location(env.store, entry.location) as src:  # a stored video: streamed, not copied
             info = vio.probe(src)
+            row["content_sha256"] = content_sha256(src)
         row.update(
             duration_s=info.duration_s, fps=info.fps, width=info.width, height=info.height, codec=info.codec,
             frame_count=info.frame_count, rotation=info.rotation, container=info.container, size_bytes=info.size_bytes,
@@ -105,12 +107,20 @@ def probe_entry(env: ItemEnv, models: None, entry) -> dict[str, Any]:
 def raw_videos(ctx: StageContext) -> dict[str, Any]:
     """Register a shard of the raw pool (a folder on disk or a prefix of the store) and probe
     every file (one item per video on the execution engine); quarantine what cannot be used."""
-    from curation.registry import raw_pool
+    from curation.registry import DUPLICATE, raw_pool
 
     pool = raw_pool(ctx.params, ctx.store)
     entries = pool.list_shard(ctx.shard)
     run = run_items(ctx, ItemWork(probe_entry), entries, label=lambda e: e.name)
     rows = run.results
+    first_with_hash: dict[str, str] = {}  # content hash -> the first usable video with it
+    for row in rows:  # in pool order, so the kept copy is the same whatever the engine
+        if row["status"] != "ok":
+            continue
+        first = first_with_hash.setdefault(row["content_sha256"], row["video_id"])
+        if first != row["video_id"]:  # copies in earlier shards are found per clip by clip_dedup
+            row.update(status="quarantined", reason=DUPLICATE, duplicate_of=first,
+                       detail=f"byte-identical to {first} (sha256 {row['content_sha256'][:12]})")
     write_table(ctx.store, ctx.table_key(), to_table(rows, schemas.RAW_VIDEOS))
     ok = [r for r in rows if r["status"] == "ok"]
     quarantined = [r for r in rows if r["status"] != "ok"]
@@ -415,6 +425,8 @@ def curated_clips(ctx: StageContext) -> dict[str, Any]:
     enc = ctx.params.scene_clips
     clips = {r["clip_id"]: r for r in read_table(ctx.store, ctx.table_key("scene_clips"), needed_by="curated_clips").to_pylist() if r["kept"]}
     quality = read_table(ctx.store, ctx.table_key("clip_quality"), needed_by="curated_clips").to_pylist()
+    copies = {r["clip_id"]: r for r in read_table(ctx.store, ctx.table_key("clip_dedup"), needed_by="curated_clips").to_pylist()
+              if r["duplicate"]}
     rows = []
     prefix = f"clips_cropped/{ctx.shard}"
     with temp_dir() as tmp, ctx.store.staged_prefix(prefix) as staging:
@@ -422,6 +434,9 @@ def curated_clips(ctx: StageContext) -> dict[str, Any]:
             report(f"curated_clips[{ctx.shard}]", i, len(quality), q["clip_id"])
             clip = clips[q["clip_id"]]
             reasons = rejection_reasons(q, cfg)
+            dup = copies.get(q["clip_id"])
+            if dup:
+                reasons.append(dup["duplicate"])  # duplicate | near_duplicate
             x, y, w, h = q["crop"]
             cropped = bool(q["has_text"]) and not reasons and (w, h) != (clip["width"], clip["height"])
             key = clip["clip_key"]
@@ -438,6 +453,7 @@ def curated_clips(ctx: StageContext) -> dict[str, Any]:
                 "duration_s": clip["duration_s"], "fps": clip["fps"], "motion_foreground": q["motion_foreground"],
                 "has_text": q["has_text"], "sharpness": q["sharpness"], "aesthetic": q["aesthetic"],
                 "caption": clip["caption"], "identity": clip["identity"],
+                "duplicate_of": dup["duplicate_of"] if dup else None,
             })
     report(f"curated_clips[{ctx.shard}]", len(quality), len(quality), "done")
     write_table(ctx.store, ctx.table_key(), to_table(rows, schemas.CURATED_CLIPS))
@@ -450,7 +466,8 @@ def curated_clips(ctx: StageContext) -> dict[str, Any]:
         "cropped": sum(r["cropped"] for r in kept),
         "rejections_by_reason": counts_by([reason for r in rejected for reason in r["reasons"]]),
         "curated_seconds": round(sum(r["duration_s"] for r in kept), 2),
-        "rejected_preview": _preview([{**r, "reasons": ", ".join(r["reasons"])} for r in rejected], ["clip_id", "reasons"], 20),
+        "rejected_preview": _preview([{**r, "reasons": ", ".join(r["reasons"])} for r in rejected],
+                                     ["clip_id", "reasons", "duplicate_of"], 20),
         "preview": _preview(kept, ["clip_id", "duration_s", "motion_foreground", "cropped"]),
     }
 
@@ -470,11 +487,27 @@ STAGES: dict[str, StageSpec] = {
                   "Scene cuts and H.264 clips."),
         StageSpec("clip_quality", clip_quality, ("clip_quality",), ("scene_clips",),
                   ("curation.quality", "curation.aesthetic", *_CODE), "Motion, text, technical and aesthetic scores."),
-        StageSpec("curated_clips", curated_clips, ("curated_clips", "scene_clips"), ("scene_clips", "clip_quality"),
-                  ("curation.clip_writing", *_CODE), "Clips passing every filter, with rejection reasons."),
+        StageSpec("curated_clips", curated_clips, ("curated_clips", "scene_clips"), ("scene_clips", "clip_quality", "clip_dedup"),
+                  ("curation.clip_writing", *_CODE), "Clips passing every filter and not repeating an earlier clip, with rejection reasons."),
     )
 }
-CURATION_STAGES = ("raw_videos", "scene_clips", "clip_quality", "curated_clips")
+
+
+def _dedup_specs() -> list[StageSpec]:
+    from curation import dedup_stages
+
+    code = ("curation.dedup", "curation.dedup_stages", "curation.features", "curation.schemas", *_CODE)
+    return [
+        StageSpec("clip_signatures", dedup_stages.clip_signatures, ("clip_signatures",), ("scene_clips", "raw_videos"), code,
+                  "Perceptual signature of every clip; the shard joins the duplicate index."),
+        StageSpec("clip_dedup", dedup_stages.clip_dedup, ("clip_dedup",), ("clip_signatures",), code,
+                  "Exact and near duplicates of earlier clips of the shard and of every shard registered before it.",
+                  prior_upstream=("clip_signatures",), prior_shards=dedup_stages.shards_before),
+    ]
+
+
+STAGES.update({spec.name: spec for spec in _dedup_specs()})
+CURATION_STAGES = ("raw_videos", "scene_clips", "clip_quality", "clip_signatures", "clip_dedup", "curated_clips")
 
 
 def _annotation_specs() -> list[StageSpec]:

@@ -56,7 +56,7 @@ def dagster_home_cmd(ctx: click.Context, force: bool) -> None:
 @click.option("--shard", required=True, help="Shard name, e.g. demo-000.")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Pool root; the shard goes to OUT/SHARD/.")
 @click.option("--truth", type=click.Path(path_type=Path), default=None, help="Ground-truth folder (default: OUT/../ground_truth).")
-@click.option("--kind", type=click.Choice(["procedural", "real_footage"]), default="procedural", show_default=True)
+@click.option("--kind", type=click.Choice(["procedural", "real_footage", "copies"]), default="procedural", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--n-videos", type=int, default=10, show_default=True)
 @click.option("--size", default="320x240", show_default=True, help="WIDTHxHEIGHT of procedural videos.")

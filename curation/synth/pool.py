@@ -418,6 +418,10 @@ def build_demo_shard(
                                             width=width, height=height, fps=fps)
         elif kind == "real_footage":
             result = build_real_footage_shard(staging, shard)
+        elif kind == "copies":
+            from curation.synth.copies import build_copies_shard
+
+            result = build_copies_shard(staging, shard)
         else:
             raise ValueError(f"unknown demo shard kind {kind!r}")
         with open(staging / "manifest.jsonl", "w") as fh:

@@ -24,6 +24,10 @@ def test_repo_params_are_valid(repo_root):
         ("clip_quality", "flow_method", "raft", "clip_quality.flow_method"),
         ("raw_videos", "min_fps", 200.0, "raw_videos: min_fps (200.0) must not exceed max_fps"),
         ("storage", "backend", "gcs", "storage.backend"),
+        ("clip_signatures", "zooms", [0.9, 1.0], "clip_signatures.zooms: expected 1.0 (the whole frame) first"),
+        ("clip_signatures", "backend", "clip", "clip_signatures.backend: expected one of 'embedded' or 'pretrained'"),
+        ("clip_dedup", "max_frame_distance", 40, "clip_dedup.max_frame_distance: expected a value less than or equal to 32"),
+        ("clip_dedup", "min_coverage", 0.0, "clip_dedup.min_coverage: expected a value greater than 0"),
     ],
 )
 def test_bad_value_names_the_key(base_params_raw, section, key, value, expected):

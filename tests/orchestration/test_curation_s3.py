@@ -59,7 +59,8 @@ def test_materialize_curation_group_on_s3(make_project, s3_bucket, monkeypatch):
     result = dg.materialize(CURATION_ASSETS, partition_key=SHARD, instance=instance, resources={"reactid": resource})
     assert result.success
     mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
-    assert set(mats) == {"demo_pool", "raw_videos", "scene_clips", "clip_quality", "curated_clips"}
+    assert set(mats) == {"demo_pool", "raw_videos", "scene_clips", "clip_quality", "clip_signatures", "clip_dedup",
+                         "curated_clips"}
 
     params = load_params(params_path)
     store = open_params_store(params)
@@ -162,7 +163,7 @@ def test_a_shard_uploaded_to_the_bucket_is_sensed_and_curated_from_the_bucket(ma
     result = dg.materialize(curation, partition_key=BUCKET_SHARD, instance=instance, resources={"reactid": resource})
     assert result.success
     mats = {m.asset_key.to_user_string(): m.materialization.metadata for m in result.get_asset_materialization_events()}
-    assert set(mats) == {"raw_videos", "scene_clips", "clip_quality", "curated_clips"}
+    assert set(mats) == {"raw_videos", "scene_clips", "clip_quality", "clip_signatures", "clip_dedup", "curated_clips"}
     assert mats["raw_videos"]["pool"].value == f"s3://{bucket}/team/reactid/incoming/{BUCKET_SHARD}/"
 
     # Registered and probed from the bucket; the broken files quarantined for their reason.

@@ -23,6 +23,7 @@ def test_definitions_have_the_curation_graph():
     graph = defs.resolve_asset_graph()
     parents = {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys} for k in graph.get_all_asset_keys()}
     assert parents["scene_clips"] == {"raw_videos"}
-    assert parents["curated_clips"] == {"scene_clips", "clip_quality"}
+    assert parents["curated_clips"] == {"scene_clips", "clip_quality", "clip_dedup"}
+    assert parents["clip_dedup"] == {"clip_signatures"}
     for job in ("curation", "demo_shard", "reports"):
         assert defs.resolve_job_def(job) is not None

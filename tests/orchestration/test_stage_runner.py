@@ -77,8 +77,8 @@ def test_raw_videos_from_csv_manifest_with_missing_file(make_project, tmp_path):
         f"{src / 'b.mov'},same clip as mov,p1\n"
     )
     result = run_stage(STAGES["raw_videos"], "man-1", params, store)
-    assert result.metadata["videos_ok"] == 2
-    assert result.metadata["quarantine_by_reason"] == {"missing_file": 1}
+    assert result.metadata["videos_ok"] == 1
+    assert result.metadata["quarantine_by_reason"] == {"duplicate": 1, "missing_file": 1}  # b.mov: a.mp4's bytes
     again = run_stage(STAGES["raw_videos"], "man-1", params, store)
     assert again.skipped
     (pool / "man-1.csv").write_text((pool / "man-1.csv").read_text() + f"{src / 'a.mp4'},dup,p3\n")

@@ -30,8 +30,8 @@ def test_annotation_stages_with_pretrained_backends(make_project, tiny_qwen, tin
 
     params = load_params(make_project(edit))
     store = LocalObjectStore(params.resolve(params.storage.root))
-    for stage in ("demo_pool", "raw_videos", "scene_clips", "clip_quality", "curated_clips", "captions", "entities",
-                  "subjects", "faces", "attributes", "timelines", "annotations"):
+    for stage in ("demo_pool", "raw_videos", "scene_clips", "clip_quality", "clip_signatures", "clip_dedup", "curated_clips",
+                  "captions", "entities", "subjects", "faces", "attributes", "timelines", "annotations"):
         run_stage(STAGES[stage], "tiny-000", params, store)
 
     def rows(name):

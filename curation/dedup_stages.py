@@ -1,0 +1,195 @@
+"""Duplicate removal across shards: the clip_signatures and clip_dedup stages.
+
+The duplicate index is persisted per shard, so a new shard extends it without touching the
+old ones:
+- `tables/clip_signatures/<shard>.parquet`: each clip's perceptual signature
+  (curation/dedup.py) and its raw video's SHA-256 (raw_videos `content_sha256`);
+- `index/shard_order/<shard>.json`: when the shard joined the index, written once, the
+  first time its signatures are computed, and never rewritten.
+
+"Before" is registration order, not name order. Shards arrive over time, and the first
+copy to arrive is the one curated (and perhaps trained on) already: ordering by name would
+let a later shard whose name sorts first take that role and change the results of shards
+curated long before. The first run of a shard's clip_signatures fixes its place; from then
+on every run, in either engine (Dagster, dvc) and in any order, reads the same order, and a
+rerun of a registered shard keeps its place. Shards first registered concurrently are
+ordered by their registration clock, then by name. Retiring a shard for good means deleting
+its record too: the shards after it then become stale and compare without it.
+
+clip_dedup compares a shard's clips, in clip order, with every earlier clip of the shard
+and with the clips of every shard registered before it. Its fingerprint holds the
+signature markers of exactly those shards (core.stage `prior_upstream`), so a shard's
+result is stale when an earlier shard's signatures change, and never when a later shard
+is added.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from core.errors import StageInputError
+from core.progress import report
+from core.stage import StageContext, counts_by
+from core.storage import ObjectStore
+from core.tables import read_json, read_table, to_table, write_json, write_table
+from curation.schemas import CLIP_DEDUP, CLIP_SIGNATURES
+
+SHARD_ORDER_PREFIX = "index/shard_order"
+EMBEDDED_BACKEND = "embedded:dct-hash"
+
+# ---------------------------------------------------------------- shard order
+
+
+def register_shard(store: ObjectStore, shard: str) -> dict[str, Any]:
+    """Record that `shard` joined the duplicate index, unless it already has; return its record."""
+    key = f"{SHARD_ORDER_PREFIX}/{shard}.json"
+    if store.exists(key):
+        return read_json(store, key)
+    record = {"shard": shard, "registered_ns": time.time_ns()}
+    write_json(store, key, record)
+    return record
+
+
+def shard_order(store: ObjectStore) -> list[str]:
+    """Every registered shard, earliest first."""
+    records = [read_json(store, k) for k in store.list(SHARD_ORDER_PREFIX) if k.endswith(".json")]
+    return [r["shard"] for r in sorted(records, key=lambda r: (int(r["registered_ns"]), r["shard"]))]
+
+
+def shards_before(ctx: StageContext) -> tuple[str, ...]:
+    """The shards registered before `ctx.shard`, earliest first.
+
+    Raises:
+        StageInputError: the shard has not been registered (its clip_signatures never ran).
+    """
+    order = shard_order(ctx.store)
+    if ctx.shard not in order:
+        raise StageInputError(f"shard {ctx.shard!r} is not in the duplicate index yet; "
+                              "run clip_signatures for it first")
+    return tuple(order[: order.index(ctx.shard)])
+
+
+# ---------------------------------------------------------------- clip_signatures
+
+
+def clip_signatures(ctx: StageContext) -> dict[str, Any]:
+    """Perceptual signature of every clip of the shard; the shard joins the duplicate index."""
+    from curation.dedup import clip_signature
+
+    cfg = ctx.params.clip_signatures
+    embedder = None
+    if cfg.backend == "pretrained":
+        from curation.features import make_embedder
+
+        embedder = make_embedder("pretrained", cfg.pretrained_model)
+    backend = embedder.name if embedder else EMBEDDED_BACKEND
+    raw = read_table(ctx.store, ctx.table_key("raw_videos"), needed_by="clip_signatures").to_pylist()
+    sha256 = {r["video_id"]: r["content_sha256"] for r in raw}
+    scenes = read_table(ctx.store, ctx.table_key("scene_clips"), needed_by="clip_signatures").to_pylist()
+    clips = [r for r in scenes if r["kept"]]
+    rows = []
+    for i, clip in enumerate(clips):
+        report(f"clip_signatures[{ctx.shard}]", i, len(clips), clip["clip_id"])
+        t0 = time.perf_counter()
+        with ctx.store.open_stream(clip["clip_key"]) as stream:
+            signature = clip_signature(stream, sample_fps=cfg.sample_fps, width=cfg.width, zooms=cfg.zooms,
+                                       embedder=embedder)
+        rows.append({
+            "clip_id": clip["clip_id"], "video_id": clip["video_id"], "shard": ctx.shard,
+            "video_sha256": sha256[clip["video_id"]],
+            "start_frame": clip["start_frame"], "end_frame": clip["end_frame"], "duration_s": clip["duration_s"],
+            "sample_fps": cfg.sample_fps, "zooms": list(cfg.zooms), "backend": backend, "samples": len(signature),
+            "hashes": [int(h) for h in signature.ravel()] if embedder is None else None,
+            "embeddings": signature.ravel().tolist() if embedder else None,
+            "dim": int(signature.shape[1]) if embedder else None,
+            "signature_seconds": round(time.perf_counter() - t0, 4),
+        })
+    report(f"clip_signatures[{ctx.shard}]", len(clips), len(clips), "done")
+    write_table(ctx.store, ctx.table_key(), to_table(rows, CLIP_SIGNATURES))
+    record = register_shard(ctx.store, ctx.shard)
+    order = shard_order(ctx.store)
+    return {
+        "table": ctx.table_key(),
+        "clips": len(rows),
+        "samples": sum(r["samples"] for r in rows),
+        "signature_seconds": round(sum(r["signature_seconds"] for r in rows), 3),
+        "backend": backend,
+        "registered_ns": record["registered_ns"],
+        "index_position": order.index(ctx.shard) + 1,
+        "index_shards": len(order),
+    }
+
+
+# ---------------------------------------------------------------- clip_dedup
+
+
+def _settings(row: dict) -> dict[str, Any]:
+    """What makes two signatures comparable."""
+    return {"backend": row["backend"], "sample_fps": row["sample_fps"], "zooms": list(row["zooms"])}
+
+
+def _indexed(store: ObjectStore, shard: str, settings: dict[str, Any]) -> list:
+    """The signature rows of `shard` as index entries, checked to be comparable with this run's.
+
+    Raises:
+        StageInputError: the shard's signatures were computed with other settings.
+    """
+    from curation.dedup import IndexedClip
+
+    out = []
+    for row in read_table(store, f"tables/clip_signatures/{shard}.parquet", needed_by="clip_dedup").to_pylist():
+        if _settings(row) != settings:
+            raise StageInputError(f"clip_signatures of shard {shard!r} were computed with {_settings(row)}, this "
+                                  f"shard's with {settings}: rerun clip_signatures for {shard!r}")
+        if row["backend"] == EMBEDDED_BACKEND:
+            signature = np.asarray(row["hashes"], np.uint64).reshape(row["samples"], len(settings["zooms"]))
+        else:
+            signature = np.asarray(row["embeddings"], np.float32).reshape(row["samples"], row["dim"])
+        out.append(IndexedClip(row["clip_id"], shard, row["video_sha256"], row["start_frame"], row["end_frame"],
+                               signature))
+    return out
+
+
+def clip_dedup(ctx: StageContext) -> dict[str, Any]:
+    """Mark every clip that repeats an earlier clip of the shard or of a shard registered before it."""
+    from curation.dedup import MatchRule, find_duplicates
+
+    cfg = ctx.params.clip_dedup
+    before = shards_before(ctx)
+    own = read_table(ctx.store, ctx.table_key("clip_signatures"), needed_by="clip_dedup").to_pylist()
+    # signatures compare only with signatures made the same way (a shard without clips compares nothing)
+    settings = _settings(own[0]) if own else None
+    prior = [clip for shard in before for clip in _indexed(ctx.store, shard, settings)] if own else []
+    t0 = time.perf_counter()
+    rule = MatchRule(cfg.max_frame_distance, cfg.min_coverage, cfg.min_overlap_s, cfg.max_embedding_distance)
+    found = find_duplicates(prior, _indexed(ctx.store, ctx.shard, settings), rule, settings["sample_fps"]) if own else {}
+    seconds = time.perf_counter() - t0
+    rows = []
+    for row in own:
+        dup = found.get(row["clip_id"])
+        match = dup.match if dup else None
+        rows.append({
+            "clip_id": row["clip_id"], "video_id": row["video_id"], "shard": ctx.shard,
+            "duplicate": dup.kind if dup else None, "duplicate_of": dup.of.clip_id if dup else None,
+            "duplicate_of_shard": dup.of.shard if dup else None,
+            "offset_s": round(match.offset / settings["sample_fps"], 3) if match else (0.0 if dup else None),
+            "coverage": round(match.coverage, 4) if match else (1.0 if dup else None),
+            "mean_distance": match.mean_distance if match else (0.0 if dup else None),
+        })
+    write_table(ctx.store, ctx.table_key(), to_table(rows, CLIP_DEDUP))
+    dups = [r for r in rows if r["duplicate"]]
+    return {
+        "table": ctx.table_key(),
+        "clips_in": len(rows),
+        "compared_with_shards": list(before),
+        "prior_clips": len(prior),
+        "duplicates": len(dups),
+        "duplicates_by_kind": counts_by([r["duplicate"] for r in dups]),
+        "match_seconds": round(seconds, 3),
+        "preview": [{k: r[k] for k in ("clip_id", "duplicate", "duplicate_of", "duplicate_of_shard", "coverage")}
+                    for r in dups[:20]],
+    }
+
