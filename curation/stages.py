@@ -48,7 +48,7 @@ def demo_pool(ctx: StageContext) -> dict[str, Any]:
     proc = cfg.procedural
     folder, truth = build_demo_shard(
         ctx.params.resolve(cfg.pool_root), ctx.params.resolve(cfg.ground_truth_root), shard=ctx.shard, kind=spec.kind, seed=spec.seed,
-        n_videos=proc.n_videos, width=proc.width, height=proc.height, fps=proc.fps,
+        n_videos=proc.n_videos, width=proc.width, height=proc.height, fps=proc.fps, real_cuts=cfg.real_cuts.model_dump(),
     )
     files = sorted(p.name for p in folder.iterdir() if p.suffix == ".mp4")
     location = str(folder)
@@ -128,15 +128,23 @@ def _raw_pool_hash(ctx: StageContext) -> str:
 
 
 def scene_clips(ctx: StageContext) -> dict[str, Any]:
-    """Cut every usable raw video into single-shot clips and write them as H.264 MP4."""
+    """Cut every usable raw video into single-shot clips and write them as H.264 MP4.
+
+    Shot boundaries come from `curation.shot_detectors.detect_shots` over the one decode
+    pass: hard cuts split clips, gradual transitions (dissolves, fades) are left out of
+    both neighbouring clips and recorded in the scene_cuts table with their reason.
+    """
     from curation.features import make_embedder
-    from curation.scenes import detect_cuts, segments_from_cuts
-    from curation.video_io import DECODE_STATS, Segment, decode_frames, open_location, write_segments
+    from curation.scenes import segments_from_boundaries
+    from curation.shot_detectors import TRANSITION_REASON, backends_to_run, detect_shots, load_transnetv2
+    from curation.video_io import DECODE_STATS, Segment, iter_frames, open_location, write_segments
 
     cfg = ctx.params.scene_clips
     raw = read_table(ctx.store, ctx.table_key("raw_videos"), needed_by="scene_clips").to_pylist()
     videos = [r for r in raw if r["status"] == "ok"]
-    embedder = make_embedder(cfg.similarity_backend, cfg.pretrained_model)
+    backends = backends_to_run(cfg)
+    embedder = make_embedder(cfg.similarity_backend, cfg.pretrained_model) if "pyscenedetect" in backends else None
+    transnet = load_transnetv2() if "transnetv2" in backends else None
     clip_rows, cut_rows = [], []
     passes_before = DECODE_STATS.total_passes()
     t_detect = t_write = 0.0
@@ -147,15 +155,12 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
             t0 = time.perf_counter()
             # a video of a store pool is one stream for both passes (ranged reads, no copy)
             with open_location(ctx.store, video["source_path"]) as src:
-                batch = decode_frames(src, width=cfg.analysis_width)
-                cuts = detect_cuts(
-                    batch.frames, embedder.embed(batch.frames), batch.fps, detector=cfg.detector,
-                    adaptive_threshold=cfg.adaptive_threshold, content_threshold=cfg.content_threshold,
-                    min_scene_len=cfg.min_scene_len_frames, similarity_threshold=cfg.similarity_threshold,
-                    tolerance=cfg.merge_tolerance_frames,
-                )
-                n_frames = len(batch.frames)
-                segments = segments_from_cuts(cuts.final, n_frames, batch.fps, cfg.min_duration_s)
+                fps = float(video["fps"])
+                shots = detect_shots((frame for _, frame in iter_frames(src, width=cfg.analysis_width)), fps, cfg,
+                                     embedder, transnet_model=transnet)
+                n_frames = shots.n_frames
+                segments = segments_from_boundaries(shots.cuts, shots.transitions, n_frames, fps, cfg.min_duration_s,
+                                                    cfg.transition_margin_frames)
                 t1 = time.perf_counter()
                 kept = [s for s in segments if s.kept]
                 local = {s.index: Path(tmp) / f"{video['video_id']}-s{s.index:02d}.mp4" for s in kept}
@@ -165,19 +170,27 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
                 )
             t_detect += t1 - t0
             t_write += time.perf_counter() - t1
+            psd = shots.by_backend.get("pyscenedetect")
             cut_rows.append({
-                "video_id": video["video_id"], "n_frames": n_frames, "fps": batch.fps,
-                "cuts_pyscenedetect": cuts.pyscenedetect, "cuts_similarity": cuts.similarity, "cuts_final": cuts.final,
-                "min_adjacent_similarity": float(cuts.adjacent_similarity.min()) if len(cuts.adjacent_similarity) else None,
-                "similarity_backend": embedder.name,
+                "video_id": video["video_id"], "n_frames": n_frames, "fps": fps,
+                "cuts_pyscenedetect": psd.candidates["pyscenedetect"] if psd else None,
+                "cuts_similarity": psd.candidates["similarity"] if psd else None, "cuts_final": shots.cuts,
+                "min_adjacent_similarity": psd.min_adjacent_similarity if psd else None,
+                "similarity_backend": embedder.name if embedder else None,
+                "shot_backend": shots.selected,
+                "transitions": [{"start_frame": t.start_frame, "end_frame": t.end_frame, "reason": TRANSITION_REASON}
+                                for t in shots.transitions],
+                "backends": [{"backend": b.backend, "cuts": b.cuts, "seconds": b.seconds,
+                              "transitions": [[t.start_frame, t.end_frame] for t in b.transitions]}
+                             for b in shots.by_backend.values()],
             })
             for s in segments:
                 clip_id = f"{video['video_id']}-s{s.index:02d}"
                 clip_rows.append({
                     "clip_id": clip_id, "video_id": video["video_id"], "shard": ctx.shard, "scene_index": s.index,
                     "start_frame": s.start_frame, "end_frame": s.end_frame,
-                    "start_s": round(s.start_frame / batch.fps, 4), "end_s": round(s.end_frame / batch.fps, 4),
-                    "duration_s": s.duration_s, "fps": batch.fps,
+                    "start_s": round(s.start_frame / fps, 4), "end_s": round(s.end_frame / fps, 4),
+                    "duration_s": s.duration_s, "fps": fps,
                     "width": video["width"] - video["width"] % 2, "height": video["height"] - video["height"] % 2,
                     "kept": s.kept, "drop_reason": s.drop_reason,
                     "clip_key": f"{prefix}/{clip_id}.mp4" if s.kept else None,
@@ -199,8 +212,12 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
         "clips_out": len(kept_rows),
         "dropped_by_reason": counts_by([r["drop_reason"] for r in clip_rows]),
         "cuts_total": sum(len(r["cuts_final"]) for r in cut_rows),
-        "cuts_added_by_similarity": sum(len(set(r["cuts_final"]) - set(r["cuts_pyscenedetect"])) for r in cut_rows),
-        "similarity_backend": embedder.name,
+        "transitions_total": sum(len(r["transitions"]) for r in cut_rows),
+        "frames_in_transitions": sum(t["end_frame"] - t["start_frame"] for r in cut_rows for t in r["transitions"]),
+        "shot_backend": cfg.shot_backend,
+        "shot_seconds_by_backend": {name: round(sum(b["seconds"] for r in cut_rows for b in r["backends"]
+                                                    if b["backend"] == name), 3) for name in backends},
+        "similarity_backend": embedder.name if embedder else None,
         "clip_seconds": round(sum(r["duration_s"] for r in kept_rows), 2),
         "decode_passes_per_video": round(passes / max(1, len(videos)), 2),
         "detect_seconds": round(t_detect, 3),
@@ -381,12 +398,13 @@ _CODE = ("core.stage", "core.tables", "curation.video_io", "curation.stages")
 STAGES: dict[str, StageSpec] = {
     s.name: s
     for s in (
-        StageSpec("demo_pool", demo_pool, ("demo_pool",), (), ("curation.synth.pool", "curation.synth.render", *_CODE),
+        StageSpec("demo_pool", demo_pool, ("demo_pool",), (), ("curation.synth.pool", "curation.synth.render",
+                                                               "curation.synth.real_cuts", *_CODE),
                   "Generate a demo shard (procedural videos with ground truth, or real footage)."),
         StageSpec("raw_videos", raw_videos, ("raw_videos",), (), ("curation.registry", *_CODE),
                   "Register a shard and probe each file; quarantine unusable ones.", input_hash=_raw_pool_hash),
         StageSpec("scene_clips", scene_clips, ("scene_clips",), ("raw_videos",),
-                  ("curation.scenes", "curation.features", *_CODE), "Scene cuts and H.264 clips."),
+                  ("curation.scenes", "curation.shot_detectors", "curation.features", *_CODE), "Scene cuts and H.264 clips."),
         StageSpec("clip_quality", clip_quality, ("clip_quality",), ("scene_clips",),
                   ("curation.quality", "curation.aesthetic", *_CODE), "Motion, text, technical and aesthetic scores."),
         StageSpec("curated_clips", curated_clips, ("curated_clips", "scene_clips"), ("scene_clips", "clip_quality"),

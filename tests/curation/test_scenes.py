@@ -1,15 +1,12 @@
 import numpy as np
 import pytest
 
-from curation.features import ColourTextureEmbedder
 from curation.scenes import (
     content_returns,
-    detect_cuts,
     match_cuts,
     merge_cuts,
     precision_recall_f1,
-    segments_from_cuts,
-    similarity_cuts,
+    segments_from_boundaries,
 )
 
 
@@ -44,34 +41,14 @@ def test_merge_cuts_dedupes_within_tolerance():
 
 
 def test_segments_keep_min_duration():
-    segs = segments_from_cuts([30, 40], n_frames=100, fps=10, min_duration_s=3.0)
+    segs = segments_from_boundaries([30, 40], [], n_frames=100, fps=10, min_duration_s=3.0)
     assert [(s.start_frame, s.end_frame, s.kept) for s in segs] == [(0, 30, True), (30, 40, False), (40, 100, True)]
     assert segs[1].drop_reason == "below_min_duration"
 
 
-def test_similarity_cut_and_flash_rejection():
-    a, b = [1, 0, 0], [0, 1, 0]
-    shot_change = _unit([a] * 5 + [b] * 5)
-    assert similarity_cuts(shot_change, threshold=0.8) == [5]
+def test_flash_content_returns():
+    a = [1, 0, 0]
     flash = _unit([a] * 5 + [[0, 0, 1]] + [a] * 5)
-    assert similarity_cuts(flash, threshold=0.8) == []
     assert content_returns(flash, 5, 0.8, 3) and content_returns(flash, 6, 0.8, 3)
-
-
-def _scene(colour, n, size=(64, 48), stripes=False):
-    f = np.zeros((n, size[1], size[0], 3), np.uint8)
-    f[:] = colour
-    if stripes:
-        f[:, :, ::8] = 255 - np.asarray(colour)
-    return f
-
-
-def test_detect_cuts_on_frames_and_descriptor_separates_layouts():
-    frames = np.concatenate([_scene((200, 30, 30), 20), _scene((30, 30, 200), 20), _scene((30, 30, 200), 20, stripes=True)])
-    feats = ColourTextureEmbedder(size=32).embed(frames)
-    det = detect_cuts(frames, feats, 10.0, detector="adaptive", adaptive_threshold=3.0, content_threshold=27,
-                      min_scene_len=5, similarity_threshold=0.75, tolerance=2)
-    assert det.final == [20, 40]
-    assert det.adjacent_similarity.shape == (59,)
-    assert det.adjacent_similarity[19] < 0.75 and det.adjacent_similarity[39] < 0.75
-    assert det.adjacent_similarity[5] > 0.99
+    change = _unit([a] * 5 + [[0, 1, 0]] * 5)
+    assert not content_returns(change, 5, 0.8, 3)
