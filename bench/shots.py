@@ -27,7 +27,8 @@ from core.params import load_params  # noqa: E402
 from curation.accuracy import match_boundaries  # noqa: E402
 from curation.features import make_embedder  # noqa: E402
 from curation.scenes import precision_recall_f1  # noqa: E402
-from curation.shot_detectors import BACKENDS, load_transnetv2, make_detectors  # noqa: E402
+from curation.shot_detectors import BACKENDS, make_detectors  # noqa: E402
+from curation.shot_transnetv2 import load_transnetv2  # noqa: E402
 from curation.synth.real_cuts import build_real_cuts_shard  # noqa: E402
 from curation.video_io import iter_frames  # noqa: E402
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from curation.scenes import match_cuts, precision_recall_f1
+from curation.scenes import precision_recall_f1
 
 
 def _truth_scene(video: dict, start: int, end: int) -> dict | None:

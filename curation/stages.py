@@ -136,7 +136,8 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
     """
     from curation.features import make_embedder
     from curation.scenes import segments_from_boundaries
-    from curation.shot_detectors import TRANSITION_REASON, backends_to_run, detect_shots, load_transnetv2
+    from curation.shot_detectors import TRANSITION_REASON, backends_to_run, detect_shots
+    from curation.shot_transnetv2 import load_transnetv2
     from curation.video_io import DECODE_STATS, Segment, iter_frames, open_location, write_segments
 
     cfg = ctx.params.scene_clips
@@ -404,7 +405,8 @@ STAGES: dict[str, StageSpec] = {
         StageSpec("raw_videos", raw_videos, ("raw_videos",), (), ("curation.registry", *_CODE),
                   "Register a shard and probe each file; quarantine unusable ones.", input_hash=_raw_pool_hash),
         StageSpec("scene_clips", scene_clips, ("scene_clips",), ("raw_videos",),
-                  ("curation.scenes", "curation.shot_detectors", "curation.features", *_CODE), "Scene cuts and H.264 clips."),
+                  ("curation.scenes", "curation.shot_detectors", "curation.shot_transnetv2", "curation.features",
+                   *_CODE), "Scene cuts and H.264 clips."),
         StageSpec("clip_quality", clip_quality, ("clip_quality",), ("scene_clips",),
                   ("curation.quality", "curation.aesthetic", *_CODE), "Motion, text, technical and aesthetic scores."),
         StageSpec("curated_clips", curated_clips, ("curated_clips", "scene_clips"), ("scene_clips", "clip_quality"),

@@ -3,7 +3,6 @@ import pytest
 
 from curation.scenes import (
     content_returns,
-    match_cuts,
     merge_cuts,
     precision_recall_f1,
     segments_from_boundaries,
@@ -13,20 +12,6 @@ from curation.scenes import (
 def _unit(rows):
     rows = np.asarray(rows, np.float32)
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)
-
-
-@pytest.mark.parametrize(
-    ("pred", "truth", "expected"),
-    [
-        ([10, 50], [10, 50], (2, 0, 0)),
-        ([12], [10], (1, 0, 0)),  # within ±2
-        ([13], [10], (0, 1, 1)),  # outside ±2
-        ([10, 11], [10], (1, 1, 0)),  # one truth cut matches once
-        ([], [5], (0, 0, 1)),
-    ],
-)
-def test_match_cuts(pred, truth, expected):
-    assert match_cuts(pred, truth, tolerance=2) == expected
 
 
 def test_prf_has_no_made_up_values():

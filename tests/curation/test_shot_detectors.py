@@ -12,15 +12,8 @@ import pytest
 from curation.accuracy import match_boundaries
 from curation.features import ColourTextureEmbedder
 from curation.scenes import segments_from_boundaries
-from curation.shot_detectors import (
-    PySceneDetectDetector,
-    Transition,
-    TransNetV2Detector,
-    detect_shots,
-    load_transnetv2,
-    transnet_boundaries,
-    transnet_input,
-)
+from curation.shot_detectors import PySceneDetectDetector, Transition, detect_shots
+from curation.shot_transnetv2 import TransNetV2Detector, load_transnetv2, transnet_boundaries, transnet_input
 from curation.synth.pool import _package_file
 from curation.synth.real_cuts import BIKES_SHOTS, BoundaryPlan, ShotPlan, photo_source, read_video_frames, render_reel
 
