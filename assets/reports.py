@@ -38,6 +38,9 @@ def curation_report(context: dg.AssetExecutionContext, reactid: ReactIDResource)
         acc = m["accuracy"]
         if acc and acc["scene_cuts"]["final"]["f1"] is not None:
             meta[f"scene_cut_f1[{shard}]"] = dg.MetadataValue.float(float(acc["scene_cuts"]["final"]["f1"]))
+        for backend, scored in (acc["scene_cuts"]["by_backend"].items() if acc else ()):
+            if scored["f1"] is not None:
+                meta[f"shot_f1[{shard}:{backend}]"] = dg.MetadataValue.float(float(scored["f1"]))
     return dg.MaterializeResult(metadata=meta)
 
 

@@ -96,7 +96,7 @@ class StorageParams(Section):
 
 
 class DemoShard(Section):
-    kind: Literal["procedural", "real_footage", "copies"]  # copies: of the real footage (duplicate removal)
+    kind: Literal["procedural", "real_footage", "copies", "real_cuts"]  # copies: of the real footage (duplicate removal)
     seed: Annotated[int, Field(ge=0)]
 
 
@@ -107,11 +107,18 @@ class ProceduralPoolParams(Section):
     fps: Annotated[int, Field(ge=4, le=60)]
 
 
+class RealCutsPoolParams(Section):
+    n_videos: Annotated[int, Field(ge=1, le=100)]
+    shots_per_video: Annotated[int, Field(ge=4, le=40)]
+    same_place_rate: Fraction
+
+
 class DemoPoolParams(Section):
     shards: dict[str, DemoShard]
     pool_root: str
     ground_truth_root: str
     procedural: ProceduralPoolParams
+    real_cuts: RealCutsPoolParams
 
     @model_validator(mode="after")
     def _shard_names(self) -> DemoPoolParams:
@@ -168,8 +175,25 @@ class SceneClipsParams(Section):
     encode_preset: Literal[
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"
     ]
-    window_frames: Annotated[int, Field(ge=16)]
     output_fps: Positive | None
+    shot_backend: Literal["transnetv2", "pyscenedetect"]
+    compare_backends: bool
+    transnetv2_threshold: Fraction
+    transnetv2_transition_threshold: Fraction
+    transnetv2_extend_threshold: Fraction
+    transnetv2_min_peak: Fraction
+    min_transition_frames: Annotated[int, Field(ge=2)]
+    transition_margin_frames: Annotated[int, Field(ge=0, le=25)]
+    ramp_span_frames: Annotated[int, Field(ge=2, le=100)]
+    ramp_threshold: Annotated[float, Field(ge=-1.0, le=1.0)]
+
+    @model_validator(mode="after")
+    def _transnetv2_hysteresis(self) -> SceneClipsParams:
+        if self.transnetv2_extend_threshold > self.transnetv2_transition_threshold:
+            raise ValueError(f"transnetv2_extend_threshold ({self.transnetv2_extend_threshold}) must not exceed "
+                             f"transnetv2_transition_threshold ({self.transnetv2_transition_threshold}): a boundary "
+                             "extends over frames less certain than the ones that start it")
+        return self
 
 
 class ClipQualityParams(Section):

@@ -1,7 +1,7 @@
 """Curation accuracy against the demo pool's ground truth (never read by the pipeline).
 
-- scene cuts: precision / recall / F1 with a ±2-frame tolerance, for PySceneDetect alone
-  and after similarity refinement;
+- shot boundaries: precision / recall / F1 with a ±2-frame tolerance over hard cuts and
+  gradual transitions, per shot-detection backend, and clips that still hold a boundary;
 - text overlays: clip-level detection precision / recall;
 - low-motion filter: static and camera-only clips rejected, moving clips kept;
 - quarantine: every broken file quarantined with the expected reason.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from curation.scenes import match_cuts, precision_recall_f1
+from curation.scenes import precision_recall_f1
 
 
 def _truth_scene(video: dict, start: int, end: int) -> dict | None:
@@ -24,10 +24,23 @@ def _truth_scene(video: dict, start: int, end: int) -> dict | None:
     return best
 
 
+def _spans(rows) -> list[tuple[int, int]]:
+    return [(int(t["start_frame"]), int(t["end_frame"])) if isinstance(t, dict) else (int(t[0]), int(t[1]))
+            for t in rows or []]
+
+
 def scene_cut_accuracy(truth: dict, cut_rows: list[dict], tolerance: int = 2) -> dict[str, Any]:
+    """Shot boundaries (hard cuts and gradual transitions) against ground truth.
+
+    Scored for the selected backend (`final`: what cut the clips), for every backend that
+    ran over the same frames (`by_backend`), and for PySceneDetect before its similarity
+    refinement (`pyscenedetect_unrefined`) where it ran. `footage` says whether the shard
+    is generated (procedural) or real footage.
+    """
     by_id = {r["video_id"]: r for r in cut_rows}
-    totals = {"pyscenedetect": [0, 0, 0], "final": [0, 0, 0]}
+    totals: dict[str, dict[str, int]] = {}
     videos = 0
+    selected = None
     for video in truth.get("videos", []):
         if "cuts" not in video:
             continue  # real footage without annotated cuts
@@ -35,14 +48,49 @@ def scene_cut_accuracy(truth: dict, cut_rows: list[dict], tolerance: int = 2) ->
         if row is None:
             continue
         videos += 1
-        for name, col in (("pyscenedetect", "cuts_pyscenedetect"), ("final", "cuts_final")):
-            tp, fp, fn = match_cuts(list(row[col]), video["cuts"], tolerance)
-            totals[name] = [totals[name][0] + tp, totals[name][1] + fp, totals[name][2] + fn]
+        selected = row.get("shot_backend") or selected
+        true_tr = _spans(video.get("transitions"))
+        found = {"final": (row["cuts_final"], _spans(row.get("transitions")))}
+        for b in row.get("backends") or []:
+            found[b["backend"]] = (b["cuts"], _spans(b["transitions"]))
+        if row.get("cuts_pyscenedetect") is not None:
+            found["pyscenedetect_unrefined"] = (row["cuts_pyscenedetect"], [])
+        for name, (cuts, spans) in found.items():
+            m = match_boundaries(list(cuts), spans, video["cuts"], true_tr, tolerance)
+            acc = totals.setdefault(name, dict.fromkeys(m, 0))
+            for k, v in m.items():
+                acc[k] += v
+
+    def scored(t: dict[str, int]) -> dict[str, Any]:
+        return {**precision_recall_f1(t["tp"], t["fp"], t["fn"]),
+                "cuts_found": t["tp_cut"], "cuts": t["n_cut"], "gradual_found": t["tp_gradual"], "gradual": t["n_gradual"]}
+
+    empty = dict.fromkeys(("tp", "fp", "fn", "tp_cut", "n_cut", "tp_gradual", "n_gradual"), 0)
     return {
         "videos": videos,
         "tolerance_frames": tolerance,
-        **{name: precision_recall_f1(*t) for name, t in totals.items()},
+        "footage": "procedural" if truth.get("kind") == "procedural" else "real",
+        "selected_backend": selected,
+        "final": scored(totals.get("final", empty)),
+        "by_backend": {name: scored(t) for name, t in totals.items() if name != "final"},
     }
+
+
+def clip_boundary_leaks(truth: dict, clips: list[dict]) -> dict[str, Any]:
+    """Kept clips that still hold a true shot boundary: a hard cut strictly inside, or
+    frames of a gradual transition."""
+    videos = {v["file"].rsplit(".", 1)[0]: v for v in truth.get("videos", []) if "cuts" in v}
+    scored = leaking = frames = 0
+    for clip in clips:
+        video = videos.get(clip["video_id"])
+        if video is None or not clip["kept"]:
+            continue
+        a, b = clip["start_frame"], clip["end_frame"]
+        scored += 1
+        inside = sum(max(0, min(b, e) - max(a, s)) for s, e in _spans(video.get("transitions")))
+        frames += inside
+        leaking += bool(inside or any(a < c < b for c in video["cuts"]))
+    return {"clips": scored, "clips_with_boundary": leaking, "transition_frames_in_clips": frames}
 
 
 def text_overlay_accuracy(truth: dict, clips: list[dict], quality: dict[str, dict]) -> dict[str, Any]:
@@ -248,3 +296,39 @@ def face_recall(truth: dict, clips: list[dict], faces: list[dict], min_iou: floa
             if g < len(video["face_boxes"]) and _box_iou(box, video["face_boxes"][g]) >= min_iou:
                 hit += 1
     return {"frames": total, "found": hit, "recall": hit / total if total else None, "min_iou": min_iou}
+
+
+# ---------------------------------------------------------------- shot boundaries
+
+
+def _interval_gap(a: tuple[int, int], b: tuple[int, int]) -> int:
+    """Frames between two closed frame intervals (0 when they overlap)."""
+    return max(0, a[0] - b[1], b[0] - a[1])
+
+
+def match_boundaries(pred_cuts: list[int], pred_transitions: list[tuple[int, int]], truth_cuts: list[int],
+                     truth_transitions: list[tuple[int, int]], tolerance: int) -> dict[str, int]:
+    """One-to-one matching of predicted to true shot boundaries.
+
+    A hard cut is the point where its new shot starts; a gradual transition is its span
+    [start, end). A prediction matches a true boundary of either kind when the two lie
+    within `tolerance` frames of each other (a cut found inside a dissolve finds the
+    dissolve). Closest pairs are matched first.
+
+    Returns:
+        tp, fp, fn over all boundaries, and tp_cut / n_cut, tp_gradual / n_gradual by the
+        kind of the true boundary.
+    """
+    truth = [((c, c), "cut") for c in truth_cuts] + [((s, e - 1), "gradual") for s, e in truth_transitions]
+    pred = [(c, c) for c in pred_cuts] + [(s, e - 1) for s, e in pred_transitions]
+    pairs = sorted((_interval_gap(p, t[0]), i, j) for i, p in enumerate(pred) for j, t in enumerate(truth)
+                   if _interval_gap(p, t[0]) <= tolerance)
+    used_p, used_t = set(), set()
+    for _, i, j in pairs:
+        if i not in used_p and j not in used_t:
+            used_p.add(i)
+            used_t.add(j)
+    by_kind = {k: sum(1 for j in used_t if truth[j][1] == k) for k in ("cut", "gradual")}
+    return {"tp": len(used_t), "fp": len(pred) - len(used_p), "fn": len(truth) - len(used_t),
+            "tp_cut": by_kind["cut"], "n_cut": len(truth_cuts), "tp_gradual": by_kind["gradual"],
+            "n_gradual": len(truth_transitions)}

@@ -46,12 +46,33 @@ def shard_accuracy(params: Params, store: ObjectStore, shard: str) -> dict[str, 
     kept_clips = [c for c in clips if c["kept"]]
     return {
         "scene_cuts": accuracy.scene_cut_accuracy(truth, cuts),
+        "clip_boundary_leaks": accuracy.clip_boundary_leaks(truth, clips),
         "text_overlay": accuracy.text_overlay_accuracy(truth, kept_clips, quality),
         "low_motion_filter": accuracy.motion_filter_accuracy(truth, kept_clips, curated),
         "short_scenes": accuracy.short_scene_accuracy(truth, clips, params.scene_clips.min_duration_s),
         "quarantine": accuracy.quarantine_accuracy(truth, raw),
         "duplicates": accuracy.duplicate_accuracy(truth, raw, list(curated.values())),
     }
+
+
+BACKEND_LABELS = {
+    "transnetv2": "TransNetV2 (learned)",
+    "pyscenedetect": "PySceneDetect + similarity refinement + ramps",
+    "pyscenedetect_unrefined": "PySceneDetect alone",
+}
+
+
+def shot_boundary_rows(sc: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per shot-detection backend that ran, the one that cut the clips first."""
+    order = sorted(sc["by_backend"], key=lambda n: (n != sc["selected_backend"], n))
+    rows = []
+    for name in order or ["final"]:
+        r = sc["by_backend"].get(name, sc["final"])
+        label = BACKEND_LABELS.get(name, name) + (" [selected]" if name == sc["selected_backend"] else "")
+        rows.append({"shot boundaries": label, **{k: r[k] for k in ("precision", "recall", "f1", "tp", "fp", "fn")},
+                     "hard cuts found": f"{r['cuts_found']}/{r['cuts']}",
+                     "gradual found": f"{r['gradual_found']}/{r['gradual']}" if r["gradual"] else "n/a"})
+    return rows
 
 
 STAGE_ORDER = ("raw_videos", "scene_clips", "clip_quality", "curated_clips")
@@ -61,7 +82,8 @@ def build_curation_report(params: Params, store: ObjectStore, shards: list[str])
     """Write the Markdown report and the metrics JSON; return the metrics."""
     lines = ["# Curation report", ""]
     lines += [
-        "Backends: scene similarity `" + params.scene_clips.similarity_backend + "`, OCR `"
+        "Backends: shot boundaries `" + params.scene_clips.shot_backend + "`, scene similarity `"
+        + params.scene_clips.similarity_backend + "`, OCR `"
         + params.clip_quality.ocr_backend + "`, technical quality `classical`, aesthetics `"
         + params.clip_quality.aesthetic_backend + "` (`none` = not computed; no embedded aesthetic model exists).",
         "",
@@ -98,10 +120,15 @@ def build_curation_report(params: Params, store: ObjectStore, shards: list[str])
             lines += ["_No ground truth for this shard: accuracy not measured._", ""]
             continue
         sc = acc["scene_cuts"]
-        lines += [f"Accuracy against ground truth (scene cuts ±{sc['tolerance_frames']} frames over {sc['videos']} videos):", ""]
+        footage = "procedural (generated footage)" if sc["footage"] == "procedural" else "real footage"
+        lines += [f"Accuracy against ground truth, {footage} (shot boundaries ±{sc['tolerance_frames']} frames "
+                  f"over {sc['videos']} videos):", ""]
+        lines += _table(shot_boundary_rows(sc))
+        leaks = acc["clip_boundary_leaks"]
+        if leaks["clips"]:
+            lines += [f"Kept clips holding a true shot boundary: {leaks['clips_with_boundary']}/{leaks['clips']} "
+                      f"({leaks['transition_frames_in_clips']} transition frames inside clips)", ""]
         rows = [
-            {"measure": "scene cuts, PySceneDetect only", **{k: sc["pyscenedetect"][k] for k in ("precision", "recall", "f1", "tp", "fp", "fn")}},
-            {"measure": "scene cuts, + similarity refinement", **{k: sc["final"][k] for k in ("precision", "recall", "f1", "tp", "fp", "fn")}},
             {"measure": "text-overlay clips (OCR)", **{k: acc["text_overlay"][k] for k in ("precision", "recall", "f1", "tp", "fp", "fn")}},
             {"measure": "low-motion filter (static / camera-only)", **{k: acc["low_motion_filter"][k] for k in ("precision", "recall", "f1", "tp", "fp", "fn")}},
         ]

@@ -1,5 +1,6 @@
-"""Scene cuts: PySceneDetect's content-aware detector, refined by adjacent-frame feature
-similarity (paper App. B.1), then segments of at least the minimum duration.
+"""Scene segments from shot boundaries, and the pieces of cut detection shared by the
+detectors in curation/shot_detectors.py: the flash check of the feature-similarity
+refinement (paper App. B.1), merging of cut lists, and precision / recall / F1.
 """
 
 from __future__ import annotations
@@ -7,54 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-
-@dataclass(frozen=True)
-class CutDetection:
-    """Cut frame indices (a cut at f means a new shot starts at frame f)."""
-
-    pyscenedetect: list[int]
-    similarity: list[int]
-    final: list[int]
-    adjacent_similarity: np.ndarray  # (N-1,) cosine of frame i and i+1
-
-
-def pyscenedetect_cuts(
-    frames_rgb: np.ndarray, fps: float, *, detector: str, adaptive_threshold: float,
-    content_threshold: float, min_scene_len: int,
-) -> list[int]:
-    """Run PySceneDetect on already-decoded frames (no second decode of the file).
-
-    Args:
-        frames_rgb: uint8 (N, H, W, 3), consecutive frames of the video.
-    """
-    from scenedetect import AdaptiveDetector, ContentDetector
-    from scenedetect.common import FrameTimecode
-
-    if detector == "adaptive":
-        det = AdaptiveDetector(adaptive_threshold=adaptive_threshold, min_scene_len=min_scene_len)
-    elif detector == "content":
-        det = ContentDetector(threshold=content_threshold, min_scene_len=min_scene_len)
-    else:
-        raise ValueError(f"unknown detector {detector!r}; expected 'adaptive' or 'content'")
-    cuts: list[int] = []
-    last = None
-    for i, frame in enumerate(frames_rgb):
-        last = FrameTimecode(i, fps=fps)
-        # PySceneDetect works on BGR frames as OpenCV decodes them.
-        for tc in det.process_frame(last, np.ascontiguousarray(frame[..., ::-1])):
-            cuts.append(int(tc.frame_num))
-    if last is not None:
-        for tc in det.post_process(last):
-            cuts.append(int(tc.frame_num))
-    return sorted({c for c in cuts if 0 < c < len(frames_rgb)})
-
-
-def adjacent_cosine(features: np.ndarray) -> np.ndarray:
-    """features: (N, D) L2-normalised -> (N-1,) cosine similarity of consecutive rows."""
-    if len(features) < 2:
-        return np.zeros(0, np.float32)
-    return np.sum(features[1:] * features[:-1], axis=1)
 
 
 def content_returns(features: np.ndarray, cut: int, threshold: float, lookahead: int) -> bool:
@@ -68,16 +21,6 @@ def content_returns(features: np.ndarray, cut: int, threshold: float, lookahead:
     return bool(np.max(before @ after.T) >= threshold)
 
 
-def similarity_cuts(features: np.ndarray, threshold: float, lookahead: int = 3) -> list[int]:
-    """Cuts where adjacent-frame similarity drops below `threshold` and stays dissimilar."""
-    sim = adjacent_cosine(features)
-    return [
-        int(i + 1)
-        for i in np.nonzero(sim < threshold)[0]
-        if not content_returns(features, int(i + 1), threshold, lookahead)
-    ]
-
-
 def merge_cuts(primary: list[int], extra: list[int], tolerance: int) -> list[int]:
     """Union of two cut lists; an extra cut within `tolerance` frames of a primary one is
     the same cut."""
@@ -87,26 +30,6 @@ def merge_cuts(primary: list[int], extra: list[int], tolerance: int) -> list[int
             merged.append(c)
             merged.sort()
     return merged
-
-
-def detect_cuts(
-    frames_rgb: np.ndarray, features: np.ndarray, fps: float, *, detector: str,
-    adaptive_threshold: float, content_threshold: float, min_scene_len: int,
-    similarity_threshold: float, tolerance: int,
-) -> CutDetection:
-    """Two-stage cut detection on one decode of the video.
-
-    1. PySceneDetect proposes cuts from colour/brightness change; proposals after which
-       the content returns (flashes) are dropped.
-    2. Feature similarity inserts cuts PySceneDetect missed.
-    """
-    coarse = pyscenedetect_cuts(
-        frames_rgb, fps, detector=detector, adaptive_threshold=adaptive_threshold,
-        content_threshold=content_threshold, min_scene_len=min_scene_len,
-    )
-    coarse = [c for c in coarse if not content_returns(features, c, similarity_threshold, 3)]
-    fine = similarity_cuts(features, similarity_threshold)
-    return CutDetection(coarse, fine, merge_cuts(coarse, fine, tolerance), adjacent_cosine(features))
 
 
 @dataclass(frozen=True)
@@ -119,27 +42,38 @@ class SceneSegment:
     drop_reason: str | None
 
 
-def segments_from_cuts(cuts: list[int], n_frames: int, fps: float, min_duration_s: float) -> list[SceneSegment]:
-    """Split [0, n_frames) at `cuts`; keep segments of at least `min_duration_s`."""
-    edges = [0, *sorted(c for c in cuts if 0 < c < n_frames), n_frames]
+def segments_from_boundaries(cuts: list[int], transitions, n_frames: int, fps: float,
+                             min_duration_s: float, transition_margin: int = 0, *,
+                             times: np.ndarray | None = None, end_s: float | None = None) -> list[SceneSegment]:
+    """Split [0, n_frames) into shots at hard `cuts` and around gradual `transitions`
+    (objects with start_frame / end_frame, frames [start, end)), whose frames, widened by
+    `transition_margin` on each side, belong to no shot; keep shots of at least
+    `min_duration_s`.
+
+    A shot's duration comes from the frames' timestamps when `times` (n_frames seconds) is
+    given: [a, b) lasts times[b] - times[a], the last shot until `end_s` (the end of the last
+    frame), right for variable-frame-rate video; else from `fps`."""
+    if times is not None and (len(times) != n_frames or end_s is None):
+        raise ValueError(f"times: need one timestamp per frame ({len(times)} for {n_frames}) and end_s")
+    spans = sorted([(c, c) for c in cuts if 0 < c < n_frames]
+                   + [(max(0, t.start_frame - transition_margin), min(n_frames, t.end_frame + transition_margin))
+                      for t in transitions])
+    shots, start = [], 0
+    for a, b in spans:
+        if a > start:
+            shots.append((start, a))
+        start = max(start, b)
+    if start < n_frames:
+        shots.append((start, n_frames))
     out = []
-    for k, (a, b) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
-        dur = (b - a) / fps
+    for k, (a, b) in enumerate(shots):
+        if times is None:
+            dur = (b - a) / fps
+        else:
+            dur = (float(times[b]) if b < n_frames else end_s) - float(times[a])
         kept = dur + 1e-9 >= min_duration_s
         out.append(SceneSegment(k, a, b, round(dur, 4), kept, None if kept else "below_min_duration"))
     return out
-
-
-def match_cuts(predicted: list[int], truth: list[int], tolerance: int = 2) -> tuple[int, int, int]:
-    """Greedy one-to-one matching within ±`tolerance` frames -> (tp, fp, fn)."""
-    unmatched = sorted(truth)
-    tp = 0
-    for p in sorted(predicted):
-        best = min(unmatched, key=lambda t: abs(t - p), default=None)
-        if best is not None and abs(best - p) <= tolerance:
-            unmatched.remove(best)
-            tp += 1
-    return tp, len(predicted) - tp, len(unmatched)
 
 
 def precision_recall_f1(tp: int, fp: int, fn: int) -> dict[str, float | None]:

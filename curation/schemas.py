@@ -49,6 +49,14 @@ SCENE_CUTS = pa.schema(
         ("decode_errors", pa.int32()),  # packets that failed to decode, or a demux error ending the file
         ("first_decode_error", pa.string()),
         ("frames_late", pa.int32()),  # frames whose timestamp came too late to put in order
+        ("shot_backend", pa.string()),
+        # gradual transitions of the selected backend: frames [start, end) left out of every clip
+        ("transitions", pa.list_(pa.struct([("start_frame", pa.int64()), ("end_frame", pa.int64()), ("reason", pa.string())]))),
+        # every backend that ran over the same frames (scene_clips.compare_backends), for the report
+        ("backends", pa.list_(pa.struct([
+            ("backend", pa.string()), ("cuts", pa.list_(pa.int64())),
+            ("transitions", pa.list_(pa.list_(pa.int64()))), ("seconds", pa.float64()),
+        ]))),
     ]
 )
 

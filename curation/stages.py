@@ -50,7 +50,7 @@ def demo_pool(ctx: StageContext) -> dict[str, Any]:
     proc = cfg.procedural
     folder, truth = build_demo_shard(
         ctx.params.resolve(cfg.pool_root), ctx.params.resolve(cfg.ground_truth_root), shard=ctx.shard, kind=spec.kind, seed=spec.seed,
-        n_videos=proc.n_videos, width=proc.width, height=proc.height, fps=proc.fps,
+        n_videos=proc.n_videos, width=proc.width, height=proc.height, fps=proc.fps, real_cuts=cfg.real_cuts.model_dump(),
     )
     files = sorted(p.name for p in folder.iterdir() if p.suffix == ".mp4")
     location = str(folder)
@@ -158,22 +158,26 @@ def _raw_pool_hash(ctx: StageContext) -> str:
 def scene_clips(ctx: StageContext) -> dict[str, Any]:
     """Cut every usable raw video into single-shot clips and write them as H.264 MP4.
 
-    A video streams through the detector in windows (memory does not grow with its length);
-    clip times come from the timestamps and clips are written at a constant rate
-    (`scene_clips.output_fps`, by default the source's average rate) lasting their span."""
+    A video streams once through the decoder (presentation order, timestamps) into the shot
+    detectors (`curation.shot_detectors.detect_shots`, streaming: memory does not grow with its
+    length): hard cuts split clips, gradual transitions (dissolves, fades) are left out of both
+    neighbouring clips and recorded in the scene_cuts table with their reason. Clip times come
+    from the timestamps and clips are written at a constant rate (`scene_clips.output_fps`, by
+    default the source's average rate) lasting their span.
+    """
     from curation.clip_writing import Segment, write_segments
     from curation.features import make_embedder
-    from curation.scene_windows import WindowedCuts, timed_segments
-    from curation.scenes import detect_cuts
+    from curation.scenes import segments_from_boundaries
+    from curation.shot_detectors import TRANSITION_REASON, backends_to_run, detect_shots
+    from curation.shot_transnetv2 import load_transnetv2
     from curation.video_io import DECODE_STATS, VideoDecoder, open_location
 
     cfg = ctx.params.scene_clips
     raw = read_table(ctx.store, ctx.table_key("raw_videos"), needed_by="scene_clips").to_pylist()
     videos = [r for r in raw if r["status"] == "ok"]
-    embedder = make_embedder(cfg.similarity_backend, cfg.pretrained_model)
-    # wider than every look-around of the detector: its minimum scene length, the flash
-    # look-ahead and the merge tolerance
-    context = 2 * max(cfg.min_scene_len_frames, cfg.merge_tolerance_frames, 8)
+    backends = backends_to_run(cfg)
+    embedder = make_embedder(cfg.similarity_backend, cfg.pretrained_model) if "pyscenedetect" in backends else None
+    transnet = load_transnetv2() if "transnetv2" in backends else None
     clip_rows, cut_rows = [], []
     passes_before = DECODE_STATS.total_passes()
     t_detect = t_write = 0.0
@@ -185,23 +189,19 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
             # a video of a store pool is one stream for both passes (ranged reads, no copy)
             with open_location(ctx.store, video["source_path"]) as src:
                 decoder = VideoDecoder(src, width=cfg.analysis_width)
-                streamed = WindowedCuts(
-                    lambda frames, features, decoder=decoder: detect_cuts(
-                        frames, features, decoder.fps, detector=cfg.detector,
-                        adaptive_threshold=cfg.adaptive_threshold, content_threshold=cfg.content_threshold,
-                        min_scene_len=cfg.min_scene_len_frames, similarity_threshold=cfg.similarity_threshold,
-                        tolerance=cfg.merge_tolerance_frames,
-                    ),
-                    window=cfg.window_frames, context=context,
-                )
-                window_times = []
-                for window in decoder.windows(cfg.window_frames):
-                    streamed.push(window.frames, embedder.embed(window.frames))
-                    window_times.append(window.times)
-                cuts = streamed.finish()
-                times = np.concatenate(window_times) if window_times else np.zeros(0)
-                n_frames = len(times)
-                segments = timed_segments(cuts.final, times, decoder.end_s, cfg.min_duration_s)
+                frame_times: list[float] = []
+
+                def frames(decoder=decoder, frame_times=frame_times):
+                    for frame in decoder:
+                        frame_times.append(frame.time_s)
+                        yield frame.image
+
+                shots = detect_shots(frames(), float(video["fps"]), cfg, embedder, transnet_model=transnet)
+                times = np.asarray(frame_times, float)
+                n_frames = shots.n_frames
+                segments = segments_from_boundaries(shots.cuts, shots.transitions, n_frames, decoder.fps,
+                                                    cfg.min_duration_s, cfg.transition_margin_frames,
+                                                    times=times, end_s=decoder.end_s)
                 rate = Fraction(cfg.output_fps).limit_denominator(1001) if cfg.output_fps else decoder.rate
                 t1 = time.perf_counter()
                 kept = [s for s in segments if s.kept]
@@ -212,14 +212,22 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
                 )
             t_detect += t1 - t0
             t_write += time.perf_counter() - t1
+            psd = shots.by_backend.get("pyscenedetect")
             cut_rows.append({
                 "video_id": video["video_id"], "n_frames": n_frames, "fps": decoder.fps,
-                "cuts_pyscenedetect": cuts.pyscenedetect, "cuts_similarity": cuts.similarity, "cuts_final": cuts.final,
-                "min_adjacent_similarity": cuts.min_adjacent_similarity,
-                "similarity_backend": embedder.name,
+                "cuts_pyscenedetect": psd.candidates["pyscenedetect"] if psd else None,
+                "cuts_similarity": psd.candidates["similarity"] if psd else None, "cuts_final": shots.cuts,
+                "min_adjacent_similarity": psd.min_adjacent_similarity if psd else None,
+                "similarity_backend": embedder.name if embedder else None,
                 "frames_declared": video.get("frames_declared"), "duration_s": round(decoder.end_s, 4),
                 "decode_errors": decoder.decode_errors, "first_decode_error": decoder.first_error,
                 "frames_late": decoder.frames_late,
+                "shot_backend": shots.selected,
+                "transitions": [{"start_frame": t.start_frame, "end_frame": t.end_frame, "reason": TRANSITION_REASON}
+                                for t in shots.transitions],
+                "backends": [{"backend": b.backend, "cuts": b.cuts, "seconds": b.seconds,
+                              "transitions": [[t.start_frame, t.end_frame] for t in b.transitions]}
+                             for b in shots.by_backend.values()],
             })
             for s in segments:
                 clip_id = f"{video['video_id']}-s{s.index:02d}"
@@ -250,8 +258,12 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
         "clips_out": len(kept_rows),
         "dropped_by_reason": counts_by([r["drop_reason"] for r in clip_rows]),
         "cuts_total": sum(len(r["cuts_final"]) for r in cut_rows),
-        "cuts_added_by_similarity": sum(len(set(r["cuts_final"]) - set(r["cuts_pyscenedetect"])) for r in cut_rows),
-        "similarity_backend": embedder.name,
+        "transitions_total": sum(len(r["transitions"]) for r in cut_rows),
+        "frames_in_transitions": sum(t["end_frame"] - t["start_frame"] for r in cut_rows for t in r["transitions"]),
+        "shot_backend": cfg.shot_backend,
+        "shot_seconds_by_backend": {name: round(sum(b["seconds"] for r in cut_rows for b in r["backends"]
+                                                    if b["backend"] == name), 3) for name in backends},
+        "similarity_backend": embedder.name if embedder else None,
         "clip_seconds": round(sum(r["duration_s"] for r in kept_rows), 2),
         "decode_passes_per_video": round(passes / max(1, len(videos)), 2),
         "frames_decoded": sum(r["n_frames"] for r in cut_rows),
@@ -478,13 +490,14 @@ _CODE = ("core.stage", "core.tables", "curation.video_io", "curation.frame_timin
 STAGES: dict[str, StageSpec] = {
     s.name: s
     for s in (
-        StageSpec("demo_pool", demo_pool, ("demo_pool",), (), ("curation.synth.pool", "curation.synth.render", *_CODE),
+        StageSpec("demo_pool", demo_pool, ("demo_pool",), (), ("curation.synth.pool", "curation.synth.render",
+                                                               "curation.synth.real_cuts", *_CODE),
                   "Generate a demo shard (procedural videos with ground truth, or real footage)."),
         StageSpec("raw_videos", raw_videos, ("raw_videos",), (), ("curation.registry", *_CODE),
                   "Register a shard and probe each file; quarantine unusable ones.", input_hash=_raw_pool_hash),
         StageSpec("scene_clips", scene_clips, ("scene_clips",), ("raw_videos",),
-                  ("curation.scenes", "curation.scene_windows", "curation.features", "curation.clip_writing", *_CODE),
-                  "Scene cuts and H.264 clips."),
+                  ("curation.scenes", "curation.shot_detectors", "curation.shot_transnetv2", "curation.features",
+                   "curation.clip_writing", *_CODE), "Scene cuts and H.264 clips."),
         StageSpec("clip_quality", clip_quality, ("clip_quality",), ("scene_clips",),
                   ("curation.quality", "curation.aesthetic", *_CODE), "Motion, text, technical and aesthetic scores."),
         StageSpec("curated_clips", curated_clips, ("curated_clips", "scene_clips"), ("scene_clips", "clip_quality", "clip_dedup"),

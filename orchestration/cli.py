@@ -56,12 +56,14 @@ def dagster_home_cmd(ctx: click.Context, force: bool) -> None:
 @click.option("--shard", required=True, help="Shard name, e.g. demo-000.")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Pool root; the shard goes to OUT/SHARD/.")
 @click.option("--truth", type=click.Path(path_type=Path), default=None, help="Ground-truth folder (default: OUT/../ground_truth).")
-@click.option("--kind", type=click.Choice(["procedural", "real_footage", "copies"]), default="procedural", show_default=True)
+@click.option("--kind", type=click.Choice(["procedural", "real_footage", "copies", "real_cuts"]), default="procedural", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--n-videos", type=int, default=10, show_default=True)
 @click.option("--size", default="320x240", show_default=True, help="WIDTHxHEIGHT of procedural videos.")
 @click.option("--fps", type=int, default=12, show_default=True)
-def synth(shard: str, out: Path, truth: Path | None, kind: str, seed: int, n_videos: int, size: str, fps: int) -> None:
+@click.option("--shots-per-video", type=int, default=8, show_default=True, help="Shots per video of a real_cuts shard.")
+def synth(shard: str, out: Path, truth: Path | None, kind: str, seed: int, n_videos: int, size: str, fps: int,
+          shots_per_video: int) -> None:
     """Generate a demo shard: videos + manifest.jsonl, ground truth kept apart."""
     from core.params import check_shard_name
     from curation.synth import build_demo_shard
@@ -69,7 +71,8 @@ def synth(shard: str, out: Path, truth: Path | None, kind: str, seed: int, n_vid
     check_shard_name(shard)
     width, height = (int(v) for v in size.lower().split("x"))
     folder, truth_path = build_demo_shard(out, truth or out.parent / "ground_truth", shard=shard, kind=kind, seed=seed,
-                                          n_videos=n_videos, width=width, height=height, fps=fps)
+                                          n_videos=n_videos, width=width, height=height, fps=fps,
+                                          real_cuts={"n_videos": n_videos, "shots_per_video": shots_per_video})
     click.echo(f"shard {shard}: {folder}  ground truth: {truth_path}")
 
 

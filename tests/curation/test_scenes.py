@@ -1,35 +1,17 @@
 import numpy as np
 import pytest
 
-from curation.features import ColourTextureEmbedder
 from curation.scenes import (
     content_returns,
-    detect_cuts,
-    match_cuts,
     merge_cuts,
     precision_recall_f1,
-    segments_from_cuts,
-    similarity_cuts,
+    segments_from_boundaries,
 )
 
 
 def _unit(rows):
     rows = np.asarray(rows, np.float32)
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)
-
-
-@pytest.mark.parametrize(
-    ("pred", "truth", "expected"),
-    [
-        ([10, 50], [10, 50], (2, 0, 0)),
-        ([12], [10], (1, 0, 0)),  # within ±2
-        ([13], [10], (0, 1, 1)),  # outside ±2
-        ([10, 11], [10], (1, 1, 0)),  # one truth cut matches once
-        ([], [5], (0, 0, 1)),
-    ],
-)
-def test_match_cuts(pred, truth, expected):
-    assert match_cuts(pred, truth, tolerance=2) == expected
 
 
 def test_prf_has_no_made_up_values():
@@ -44,34 +26,25 @@ def test_merge_cuts_dedupes_within_tolerance():
 
 
 def test_segments_keep_min_duration():
-    segs = segments_from_cuts([30, 40], n_frames=100, fps=10, min_duration_s=3.0)
+    segs = segments_from_boundaries([30, 40], [], n_frames=100, fps=10, min_duration_s=3.0)
     assert [(s.start_frame, s.end_frame, s.kept) for s in segs] == [(0, 30, True), (30, 40, False), (40, 100, True)]
     assert segs[1].drop_reason == "below_min_duration"
 
 
-def test_similarity_cut_and_flash_rejection():
-    a, b = [1, 0, 0], [0, 1, 0]
-    shot_change = _unit([a] * 5 + [b] * 5)
-    assert similarity_cuts(shot_change, threshold=0.8) == [5]
+def test_flash_content_returns():
+    a = [1, 0, 0]
     flash = _unit([a] * 5 + [[0, 0, 1]] + [a] * 5)
-    assert similarity_cuts(flash, threshold=0.8) == []
     assert content_returns(flash, 5, 0.8, 3) and content_returns(flash, 6, 0.8, 3)
+    change = _unit([a] * 5 + [[0, 1, 0]] * 5)
+    assert not content_returns(change, 5, 0.8, 3)
 
 
-def _scene(colour, n, size=(64, 48), stripes=False):
-    f = np.zeros((n, size[1], size[0], 3), np.uint8)
-    f[:] = colour
-    if stripes:
-        f[:, :, ::8] = 255 - np.asarray(colour)
-    return f
-
-
-def test_detect_cuts_on_frames_and_descriptor_separates_layouts():
-    frames = np.concatenate([_scene((200, 30, 30), 20), _scene((30, 30, 200), 20), _scene((30, 30, 200), 20, stripes=True)])
-    feats = ColourTextureEmbedder(size=32).embed(frames)
-    det = detect_cuts(frames, feats, 10.0, detector="adaptive", adaptive_threshold=3.0, content_threshold=27,
-                      min_scene_len=5, similarity_threshold=0.75, tolerance=2)
-    assert det.final == [20, 40]
-    assert det.adjacent_similarity.shape == (59,)
-    assert det.adjacent_similarity[19] < 0.75 and det.adjacent_similarity[39] < 0.75
-    assert det.adjacent_similarity[5] > 0.99
+def test_segment_durations_come_from_the_timestamps():
+    times = np.array([0.0, 0.04, 0.08, 0.12, 0.2, 0.28, 0.36])  # 25 fps, then 12.5 fps
+    segments = segments_from_boundaries([3], [], 7, 25.0, 0.2, times=times, end_s=0.44)
+    assert [(s.start_frame, s.end_frame, s.duration_s, s.kept) for s in segments] == [
+        (0, 3, 0.12, False), (3, 7, 0.32, True)]
+    assert segments[0].drop_reason == "below_min_duration"
+    assert segments_from_boundaries([], [], 0, 25.0, 0.2, times=times[:0], end_s=0.0) == []  # nothing decoded
+    with pytest.raises(ValueError, match="one timestamp per frame"):
+        segments_from_boundaries([], [], 5, 25.0, 0.2, times=times, end_s=0.44)

