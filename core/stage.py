@@ -2,7 +2,8 @@
 
 A stage's completion marker (`metrics/<stage>/<shard>.json`) is written last, after every
 output is in place, and holds a fingerprint of what the outputs were computed from: the
-stage's code, its params sections and its inputs' fingerprints. Re-running with the same
+stage's code version (every project module it imports, comments and docstrings aside:
+core.code_version), its params sections and its inputs' fingerprints. Re-running with the same
 fingerprint returns the recorded result without redoing the work. A run withdraws the
 previous marker before it touches any output, so a crash leaves no marker and the next run
 starts the stage over.
@@ -15,14 +16,13 @@ copies and deletes rather than one rename (core.storage_s3).
 from __future__ import annotations
 
 import hashlib
-import importlib
-import inspect
 import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.code_version import CodeVersion, code_version
 from core.errors import StageInputError
 from core.params import Params, section_dict
 from core.storage import ObjectStore
@@ -49,20 +49,28 @@ StageFn = Callable[[StageContext], dict[str, Any]]
 
 @dataclass(frozen=True)
 class StageSpec:
-    """A stage: its function, the params sections it reads, the stages it reads from,
-    and the modules whose source defines its behaviour (part of the fingerprint)."""
+    """A stage: its function, the params sections it reads, the stages it reads from.
+
+    Its code is the module defining `fn` and everything that module imports (found by
+    core.code_version); `extra_roots` names modules the stage runs without importing them.
+    """
 
     name: str
     fn: StageFn
     sections: tuple[str, ...]
     upstream: tuple[str, ...]
-    code_modules: tuple[str, ...]
     description: str = ""
     # Fingerprint of inputs that live outside the store (a raw pool folder).
     input_hash: Callable[[StageContext], str] | None = None
     # An aggregate stage reads its upstream stages for every shard in `shards` and writes
     # one output under the pseudo-shard AGGREGATE.
     aggregate: bool = False
+    extra_roots: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.description, str):
+            raise TypeError(f"stage {self.name!r}: description must be text, got {self.description!r} "
+                            "(a stage's code modules are found by its imports; name others in extra_roots)")
 
 
 AGGREGATE = "all-shards"
@@ -82,11 +90,14 @@ def marker_key(stage: str, shard: str) -> str:
     return f"metrics/{stage}/{shard}.json"
 
 
-def _code_hash(modules: tuple[str, ...]) -> str:
-    h = hashlib.sha256()
-    for name in modules:
-        h.update(inspect.getsource(importlib.import_module(name)).encode())
-    return h.hexdigest()[:16]
+def code_roots(spec: StageSpec) -> tuple[str, ...]:
+    """The modules a stage's code version starts from: the one defining its function, plus extras."""
+    return (spec.fn.__module__, *spec.extra_roots)
+
+
+def stage_code_version(spec: StageSpec) -> CodeVersion:
+    """The stage's code version: every project module it imports, comments and docstrings aside."""
+    return code_version(code_roots(spec))
 
 
 def _upstream_shards(spec: StageSpec, shard: str, shards: tuple[str, ...]) -> tuple[str, ...]:
@@ -116,7 +127,7 @@ def stage_fingerprint(
     payload = {
         "stage": spec.name,
         "shard": shard,
-        "code": _code_hash(spec.code_modules),
+        "code": stage_code_version(spec).version,
         "params": {s: section_dict(params, s) for s in spec.sections},
         "upstream": upstream,
         "inputs": spec.input_hash(ctx) if spec.input_hash else None,

@@ -377,20 +377,18 @@ def curated_clips(ctx: StageContext) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- registry
 
-_CODE = ("core.stage", "core.tables", "curation.video_io", "curation.stages")
 STAGES: dict[str, StageSpec] = {
     s.name: s
     for s in (
-        StageSpec("demo_pool", demo_pool, ("demo_pool",), (), ("curation.synth.pool", "curation.synth.render", *_CODE),
+        StageSpec("demo_pool", demo_pool, ("demo_pool",), (),
                   "Generate a demo shard (procedural videos with ground truth, or real footage)."),
-        StageSpec("raw_videos", raw_videos, ("raw_videos",), (), ("curation.registry", *_CODE),
+        StageSpec("raw_videos", raw_videos, ("raw_videos",), (),
                   "Register a shard and probe each file; quarantine unusable ones.", input_hash=_raw_pool_hash),
-        StageSpec("scene_clips", scene_clips, ("scene_clips",), ("raw_videos",),
-                  ("curation.scenes", "curation.features", *_CODE), "Scene cuts and H.264 clips."),
+        StageSpec("scene_clips", scene_clips, ("scene_clips",), ("raw_videos",), "Scene cuts and H.264 clips."),
         StageSpec("clip_quality", clip_quality, ("clip_quality",), ("scene_clips",),
-                  ("curation.quality", "curation.aesthetic", *_CODE), "Motion, text, technical and aesthetic scores."),
+                  "Motion, text, technical and aesthetic scores."),
         StageSpec("curated_clips", curated_clips, ("curated_clips", "scene_clips"), ("scene_clips", "clip_quality"),
-                  (*_CODE,), "Clips passing every filter, with rejection reasons."),
+                  "Clips passing every filter, with rejection reasons."),
     )
 }
 CURATION_STAGES = ("raw_videos", "scene_clips", "clip_quality", "curated_clips")
@@ -400,24 +398,22 @@ def _annotation_specs() -> list[StageSpec]:
     from curation import annotation_stages as A
     from curation import subject_stages as B
 
-    code = ("curation.annotation_stages", "curation.annotation_schemas", "core.stage", "core.tables")
     curated = ("curated_clips", "scene_clips")
     return [
-        StageSpec("captions", A.captions, ("captions",), (*curated, "raw_videos"), ("curation.entities", *code),
+        StageSpec("captions", A.captions, ("captions",), (*curated, "raw_videos"),
                   "Subject-centric caption per clip; plural-entity captions dropped."),
-        StageSpec("entities", A.entities, ("entities",), ("captions",), ("curation.entities", *code),
+        StageSpec("entities", A.entities, ("entities",), ("captions",),
                   "Taxonomy entities (living / non-living) with fine-grained labels."),
         StageSpec("subjects", B.subjects, ("subjects",), ("entities", *curated),
-                  ("curation.subjects", "curation.subject_stages", "curation.rle", *code),
                   "Boxes, masks (COCO RLE) and verification per entity."),
         StageSpec("faces", B.faces, ("faces",), ("subjects", "entities", *curated),
-                  ("curation.faces", "curation.subject_stages", *code), "Faces of human subjects (2 FPS, NMS, outliers)."),
-        StageSpec("attributes", A.attributes, ("attributes",), ("entities", "raw_videos", *curated), code,
+                  "Faces of human subjects (2 FPS, NMS, outliers)."),
+        StageSpec("attributes", A.attributes, ("attributes",), ("entities", "raw_videos", *curated),
                   "DH-FaceVid attributes of human subjects."),
         StageSpec("timelines", A.timelines, ("timelines",), ("subjects", "entities", "captions", *curated),
-                  ("curation.timelines", *code), "Sub-actions with start/end seconds per clip."),
+                  "Sub-actions with start/end seconds per clip."),
         StageSpec("annotations", A.annotations, (), ("subjects", "entities", "captions", "faces", "timelines", *curated),
-                  code, "One joined row per verified subject: the input of training."),
+                  "One joined row per verified subject: the input of training."),
     ]
 
 

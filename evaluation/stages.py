@@ -261,51 +261,30 @@ def _digest(ctx: StageContext, keys: list[str], optional: bool = False) -> str:
     return digest.hexdigest()[:20]
 
 
-_COMMON = ("evaluation.stages",)
-
-# Everything whose source decides a score: the requests and domain read from the benchmark
-# file, the decoder, every metric backend (the package's builders and the "not computed"
-# stand-ins included), the aggregation and normalisation.
-SCORING_MODULES = (
-    "evaluation.benchmarks", "evaluation.generation", "evaluation.video", "evaluation.scoring",
-    "evaluation.scorecard", "evaluation.scores", "evaluation.metrics", "evaluation.metrics.base",
-    "evaluation.metrics.motion", "evaluation.metrics.qalign", "evaluation.metrics.aesthetics",
-    "evaluation.metrics.facesim", "evaluation.metrics.curricularface", "evaluation.metrics.gme",
-    "evaluation.metrics.nexus", "evaluation.metrics.natural", "evaluation.metrics.clip_t",
-    "evaluation.metrics.videoscore", "evaluation.metrics.timeline", "evaluation.metrics.unavailable",
-)
-
 EVAL_STAGES: dict[str, StageSpec] = {
     "demo_benchmarks": StageSpec(
         "demo_benchmarks", demo_benchmarks, ("evaluation.held_out", "evaluation.demo_sets"), ("annotations",),
-        _COMMON + ("evaluation.demo_benchmarks", "core.holdout", "training.samples"),
         "OpenS2V, ReactID-Eval-SEQ and IPVG Track 1/2 demo sets from held-out identities.", aggregate=True,
     ),
     "untrained_model": StageSpec(
         "untrained_model", untrained_model, ("evaluation.untrained_models",), (),
-        _COMMON + ("models.registry", "models.presets"),
         "Random-weight baseline pipelines registered as models (named untrained-…).",
     ),
     "benchmark_videos": StageSpec(
         "benchmark_videos", benchmark_videos, ("evaluation.generation",), (),
-        _COMMON + ("evaluation.generation", "models.registry", "models.pipeline_reactid"),
         "One H.264 video per benchmark entry with a registered model.", input_hash=_videos_inputs,
     ),
     "benchmark_scores": StageSpec(
         "benchmark_scores", benchmark_scores, ("evaluation.metrics",), ("benchmark_videos",),
-        _COMMON + SCORING_MODULES,
         "OpenS2V metrics (with their backends) and the timeline measure per video; the score card.",
     ),
     "leaderboard": StageSpec(
         "leaderboard", leaderboard, ("evaluation.leaderboard",), ("benchmark_scores",),
-        _COMMON + ("evaluation.leaderboard", "evaluation.leaderboard_plots", "evaluation.model_configs",
-                   "models.variants", "training.ablations"),
         "Every scored model per benchmark as Markdown and HTML with plots.", input_hash=_leaderboard_inputs,
         aggregate=True,
     ),
     "ipvg_submission": StageSpec(
         "ipvg_submission", ipvg_submission, ("evaluation.submission",), ("benchmark_videos",),
-        _COMMON + ("evaluation.ipvg_runs", "evaluation.packaging", "evaluation.submission"),
         "Validated IPVG 2026 zips (Track 1 facial, Track 2 sequential) of the chosen models.",
         input_hash=_submission_inputs, aggregate=True,
     ),

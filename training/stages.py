@@ -372,21 +372,18 @@ def curriculum_schedule(ctx: StageContext) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- registry
 
-_CODE = ("core.stage", "core.tables", "training.stages", "training.schemas")
 TRAINING_STAGES: dict[str, StageSpec] = {
     s.name: s
     for s in (
         StageSpec("training_samples", training_samples, ("training_samples", "evaluation.held_out"), ("annotations",),
-                  ("training.samples", "training.difficulty", "curation.features", *_CODE),
                   "Intra- and inter-clip training samples; reference crops in the object store.", aggregate=True),
         StageSpec("difficulty_scores", difficulty_scores, ("difficulty", "training_samples"),
                   ("training_samples",),
-                  ("training.difficulty", "training.samples", "curation.features", "curation.rle", *_CODE),
                   "D_sub, D_app, D_sam and D_overall per sample (paper Eq. 1-2)."),
         StageSpec("difficulty_quartiles", difficulty_quartiles, ("curriculum",), ("difficulty_scores",),
-                  ("training.curriculum", *_CODE), "Quantile thresholds tau of D_overall, counts and histogram."),
+                  "Quantile thresholds tau of D_overall, counts and histogram."),
         StageSpec("curriculum_schedule", curriculum_schedule, ("curriculum", "training"),
-                  ("difficulty_quartiles", "difficulty_scores"), ("training.curriculum", *_CODE),
+                  ("difficulty_quartiles", "difficulty_scores"),
                   "Phases, tau and inter-clip ratio per phase; schedule JSON and DeepSpeed config."),
     )
 }
