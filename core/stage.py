@@ -48,6 +48,32 @@ StageFn = Callable[[StageContext], dict[str, Any]]
 
 
 @dataclass(frozen=True)
+class Output:
+    """A file or folder a stage writes, as a store key template.
+
+    `{shard}`, `{variant}`, `{model}` and `{benchmark}` stand for the stage's partition; a path
+    that starts with `${` names a params key (`${demo_pool.pool_root}/{shard}`) instead of a
+    store key. `kind` is how DVC shows it (outs, metrics or plots); `persist` keeps it across
+    reruns (training folders resume from their checkpoints); `cache: false` leaves it out of
+    DVC's cache (reports and plots rewritten on every run).
+    """
+
+    path: str
+    kind: str = "outs"
+    persist: bool = False
+    cache: bool = True
+    plot: tuple[tuple[str, str], ...] = ()
+
+
+# How a stage's runs are split: one per shard, one over all shards, one per ablation
+# variant, one per untrained model, one per (benchmark, model).
+PARTITIONINGS = ("shard", "aggregate", "variant", "model", "benchmark_model")
+# The key of one run of a stage in store paths, as a template (a marker is metrics/<stage>/<key>.json).
+PARTITION_KEYS = {"shard": "{shard}", "aggregate": "all-shards", "variant": "{variant}", "model": "{model}",
+                  "benchmark_model": "{benchmark}/{model}"}
+
+
+@dataclass(frozen=True)
 class StageSpec:
     """A stage: its function, the params sections it reads, the stages it reads from.
 
@@ -66,11 +92,32 @@ class StageSpec:
     # one output under the pseudo-shard AGGREGATE.
     aggregate: bool = False
     extra_roots: tuple[str, ...] = ()
+    # What the stage writes besides its completion marker (None: its table, the key of
+    # StageContext.table_key) and what it reads beyond its upstream stages' outputs (a raw
+    # pool, the model registry); store key templates.
+    outputs: tuple[Output, ...] | None = None
+    inputs: tuple[str, ...] = ()
+    # One of PARTITIONINGS; empty: "aggregate" when `aggregate`, else "shard".
+    partitioning: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.description, str):
             raise TypeError(f"stage {self.name!r}: description must be text, got {self.description!r} "
                             "(a stage's code modules are found by its imports; name others in extra_roots)")
+        if self.partitioning and self.partitioning not in PARTITIONINGS:
+            raise ValueError(f"stage {self.name!r}: partitioning {self.partitioning!r} is not one of {PARTITIONINGS}")
+
+    @property
+    def written(self) -> tuple[Output, ...]:
+        """The stage's outputs besides its marker."""
+        if self.outputs is not None:
+            return self.outputs
+        return (Output(f"tables/{self.name}/{PARTITION_KEYS[self.partitions]}.parquet"),)
+
+    @property
+    def partitions(self) -> str:
+        """How the stage's runs are split (one of PARTITIONINGS)."""
+        return self.partitioning or ("aggregate" if self.aggregate else "shard")
 
 
 AGGREGATE = "all-shards"

@@ -17,7 +17,7 @@ import numpy as np
 
 from core.errors import ParamsError
 from core.progress import report
-from core.stage import StageContext, StageSpec, counts_by
+from core.stage import Output, StageContext, StageSpec, counts_by
 from core.storage import temp_dir
 from core.tables import read_table, to_table, write_table
 from curation import schemas
@@ -381,14 +381,19 @@ STAGES: dict[str, StageSpec] = {
     s.name: s
     for s in (
         StageSpec("demo_pool", demo_pool, ("demo_pool",), (),
-                  "Generate a demo shard (procedural videos with ground truth, or real footage)."),
+                  "Generate a demo shard (procedural videos with ground truth, or real footage).",
+                  outputs=(Output("${demo_pool.pool_root}/{shard}"), Output("${demo_pool.ground_truth_root}/{shard}.json"))),
         StageSpec("raw_videos", raw_videos, ("raw_videos",), (),
-                  "Register a shard and probe each file; quarantine unusable ones.", input_hash=_raw_pool_hash),
-        StageSpec("scene_clips", scene_clips, ("scene_clips",), ("raw_videos",), "Scene cuts and H.264 clips."),
+                  "Register a shard and probe each file; quarantine unusable ones.", input_hash=_raw_pool_hash,
+                  inputs=("${raw_videos.pool_root}/{shard}",)),
+        StageSpec("scene_clips", scene_clips, ("scene_clips",), ("raw_videos",), "Scene cuts and H.264 clips.",
+                  outputs=(Output("clips/{shard}"), Output("tables/scene_clips/{shard}.parquet"),
+                           Output("tables/scene_cuts/{shard}.parquet"))),
         StageSpec("clip_quality", clip_quality, ("clip_quality",), ("scene_clips",),
                   "Motion, text, technical and aesthetic scores."),
         StageSpec("curated_clips", curated_clips, ("curated_clips", "scene_clips"), ("scene_clips", "clip_quality"),
-                  "Clips passing every filter, with rejection reasons."),
+                  "Clips passing every filter, with rejection reasons.",
+                  outputs=(Output("clips_cropped/{shard}"), Output("tables/curated_clips/{shard}.parquet"))),
     )
 }
 CURATION_STAGES = ("raw_videos", "scene_clips", "clip_quality", "curated_clips")

@@ -37,7 +37,7 @@ from typing import Any
 
 from core.errors import StageInputError
 from core.params import section_dict
-from core.stage import AGGREGATE, StageContext, StageSpec, recorded_metadata
+from core.stage import AGGREGATE, Output, StageContext, StageSpec, recorded_metadata
 from core.tables import read_json, read_table
 from training.run_names import TRAINER_CODE_ROOTS, run_name, stored_digest
 from training.stages import SCHEDULE_KEY
@@ -507,13 +507,18 @@ def _ablation_run(ctx: StageContext, folders: RunFolders, variant: str, plan: An
 TRAINING_RUN_STAGES: dict[str, StageSpec] = {
     "latent_cache": StageSpec(
         "latent_cache", latent_cache, ("training.preset", "training.seed"), ("training_samples", "difficulty_scores"),
-        "VAE latents and text embeddings of every scored sample, encoded once (content-keyed cache)."),
+        "VAE latents and text embeddings of every scored sample, encoded once (content-keyed cache).",
+        partitioning="aggregate", outputs=(Output("cache", persist=True),)),
     **{
         name: StageSpec(
             name, curriculum_phase, ("training",),
             ("latent_cache", "curriculum_schedule", *((PHASES[k - 1],) if k else ())),
             f"Curriculum phase {k + 1}: DeepSpeed training at its tau and inter-clip ratio, "
-            f"{'from scratch' if k == 0 else f'from {PHASES[k - 1]}'}; exported and registered as phase_{k + 1}.")
+            f"{'from scratch' if k == 0 else f'from {PHASES[k - 1]}'}; exported and registered as phase_{k + 1}.",
+            partitioning="aggregate",
+            # training folders persist so that an interrupted phase resumes from its latest checkpoint
+            outputs=(Output(f"{MAIN_RUN_PREFIX}/{name}", persist=True), Output(f"models/phase_{k + 1}", persist=True),
+                     Output(f"reports/training/{name}_loss.png", cache=False)))
         for k, name in enumerate(PHASES)
     },
     "ablation_runs": StageSpec(
@@ -521,5 +526,7 @@ TRAINING_RUN_STAGES: dict[str, StageSpec] = {
         ("training", "curriculum", "difficulty", "ablations.total_steps", "ablations.demo_total_steps"),
         ("latent_cache", "difficulty_scores"),
         "One ablation variant: a short full training; exported and registered as ablation-<variant>.",
-        aggregate=True),
+        aggregate=True, partitioning="variant",
+        outputs=(Output(f"{ABLATION_PREFIX}/{{variant}}", persist=True), Output("models/ablation-{variant}", persist=True),
+                 Output("reports/training/ablation_{variant}_loss.png", cache=False))),
 }

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from core.progress import report
-from core.stage import AGGREGATE, StageContext, StageSpec, counts_by, recorded_metadata
+from core.stage import AGGREGATE, Output, StageContext, StageSpec, counts_by, recorded_metadata
 from core.tables import read_table, to_table, write_json, write_table
 from training import schemas
 
@@ -376,14 +376,24 @@ TRAINING_STAGES: dict[str, StageSpec] = {
     s.name: s
     for s in (
         StageSpec("training_samples", training_samples, ("training_samples", "evaluation.held_out"), ("annotations",),
-                  "Intra- and inter-clip training samples; reference crops in the object store.", aggregate=True),
+                  "Intra- and inter-clip training samples; reference crops in the object store.", aggregate=True,
+                  outputs=(Output("tables/training_samples/all-shards.parquet"), Output("references")),
+                  inputs=("metrics/quality_gates/{shard}.json",)),
         StageSpec("difficulty_scores", difficulty_scores, ("difficulty", "training_samples"),
                   ("training_samples",),
-                  "D_sub, D_app, D_sam and D_overall per sample (paper Eq. 1-2)."),
+                  "D_sub, D_app, D_sam and D_overall per sample (paper Eq. 1-2).", partitioning="aggregate",
+                  inputs=("tables/annotations/{shard}.parquet",)),
         StageSpec("difficulty_quartiles", difficulty_quartiles, ("curriculum",), ("difficulty_scores",),
-                  "Quantile thresholds tau of D_overall, counts and histogram."),
+                  "Quantile thresholds tau of D_overall, counts and histogram.", partitioning="aggregate",
+                  outputs=(Output("tables/difficulty_quartiles/all-shards.parquet"),
+                           Output("reports/difficulty_histogram.png", cache=False),
+                           Output("plots/difficulty_histogram.csv", "plots", cache=False, plot=(
+                               ("x", "bin_centre"), ("y", "count"),
+                               ("title", "D_overall of the training samples (thresholds in "
+                                         "reports/difficulty_histogram.png)"))))),
         StageSpec("curriculum_schedule", curriculum_schedule, ("curriculum", "training"),
                   ("difficulty_quartiles", "difficulty_scores"),
-                  "Phases, tau and inter-clip ratio per phase; schedule JSON and DeepSpeed config."),
+                  "Phases, tau and inter-clip ratio per phase; schedule JSON and DeepSpeed config.", partitioning="aggregate",
+                  outputs=(Output("tables/curriculum_schedule/all-shards.parquet"), Output("curriculum"))),
     )
 }
