@@ -61,6 +61,8 @@ class CodeVersion:
 
 _scans: dict[str, tuple] = {}
 _contents: dict[Path, tuple[tuple[int, int, int], str]] = {}
+_closures: dict[tuple[tuple[str, ...], str], tuple[dict[str, Path], dict[Path, str]]] = {}
+_versions: dict[tuple[tuple[str, ...], str], tuple[dict[Path, str], CodeVersion]] = {}
 _RACY_NS = 3_000_000_000
 _DISK_ENTRIES_MAX = 4000
 _data_index: dict[str, tuple[Path, ...]] = {}
@@ -106,10 +108,10 @@ def _save_disk_cache() -> None:
 
 def module_path(module: str, root: Path | None = None) -> Path | None:
     """The file that defines `module` under `root` (a package is its `__init__.py`), or None."""
-    base = (root or PROJECT_ROOT).joinpath(*module.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
+    base = os.path.join(root or PROJECT_ROOT, *module.split("."))
+    for candidate in (base + ".py", os.path.join(base, "__init__.py")):
+        if os.path.isfile(candidate):
+            return Path(candidate)
     return None
 
 
@@ -267,6 +269,17 @@ def module_closure(roots: Iterable[str], root: Path | None = None) -> dict[str, 
         ModuleNotFoundError: a root names no module with a source file.
     """
     root = root or PROJECT_ROOT
+    key = (tuple(roots), str(root))
+    known = _closures.get(key)
+    # the closure is a function of the contents of its files: reuse it while none changed
+    if known is not None and all(_read(path)[1] == content for path, content in known[1].items()):
+        return dict(known[0])
+    closure = _closure(key[0], root)
+    _closures[key] = (closure, {path: _read(path)[1] for path in closure.values()})
+    return dict(closure)
+
+
+def _closure(roots: tuple[str, ...], root: Path) -> dict[str, Path]:
     todo: list[tuple[str, bool]] = []
     outside: dict[str, Path] = {}
     for name in roots:
@@ -275,8 +288,12 @@ def module_closure(roots: Iterable[str], root: Path | None = None) -> dict[str, 
         todo.append((name, True))
     seen: dict[str, Path] = {}
     exports_done: set[str] = set()
+    visited: set[tuple[str, bool]] = set()
     while todo:
-        name, explicit = todo.pop()
+        name, explicit = item = todo.pop()
+        if item in visited:
+            continue
+        visited.add(item)
         path = outside.get(name) or module_path(name, root)
         if path is None:
             # `from pkg import name` where name is an attribute: a lazy export of pkg, or plain
@@ -310,7 +327,12 @@ def code_version(roots: Iterable[str], root: Path | None = None) -> CodeVersion:
     `root` is the folder holding the project's packages (default: this checkout).
     """
     root = root or PROJECT_ROOT
-    closure = module_closure(roots, root)
+    key = (tuple(roots), str(root))
+    closure = module_closure(key[0], root)
+    known = _versions.get(key)
+    # module_closure has just checked every file of a remembered closure against its content
+    if known is not None and known[0] == _closures[key][1]:
+        return known[1]
     h = hashlib.sha256()
     for name in sorted(closure):
         path = closure[name]
@@ -318,4 +340,6 @@ def code_version(roots: Iterable[str], root: Path | None = None) -> CodeVersion:
     files = tuple(sorted(p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
                          for p in closure.values()))
     _save_disk_cache()
-    return CodeVersion(h.hexdigest()[:16], files)
+    version = CodeVersion(h.hexdigest()[:16], files)
+    _versions[key] = (_closures[key][1], version)
+    return version

@@ -116,6 +116,7 @@ def test_a_torn_disk_cache_is_rescanned(tmp_path, repo_root, monkeypatch):
     (tmp_path / "scan.json").write_text("{not json")
     monkeypatch.setenv("REACTID_CODE_SCAN_CACHE", str(tmp_path / "scan.json"))
     monkeypatch.setattr(cv, "_disk", None)
-    monkeypatch.setattr(cv, "_scans", {})
+    for memo in ("_scans", "_contents", "_closures", "_versions"):
+        monkeypatch.setattr(cv, memo, {})
     assert code_version(["training.stages"]).version == expected
     assert json.loads((tmp_path / "scan.json").read_text())
