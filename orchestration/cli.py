@@ -391,7 +391,7 @@ def dvc_yaml_cmd(out: Path, check: bool) -> None:
 def code_versions_cmd(ctx: click.Context) -> None:
     """Write each dvc.yaml stage's code version to <storage.root>/code_versions/<stage>.json (the
     always-run first dvc.yaml stage: a stage reruns under dvc exactly when its file changes)."""
-    from orchestration.dvc_yaml import code_version_key, code_versions
+    from orchestration.dvc_yaml import CODE_VERSIONS_DIR, code_version_key, code_versions
 
     params = _params(ctx)
     root = params.resolve(params.storage.root)
@@ -402,7 +402,7 @@ def code_versions_cmd(ctx: click.Context) -> None:
         text = json.dumps({"stage": stage, "code_version": version}) + "\n"
         if not path.is_file() or path.read_text() != text:
             path.write_text(text)
-    click.echo(f"{len(versions)} code versions in {root / code_version_key('')[:-len('.json')].rstrip('/')}")
+    click.echo(f"{len(versions)} code versions in {root / CODE_VERSIONS_DIR}")
 
 
 cli.add_command(submission)
