@@ -462,6 +462,7 @@ def ablation_run(ctx: StageContext) -> dict[str, Any]:
         "samples": stored_digest(ctx.store, _table("training_samples")),
         "latents": stored_digest(ctx.store, LATENT_INDEX_KEY),
     }, {"variant": variant, "steps": ablation_steps(params), "main_variant": params.training.variant,
+        "use_demo": params.training.use_demo,  # picks demo_inter_clip_ratios over inter_clip_ratios
         "curriculum": section_dict(params, "curriculum"), "difficulty": section_dict(params, "difficulty")},
         code_roots=(*TRAINER_CODE_ROOTS, "training.ablations", "training.difficulty"))
     run_key = f"{ABLATION_PREFIX}/{variant}/{name}"
