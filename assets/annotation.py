@@ -2,6 +2,7 @@
 
 curated_clips -> captions -> entities -> subjects -> faces / timelines -> annotations
                                       \\-> attributes
+annotations, timelines, curated_clips -> clip_previews (annotated previews, contact sheet)
 """
 
 from assets.curation import stage_asset
@@ -15,5 +16,6 @@ faces = stage_asset("faces", None, ANNOTATION_GROUP, {"dlib", "parquet"})
 attributes = stage_asset("attributes", None, ANNOTATION_GROUP, {"parquet"})
 timelines = stage_asset("timelines", None, ANNOTATION_GROUP, {"parquet"})
 annotations = stage_asset("annotations", None, ANNOTATION_GROUP, {"parquet"})
+clip_previews = stage_asset("clip_previews", None, ANNOTATION_GROUP, {"pyav", "opencv", "png"})
 
-ANNOTATION_ASSETS = [captions, entities, subjects, faces, attributes, timelines, annotations]
+ANNOTATION_ASSETS = [captions, entities, subjects, faces, attributes, timelines, annotations, clip_previews]

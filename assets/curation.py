@@ -53,6 +53,9 @@ def _plots(name: str, metadata: dict, shard: str, store, min_motion: float) -> d
     if name == "curated_clips":
         png = rejection_plot(metadata.get("rejections_by_reason", {}), metadata.get("clips_out", 0))
         return {"plot_rejections": png_markdown(png, "Kept clips and rejections by reason")}
+    if name == "clip_previews" and metadata.get("contact_sheet_key"):
+        return {"contact_sheet": png_markdown(store.get_bytes(metadata["contact_sheet_key"]),
+                                              f"Annotated previews of {shard}")}
     return {}
 
 

@@ -3,6 +3,7 @@ the annotation quality gates.
 
 annotations (per shard) -> training_samples -> difficulty_scores -> difficulty_quartiles
                                                                  -> curriculum_schedule
+clip_previews (per shard), curated_clips, annotations, the curriculum tables -> dataset_browser
 """
 
 import dagster as dg
@@ -78,3 +79,13 @@ curriculum_schedule = curriculum_asset("curriculum_schedule", ["difficulty_quart
                                        {"deepspeed", "json"})
 
 CURRICULUM_ASSETS = [training_samples, difficulty_scores, difficulty_quartiles, curriculum_schedule]
+
+# The dataset browser page: in the curriculum group (the demo's curriculum run builds it), over
+# the same gated shards, reading their previews, clips and annotations and the curriculum tables.
+dataset_browser = curriculum_asset(
+    "dataset_browser",
+    [*(dg.AssetDep(name, partition_mapping=dg.AllPartitionMapping())
+       for name in ("clip_previews", "curated_clips", "annotations")),
+     "training_samples", "difficulty_scores", "difficulty_quartiles"],
+    {"html"})
+BROWSER_ASSETS = [dataset_browser]

@@ -321,6 +321,13 @@ def _closure(roots: tuple[str, ...], root: Path) -> dict[str, Path]:
     return seen
 
 
+def module_versions(roots: Iterable[str], root: Path | None = None) -> dict[str, str]:
+    """The normalised digest (16 hex digits) of each module and data file `roots` reach."""
+    closure = module_closure(roots, root)
+    return {name: scan_file(path, name if path.suffix == ".py" else None).digest[:16]
+            for name, path in sorted(closure.items())}
+
+
 def code_version(roots: Iterable[str], root: Path | None = None) -> CodeVersion:
     """The code version of everything `roots` import (normalised), and the files it covers.
 

@@ -285,6 +285,25 @@ class TimelinesParams(Section):
         return self
 
 
+class ClipPreviewsParams(Section):
+    """Annotated preview videos per clip and a contact sheet per shard (`clip_previews`)."""
+
+    width: Annotated[int, Field(ge=64, le=1920)]  # preview frame width, px (height follows the clip)
+    max_seconds: Positive  # previews cover at most the first this many seconds of a clip
+    max_fps: Positive  # frames per second kept in a preview (fewer when the clip has fewer)
+    crf: Annotated[int, Field(ge=0, le=51)]  # x264 quality of the preview
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"]
+    mask_alpha: Fraction  # opacity of a subject mask over the frame
+    sheet_columns: Annotated[int, Field(ge=1, le=16)]  # thumbnails per row of the contact sheet
+    thumb_width: Annotated[int, Field(ge=64, le=640)]  # width of a thumbnail (contact sheet, browser), px
+
+
+class DatasetBrowserParams(Section):
+    """The static dataset browser page (`dataset_browser`)."""
+
+    examples_per_quartile: Annotated[int, Field(ge=1, le=12)]  # easy-to-hard examples shown per quartile
+
+
 class QualityGatesParams(Section):
     """Floors and reporting of the annotation quality gates (great-expectations suites)."""
 
@@ -748,6 +767,8 @@ class Params(Section):
     faces: FacesParams
     attributes: AttributesParams
     timelines: TimelinesParams
+    clip_previews: ClipPreviewsParams
+    dataset_browser: DatasetBrowserParams
     quality_gates: QualityGatesParams
     training: TrainingParams
     training_samples: TrainingSamplesParams

@@ -424,3 +424,16 @@ def _annotation_specs() -> list[StageSpec]:
 
 STAGES.update({spec.name: spec for spec in _annotation_specs()})
 ANNOTATION_STAGES = ("captions", "entities", "subjects", "faces", "attributes", "timelines", "annotations")
+
+
+def _preview_spec() -> StageSpec:
+    from curation.previews import clip_previews
+
+    return StageSpec("clip_previews", clip_previews, ("clip_previews",), ("annotations", "timelines", "curated_clips"),
+                     "Annotated H.264 preview per clip (boxes, masks, faces, timeline bar; rejected clips with "
+                     "their reasons) and a contact sheet per shard.",
+                     outputs=(Output("tables/clip_previews/{shard}.parquet"), Output("previews/{shard}")))
+
+
+STAGES["clip_previews"] = _preview_spec()
+PREVIEW_STAGES = ("clip_previews",)

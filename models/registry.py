@@ -59,6 +59,8 @@ class ModelRecord:
         description: one line shown in reports.
         export_sha256: digest of every file of the export (names and bytes).
         has_training_log: whether ``steps.jsonl`` was registered.
+        training_run: store key of the run folder that trained it (checkpoints, draws,
+            provenance), when a training stage registered it.
     """
 
     name: str
@@ -72,6 +74,7 @@ class ModelRecord:
     description: str
     export_sha256: str
     has_training_log: bool
+    training_run: str | None = None
 
     @property
     def trained(self) -> bool:
@@ -134,6 +137,7 @@ def store_model(
     encoder_seed: int = 0,
     phase: int | None = None,
     training_log: str | Path | None = None,
+    training_run: str | None = None,
 ) -> ModelRecord:
     """Copy an exported model into the registry and write its record (last).
 
@@ -147,6 +151,7 @@ def store_model(
         encoder_seed: seed of the preset's encoders (transformer exports).
         phase: curriculum phase number; defaults to ``training.json``'s ``phase`` number.
         training_log: the run's ``steps.jsonl``, for the leaderboard's loss curves.
+        training_run: the store key of the run folder that trained it (lineage).
 
     Returns:
         The stored record.
@@ -181,6 +186,7 @@ def store_model(
         description=description,
         export_sha256=directory_sha256(export_dir),
         has_training_log=training_log is not None,
+        training_run=training_run,
     )
     store.delete_prefix(record_key(name))
     with store.staged_prefix(export_prefix(name)) as staging:

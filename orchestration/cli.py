@@ -246,6 +246,26 @@ def lakefs_lineage(ctx: click.Context, tag: str) -> None:
     click.echo(json.dumps(LakeFSVersioning(params.lakefs).lineage(tag).to_dict(), indent=2, sort_keys=True))
 
 
+@cli.command("lineage")
+@click.argument("target")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document with every node typed.")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Samples listed per training run (the most drawn first); totals are always given.")
+@click.pass_context
+def lineage_cmd(ctx: click.Context, target: str, as_json: bool, limit: int) -> None:
+    """Where TARGET came from: a submission video (FILE.mp4 or ZIP::member, e.g.
+    data/submissions/track1/run1/facial_results.zip::submission/1.mp4), a model name, a training
+    sample id or a clip id -> model, phase or ablation run (checkpoint, params, code versions),
+    the samples it drew, their annotations, clips and raw videos (source, time span), and the
+    lakeFS commits recorded with each shard's gate verdict. Reads the object store only."""
+    from core.storage import open_params_store
+    from evaluation.lineage import lineage
+
+    params = _params(ctx)
+    graph = lineage(open_params_store(params), target, limit=limit, lakefs=params.lakefs.enabled)
+    click.echo(json.dumps(graph.to_dict(), indent=2, default=str) if as_json else graph.text())
+
+
 @cli.command("register-model")
 @click.argument("name")
 @click.argument("export_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))

@@ -13,7 +13,7 @@ import dagster as dg
 from assets.annotation import ANNOTATION_ASSETS, ANNOTATION_GROUP
 from assets.checks import ANNOTATION_CHECKS
 from assets.curation import CURATION_ASSETS, CURATION_GROUP, DEMO_GROUP
-from assets.curriculum import CURRICULUM_ASSETS, CURRICULUM_GROUP
+from assets.curriculum import BROWSER_ASSETS, CURRICULUM_ASSETS, CURRICULUM_GROUP
 from assets.evaluation import (
     EVALUATION_ASSETS,
     EVALUATION_INPUT_ASSETS,
@@ -122,7 +122,7 @@ SCORING_SENSORS = build_scoring_sensors(retraining_job, evaluation_job, evaluati
 
 defs = dg.Definitions(
     assets=[*CURATION_ASSETS, *ANNOTATION_ASSETS, *CURRICULUM_ASSETS, curation_report, annotation_report,
-            *EVALUATION_ASSETS, *TRAINING_ASSETS, *ABLATION_ASSETS],
+            *EVALUATION_ASSETS, *TRAINING_ASSETS, *ABLATION_ASSETS, *BROWSER_ASSETS],
     asset_checks=ANNOTATION_CHECKS,
     jobs=[curation_job, annotation_job, demo_shard_job, curriculum_job, reports_job, evaluation_inputs_job,
           evaluation_job, evaluation_reports_job, retraining_job, ablations_job, ingest_job],

@@ -10,7 +10,7 @@ from core.params import load_params
 from core.stage import completed
 from core.storage import open_params_store
 from curation.gate_status import gate_passed
-from curation.stages import ANNOTATION_STAGES, CURATION_STAGES, STAGES
+from curation.stages import ANNOTATION_STAGES, CURATION_STAGES, PREVIEW_STAGES, STAGES
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -47,7 +47,8 @@ def run_demo(params_path: Path, shards: list[str] | None = None, echo=print) -> 
         instance.add_dynamic_partitions("shards", new)
     job = defs.resolve_job_def("demo_shard")
     for shard in shards:
-        if all(completed(STAGES[s], shard, params, store) for s in ("demo_pool", *CURATION_STAGES, *ANNOTATION_STAGES)) \
+        if all(completed(STAGES[s], shard, params, store) for s in ("demo_pool", *CURATION_STAGES, *ANNOTATION_STAGES,
+                                                                    *PREVIEW_STAGES)) \
                 and gate_passed(store, shard):
             echo(f"[{shard}] up to date, quality gates passed: nothing to redo")
             continue
@@ -96,8 +97,10 @@ def print_results(store, archives: list[dict], echo=print) -> None:
 
     from core.storage import location
     from curation import annotation_report, report as curation_report
+    from curation.previews import contact_sheet_key, shards_with_previews
     from evaluation.stages import LEADERBOARD_HTML, LEADERBOARD_MD
     from orchestration.evaluation_demo import leaderboard_tables
+    from training.dataset_browser import PAGE_KEY
     from training.stages import SCHEDULE_KEY
 
     for key in (curation_report.REPORT_KEY, annotation_report.REPORT_KEY):
@@ -117,9 +120,16 @@ def print_results(store, archives: list[dict], echo=print) -> None:
     echo(f"Curation report:                  {location(store, curation_report.REPORT_KEY)}")
     echo(f"Annotation report:                {location(store, annotation_report.REPORT_KEY)}")
     echo("Browse the assets and their metadata: make ui  (Dagster on http://127.0.0.1:3000)")
+    if store.exists(PAGE_KEY):
+        echo(f"Dataset browser (static HTML):    {location(store, PAGE_KEY)}")
+    for shard in shards_with_previews(store):
+        echo(f"Annotated previews of {shard}:".ljust(34) + location(store, contact_sheet_key(shard)))
     echo(f"Leaderboard:                      {location(store, LEADERBOARD_MD)}")
     echo(f"Leaderboard (HTML with plots):    {location(store, LEADERBOARD_HTML)}")
     for a in archives:
         primary = ", primary" if a["primary"] else ""
         echo(f"IPVG Track {a['track']} submission ({a['layout']} layout, {a['run']}: {a['model']}{primary}, "
              f"validated): {location(store, a['key'])}")
+    track1 = next((a for a in archives if a["track"] == 1 and a["primary"] and a["layout"] == "published"), None)
+    if track1:
+        echo(f"Where a video came from:          reactid lineage {location(store, track1['key'])}::submission/1.mp4")

@@ -118,3 +118,72 @@ def s3_bucket(s3_server, request):
     Minio(s3_server, access_key=S3_TEST_ACCESS_KEY, secret_key=S3_TEST_SECRET_KEY, secure=False,
           region="us-east-1").make_bucket(bucket)
     return s3_server, bucket, (S3_TEST_ACCESS_KEY, S3_TEST_SECRET_KEY, None)
+
+
+# ---------------------------------------------------------------- a traced project
+
+TRACED_SHARD = "tiny-real"
+
+
+def traced_params(root: Path, base: dict) -> dict:
+    """Params of a project that goes from raw videos to an IPVG submission in about a minute:
+    the real-footage demo shard (its faces make IPVG Track 1 possible; the procedural one has
+    none), two short curriculum phases of one sample per step, one model submitted."""
+    raw = tiny_params(root, base, TRACED_SHARD)
+    raw["demo_pool"]["shards"] = {TRACED_SHARD: {"kind": "real_footage", "seed": 0}}
+    raw["training"]["demo"].update(total_steps=8, warmup_steps=2, checkpoint_every=4, global_batch=1, micro_batch=1)
+    raw["curriculum"]["phase_ratios"] = [1, 1, 1, 1]
+    raw["curriculum"]["inter_clip_ratios"] = raw["curriculum"]["demo_inter_clip_ratios"] = [0.0] * 4
+    ev = raw["evaluation"]
+    ev["held_out"] = {"seed": 0, "fraction": 0.0, "min_face_identities": 1, "min_other_identities": 0}
+    ev["demo_sets"].update(entries_per_set=2, reference_crop_size=64)
+    ev["models"] = ["phase_2"]
+    ev["untrained_models"] = {}
+    ev["generation"].update(num_frames=9, num_inference_steps=1, guidance_scale=1.0)
+    ev["submission"] = {"runs": [{"name": "run1", "model": "phase_2", "primary": True}], "proposal_layout": False}
+    return raw
+
+
+def build_traced_project(project: Path, raw: dict):
+    """Every stage from the raw pool to the IPVG zips, through the shared stage runner (what both
+    Dagster and dvc run): curation, annotation, previews, the gate, the curriculum, the dataset
+    browser, curriculum phases 1-2, the demo benchmarks, phase 2's videos and the submission.
+
+    Returns (params, store).
+    """
+    from core.params import load_params
+    from core.stage import AGGREGATE, run_stage
+    from core.storage import open_params_store
+    from curation.gate_status import run_shard_gates
+    from curation.stages import ANNOTATION_STAGES, CURATION_STAGES, PREVIEW_STAGES, STAGES
+    from evaluation.stages import EVAL_STAGES, run_key, submission_runs
+    from training.run_stages import TRAINING_RUN_STAGES
+    from training.stages import TRAINING_STAGES
+
+    params = load_params(write_params(project, raw))
+    store = open_params_store(params)
+    for name in ("demo_pool", *CURATION_STAGES, *ANNOTATION_STAGES, *PREVIEW_STAGES):
+        run_stage(STAGES[name], TRACED_SHARD, params, store)
+    assert all(r.success for r in run_shard_gates(params, store, TRACED_SHARD).values())
+    shards = (TRACED_SHARD,)
+    for name in ("training_samples", "difficulty_scores", "difficulty_quartiles", "curriculum_schedule",
+                 "dataset_browser"):
+        run_stage(TRAINING_STAGES[name], AGGREGATE, params, store, shards=shards)
+    for name in ("latent_cache", "curriculum_phase_1", "curriculum_phase_2"):
+        run_stage(TRAINING_RUN_STAGES[name], AGGREGATE, params, store)
+    run_stage(EVAL_STAGES["demo_benchmarks"], AGGREGATE, params, store, shards=shards)
+    for pair in submission_runs(params):
+        run_stage(EVAL_STAGES["benchmark_videos"], pair, params, store)
+    run_stage(EVAL_STAGES["ipvg_submission"], AGGREGATE, params, store, shards=submission_runs(params))
+    return params, store
+
+
+@pytest.fixture(scope="session")
+def traced_project(tmp_path_factory, base_params_raw):
+    """A project run from raw videos to a validated IPVG submission (see build_traced_project).
+
+    Returns (project_dir, params, store).
+    """
+    project = tmp_path_factory.mktemp("traced")
+    params, store = build_traced_project(project, traced_params(project, base_params_raw))
+    return project, params, store

@@ -341,14 +341,28 @@ def _loss_curve(ctx: StageContext, output_dir: Path, key: str, title: str) -> li
 
 
 def _register(ctx: StageContext, name: str, kind: str, result: Any, output_dir: Path, description: str,
-              phase: int | None) -> str:
+              phase: int | None, run_key: str) -> str:
     from models.registry import store_model
 
     record = store_model(ctx.store, name, result.model_dir, kind=kind, description=description,
                          preset=ctx.params.training.preset, variant=result.metrics["variant"],
                          encoder_seed=ctx.params.training.seed, phase=phase,
-                         training_log=output_dir / "steps.jsonl")
+                         training_log=output_dir / "steps.jsonl", training_run=run_key)
     return record.name
+
+
+def _record_draws(ctx: StageContext, run_key: str, used: dict[int, list[str]], sample_ids: Any, d_overall: Any,
+                  is_inter: Any, sampler: dict[str, Any]) -> dict[str, Any]:
+    """The run's draws (compact Parquet) and its provenance (params and code versions) under
+    ``run_key``, for ``reactid lineage``."""
+    from training.draws import write_draws, write_provenance
+
+    rows = {r["sample_id"]: r for r in read_table(ctx.store, _table("training_samples"),
+                                                   needed_by=ctx.stage).to_pylist()}
+    spec = TRAINING_RUN_STAGES[ctx.stage]
+    meta = write_draws(ctx.store, run_key, used, sample_ids, d_overall, is_inter, rows, sampler)
+    meta["provenance_key"] = write_provenance(ctx.store, run_key, spec, ctx.params, ctx.shard, sampler)
+    return meta
 
 
 def _used_samples(used: dict[int, list[str]], d: dict[str, float], inter: dict[str, bool]) -> dict[str, Any]:
@@ -399,10 +413,15 @@ def _phase_run(ctx: StageContext, folders: RunFolders, k: int, sampler: Any, pha
     used = logged_sample_ids(output_dir / SAMPLE_LOG, phase.start_step, phase.end_step)
     if len(used) != phase.steps:
         raise StageInputError(f"{ctx.stage}: the sample log has {len(used)} of the phase's {phase.steps} steps")
+    draws = _record_draws(ctx, run_key, used, sampler.sample_ids, sampler.d_overall, sampler.is_inter,
+                          {"stage": ctx.stage, "seed": sampler.schedule.seed, "schedule_key": SCHEDULE_KEY,
+                           "start_step": phase.start_step, "end_step": phase.end_step, "tau": phase.tau,
+                           "start_checkpoint": start_checkpoint, "variant": variant})
     plot_key = f"reports/training/{ctx.stage}_loss.png"
     losses = _loss_curve(ctx, output_dir, plot_key, f"{ctx.stage} (tau {phase.tau:.3f})")
     model = _register(ctx, f"phase_{k}", "phase", result, output_dir,
-                      f"curriculum phase {k} of {len(PHASES)} (steps {phase.start_step}-{phase.end_step})", k)
+                      f"curriculum phase {k} of {len(PHASES)} (steps {phase.start_step}-{phase.end_step})", k,
+                      run_key)
     m = result.metrics
     return {
         "phase": k,
@@ -423,6 +442,7 @@ def _phase_run(ctx: StageContext, folders: RunFolders, k: int, sampler: Any, pha
         "loss_curve_key": plot_key,
         "registered_model": model,
         "variant": m["variant"],
+        **draws,
     }
 
 
@@ -478,12 +498,15 @@ def _ablation_run(ctx: StageContext, folders: RunFolders, variant: str, plan: An
     result, output_dir = _train(ctx, folders, f"ablation_{variant}", run_key, steps, sampler.global_sample_ids,
                                 plan.model_variant, None)
     used = logged_sample_ids(output_dir / SAMPLE_LOG, 0, steps)
+    draws = _record_draws(ctx, run_key, used, plan.sample_ids, plan.d_sampler, plan.is_inter,
+                          {"stage": "ablation_runs", "variant": variant, "seed": plan.schedule.seed,
+                           "start_step": 0, "end_step": steps, "model_variant": plan.model_variant})
     d = dict(zip(plan.sample_ids.tolist(), plan.d_sampler.tolist()))
     inter = dict(zip(plan.sample_ids.tolist(), plan.is_inter.tolist()))
     plot_key = f"reports/training/ablation_{variant}_loss.png"
     losses = _loss_curve(ctx, output_dir, plot_key, f"ablation {variant}")
     model = _register(ctx, f"ablation-{variant}", "ablation", result, output_dir,
-                      f"ablation {variant} ({TABLE_OF_VARIANT[variant]}), {steps} steps", None)
+                      f"ablation {variant} ({TABLE_OF_VARIANT[variant]}), {steps} steps", None, run_key)
     return {
         "variant": variant,
         "table": TABLE_OF_VARIANT[variant],
@@ -500,6 +523,7 @@ def _ablation_run(ctx: StageContext, folders: RunFolders, variant: str, plan: An
         "run_dir": run_key,
         "loss_curve_key": plot_key,
         "registered_model": model,
+        **draws,
     }
 
 

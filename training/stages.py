@@ -397,3 +397,22 @@ TRAINING_STAGES: dict[str, StageSpec] = {
                   outputs=(Output("tables/curriculum_schedule/all-shards.parquet"), Output("curriculum"))),
     )
 }
+
+
+def _browser_spec() -> StageSpec:
+    from training.dataset_browser import browser_inputs_hash, dataset_browser
+
+    # Per shard it reads the curated clips and annotations; the curriculum tables (one aggregate
+    # output each) and the previews (optional: links only) enter through browser_inputs_hash.
+    return StageSpec("dataset_browser", dataset_browser, ("dataset_browser",),
+                     ("curated_clips", "annotations"),
+                     "Static HTML page over every gated shard's clips: previews, captions, entities, difficulty, "
+                     "quartile and phase, filters, and easy-to-hard examples per quartile.",
+                     input_hash=browser_inputs_hash, aggregate=True,
+                     inputs=("tables/clip_previews/{shard}.parquet", "tables/training_samples/all-shards.parquet",
+                             "tables/difficulty_scores/all-shards.parquet",
+                             "tables/difficulty_quartiles/all-shards.parquet"),
+                     outputs=(Output("reports/dataset_browser.html", cache=False),))
+
+
+TRAINING_STAGES["dataset_browser"] = _browser_spec()

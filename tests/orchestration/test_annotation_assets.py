@@ -55,3 +55,21 @@ def test_annotation_report_measures_accuracy(curated_project):
     assert acc["box_iou"] > 0.5 and acc["mask_iou"] > 0.5  # measured ~0.7 on the demo shard
     assert acc["timeline"]["f1"] is not None
     assert json.loads(store.get_bytes(METRICS_KEY))["accuracy"][0]["shard"] == "tiny-000"
+
+
+def test_clip_previews_asset_previews_every_clip_and_links_them(curated_project):
+    """The previews of the tiny shard through Dagster: one per curated clip (the rejected one with
+    its reasons), and the asset metadata links the previews and shows the contact sheet."""
+    _, _, store, result, _ = curated_project
+    meta = next(m.materialization.metadata for m in result.get_asset_materialization_events()
+                if m.asset_key.to_user_string() == "clip_previews")
+    curated = _t(store, "curated_clips")
+    previews = {r["clip_id"]: r for r in _t(store, "clip_previews")}
+    assert set(previews) == {c["clip_id"] for c in curated} and meta["previews"].value == len(curated)
+    for clip in curated:
+        assert store.exists(previews[clip["clip_id"]]["preview_key"])
+        assert previews[clip["clip_id"]]["reasons"] == ([] if clip["kept"] else clip["reasons"])
+    assert any(not c["kept"] for c in curated)
+    assert meta["contact_sheet_key"].value == str(store.path("previews/tiny-000/contact_sheet.png"))
+    assert meta["previews_key"].value == str(store.path("previews/tiny-000"))
+    assert "data:image/png;base64," in meta["contact_sheet"].value

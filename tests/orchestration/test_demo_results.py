@@ -80,3 +80,24 @@ def test_a_missing_schedule_is_left_out(tmp_path):
     lines: list[str] = []
     print_results(store, [], lines.append)
     assert not any("Curriculum" in line for line in lines) and "| phase_4 | 0.61 |" in "\n".join(lines)
+
+
+def test_the_summary_links_the_browser_the_previews_and_a_lineage_command(tmp_path):
+    from core.storage import LocalObjectStore
+    from curation.previews import contact_sheet_key
+    from orchestration.demo import print_results
+    from training.dataset_browser import PAGE_KEY
+
+    store = LocalObjectStore(tmp_path / "data")
+    _write_outputs(store)
+    store.put_bytes(PAGE_KEY, b"<!doctype html>")
+    store.put_bytes(contact_sheet_key("demo-000"), b"\x89PNG")
+    track1 = {"key": "submissions/track1/run1/facial_results.zip", "track": 1, "layout": "published",
+              "run": "run1", "model": "phase_4", "primary": True}
+    lines: list[str] = []
+    print_results(store, [track1], lines.append)
+    root = (tmp_path / "data").resolve()
+    assert f"Dataset browser (static HTML):    {root}/reports/dataset_browser.html" in lines
+    assert f"Annotated previews of demo-000:   {root}/previews/demo-000/contact_sheet.png" in lines
+    assert lines[-1] == (f"Where a video came from:          reactid lineage "
+                         f"{root}/submissions/track1/run1/facial_results.zip::submission/1.mp4")

@@ -89,6 +89,27 @@ def test_latent_cache_and_two_phases_on_s3(s3_project, tmp_path_factory):
     assert store.exists("models/phase_1/model.json") and store.exists("models/phase_2/model.json")
     assert not (project / "data").exists()  # nothing under the local storage root
 
+    # The lineage of a model trained on S3, read from the bucket alone: its run, the run it continued
+    # from, the samples both drew (their compact draws record) and the annotations and clips behind them.
+    from evaluation.lineage import lineage
+    from training.draws import read_draws
+
+    graph = lineage(store, "phase_2")
+    assert graph.nodes[graph.root].attrs["training_run"] == two["run_dir"]
+    phases = {n.attrs["stage"]: n for n in graph.of_type("phase")}
+    assert set(phases) == {"curriculum_phase_1", "curriculum_phase_2"}
+    assert phases["curriculum_phase_2"].attrs["checkpoint"] == two["checkpoint_dir"]
+    drawn = set()
+    for meta in (one, two):
+        draws = read_draws(store, meta["run_dir"])
+        drawn |= set(draws.sample_ids[draws.indices.ravel()].tolist())
+    assert {n.attrs["sample_id"] for n in graph.of_type("sample")} == drawn
+    annotated = {n.attrs["entity_id"] for n in graph.of_type("annotation")}
+    assert annotated == {sid.split(":")[0] for sid in drawn}
+    assert {n.attrs["clip_key"] for n in graph.of_type("clip")} == {
+        f"clips/{n.attrs['shard']}/{n.attrs['clip_id']}.mp4" for n in graph.of_type("clip")}
+    assert not (project / "data").exists()
+
     # An interrupted phase 2 (its last checkpoint never reached the bucket) resumes from the bucket.
     uninterrupted = [r["loss"] for r in _steps(store, two["run_dir"])]
     checkpoints = two["checkpoint_dir"]
