@@ -9,7 +9,7 @@ import dagster as dg
 
 from assets.partitions import shard_partitions
 from assets.resources import ReactIDResource
-from assets.runner import run_stage_in_asset
+from assets.runner import asset_code_version, run_stage_in_asset
 from curation.stages import STAGES
 
 CURATION_GROUP = "curation"
@@ -32,6 +32,7 @@ def stage_asset(name: str, deps: list[str] | None, group: str, kinds: set[str]) 
         description=spec.description,
         kinds=kinds,
         metadata={"params_sections": ", ".join(spec.sections)},
+        code_version=asset_code_version(spec),
     )
     def _asset(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> dg.MaterializeResult:
         params = reactid.load_params()

@@ -11,7 +11,7 @@ import dagster as dg
 from assets.metadata import markdown_table, png_markdown
 from assets.partitions import shard_partitions
 from assets.resources import ReactIDResource
-from assets.runner import run_stage_in_asset
+from assets.runner import asset_code_version, run_stage_in_asset
 from core.stage import AGGREGATE, marker_key
 from training.stages import HISTOGRAM_PNG_KEY, TRAINING_STAGES
 
@@ -51,6 +51,7 @@ def curriculum_asset(name: str, deps: list, kinds: set[str]) -> dg.AssetsDefinit
         description=spec.description,
         kinds=kinds,
         metadata={"params_sections": ", ".join(spec.sections)},
+        code_version=asset_code_version(spec),
     )
     def _asset(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> dg.MaterializeResult:
         params = reactid.load_params()

@@ -18,7 +18,7 @@ from assets.metadata import png_markdown
 from assets.partitions import MODELS, model_partitions
 from assets.pools import GPU_POOL
 from assets.resources import ReactIDResource
-from assets.runner import run_stage_in_asset
+from assets.runner import asset_code_version, run_stage_in_asset
 from core.stage import AGGREGATE, marker_key, run_stage
 from evaluation.demo_benchmarks import BENCHMARKS
 from training.run_stages import PHASES
@@ -76,7 +76,8 @@ def _run(context, name: str, shard: str, params, store, shards: tuple[str, ...] 
 
 
 @dg.asset(group_name=EVALUATION_GROUP, deps=[ALL_ANNOTATIONS], kinds={"json", "opencv"},
-          description=EVAL_STAGES["demo_benchmarks"].description)
+          description=EVAL_STAGES["demo_benchmarks"].description,
+          code_version=asset_code_version(EVAL_STAGES["demo_benchmarks"]))
 def demo_benchmarks(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> dg.MaterializeResult:
     from assets.curriculum import annotated_shards
 
@@ -88,7 +89,8 @@ def demo_benchmarks(context: dg.AssetExecutionContext, reactid: ReactIDResource)
     return _run(context, "demo_benchmarks", AGGREGATE, params, store, tuple(shards))
 
 
-@dg.asset(group_name=EVALUATION_GROUP, kinds={"diffusers"}, description=EVAL_STAGES["untrained_model"].description)
+@dg.asset(group_name=EVALUATION_GROUP, kinds={"diffusers"}, description=EVAL_STAGES["untrained_model"].description,
+          code_version=asset_code_version(EVAL_STAGES["untrained_model"]))
 def untrained_model(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> dg.MaterializeResult:
     params = reactid.load_params()
     store = reactid.store(params)
@@ -119,7 +121,8 @@ def _pair(context: dg.AssetExecutionContext) -> str:
 
 @dg.asset(group_name=EVALUATION_GROUP, partitions_def=benchmark_model_partitions,
           deps=["demo_benchmarks", *MODEL_PRODUCER_DEPS], kinds={"diffusers", "h264"},
-          description=EVAL_STAGES["benchmark_videos"].description, pool=GPU_POOL)
+          description=EVAL_STAGES["benchmark_videos"].description, pool=GPU_POOL,
+          code_version=asset_code_version(EVAL_STAGES["benchmark_videos"]))
 def benchmark_videos(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> dg.MaterializeResult:
     params = reactid.load_params()
     store = reactid.store(params)
@@ -128,7 +131,8 @@ def benchmark_videos(context: dg.AssetExecutionContext, reactid: ReactIDResource
 
 @dg.asset(group_name=EVALUATION_GROUP, partitions_def=benchmark_model_partitions,
           deps=["benchmark_videos", "demo_benchmarks"], kinds={"opencv", "dlib", "parquet"},
-          description=EVAL_STAGES["benchmark_scores"].description)
+          description=EVAL_STAGES["benchmark_scores"].description,
+          code_version=asset_code_version(EVAL_STAGES["benchmark_scores"]))
 def benchmark_scores(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> dg.MaterializeResult:
     params = reactid.load_params()
     store = reactid.store(params)
@@ -144,7 +148,8 @@ def scored_runs(instance: dg.DagsterInstance, store) -> list[str]:
 @dg.asset(group_name=EVALUATION_GROUP, kinds={"markdown", "html", "matplotlib"},
           deps=[dg.AssetDep("benchmark_scores", partition_mapping=dg.AllPartitionMapping()), *MODEL_PRODUCER_DEPS,
                 "training_samples"],
-          description=EVAL_STAGES["leaderboard"].description)
+          description=EVAL_STAGES["leaderboard"].description,
+          code_version=asset_code_version(EVAL_STAGES["leaderboard"]))
 def leaderboard(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> dg.MaterializeResult:
     params = reactid.load_params()
     store = reactid.store(params)
@@ -175,7 +180,8 @@ def leaderboard(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> 
 
 @dg.asset(group_name=EVALUATION_GROUP, kinds={"zip"},
           deps=[dg.AssetDep("benchmark_videos", partition_mapping=dg.AllPartitionMapping()), "demo_benchmarks"],
-          description=EVAL_STAGES["ipvg_submission"].description)
+          description=EVAL_STAGES["ipvg_submission"].description,
+          code_version=asset_code_version(EVAL_STAGES["ipvg_submission"]))
 def ipvg_submission(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> dg.MaterializeResult:
     from evaluation.stages import submission_runs
 

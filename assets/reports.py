@@ -5,6 +5,7 @@ import dagster as dg
 
 from assets.partitions import shard_partitions
 from assets.resources import ReactIDResource
+from core.code_version import code_version
 
 
 @dg.asset(
@@ -17,6 +18,7 @@ from assets.resources import ReactIDResource
     group_name="reports",
     kinds={"markdown"},
     description="What curation did to every shard, with accuracy against the demo pool's ground truth.",
+    code_version=code_version(("curation.report",)).version,
 )
 def curation_report(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> dg.MaterializeResult:
     from curation.report import METRICS_KEY, REPORT_KEY, build_curation_report, report_inputs_ready
@@ -55,6 +57,7 @@ def curation_report(context: dg.AssetExecutionContext, reactid: ReactIDResource)
     kinds={"markdown"},
     description="Annotation flow per shard and accuracy against ground truth (entity recall, box/mask IoU, "
     "face recall, timeline F1 as the paper's Table 7).",
+    code_version=code_version(("curation.annotation_report",)).version,
 )
 def annotation_report(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> dg.MaterializeResult:
     from curation.annotation_report import (

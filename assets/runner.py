@@ -7,7 +7,7 @@ from assets.metadata import to_dagster
 from core.errors import ReactIDError, StorageError
 from core.params import Params
 from core.progress import reporting
-from core.stage import StageResult, StageSpec, run_stage
+from core.stage import StageResult, StageSpec, run_stage, stage_code_version
 from core.storage import ObjectStore
 
 
@@ -22,6 +22,11 @@ def log_progress(context: dg.AssetExecutionContext):
             context.log.info(f"{task}: {done}/{total} {detail}")
 
     return reporter
+
+
+def asset_code_version(spec: StageSpec) -> str:
+    """The asset's Dagster code version: the stage's, which covers every project module it imports."""
+    return stage_code_version(spec).version
 
 
 def run_stage_in_asset(

@@ -15,7 +15,7 @@ from assets.metadata import png_markdown
 from assets.partitions import MODELS
 from assets.pools import GPU_POOL
 from assets.resources import ReactIDResource
-from assets.runner import run_stage_in_asset
+from assets.runner import asset_code_version, run_stage_in_asset
 from core.stage import AGGREGATE
 from training.ablations import ABLATION_VARIANTS
 from training.run_stages import PHASES, TRAINING_RUN_STAGES
@@ -41,7 +41,8 @@ def _materialize(context: dg.AssetExecutionContext, reactid: ReactIDResource, na
 
 
 @dg.asset(group_name=TRAINING_GROUP, deps=["training_samples", "difficulty_scores"], kinds={"pytorch", "safetensors"},
-          description=TRAINING_RUN_STAGES["latent_cache"].description, pool=GPU_POOL)
+          description=TRAINING_RUN_STAGES["latent_cache"].description, pool=GPU_POOL,
+          code_version=asset_code_version(TRAINING_RUN_STAGES["latent_cache"]))
 def latent_cache(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> dg.MaterializeResult:
     return _materialize(context, reactid, "latent_cache", AGGREGATE)
 
@@ -52,7 +53,8 @@ def phase_asset(k: int) -> dg.AssetsDefinition:
     spec = TRAINING_RUN_STAGES[name]
 
     @dg.asset(name=name, group_name=TRAINING_GROUP, deps=list(spec.upstream), kinds={"deepspeed", "safetensors"},
-              description=spec.description, metadata={"params_sections": ", ".join(spec.sections)}, pool=GPU_POOL)
+              description=spec.description, metadata={"params_sections": ", ".join(spec.sections)}, pool=GPU_POOL,
+              code_version=asset_code_version(spec))
     def _asset(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> dg.MaterializeResult:
         return _materialize(context, reactid, name, AGGREGATE)
 
@@ -64,7 +66,7 @@ CURRICULUM_PHASE_ASSETS = [phase_asset(k) for k in range(1, len(PHASES) + 1)]
 
 @dg.asset(group_name=ABLATION_GROUP, partitions_def=ablation_partitions, deps=["latent_cache", "difficulty_scores"],
           kinds={"deepspeed", "safetensors"}, description=TRAINING_RUN_STAGES["ablation_runs"].description,
-          pool=GPU_POOL)
+          pool=GPU_POOL, code_version=asset_code_version(TRAINING_RUN_STAGES["ablation_runs"]))
 def ablation_runs(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> dg.MaterializeResult:
     return _materialize(context, reactid, "ablation_runs", context.partition_key, shards=(AGGREGATE,))
 

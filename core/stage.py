@@ -2,7 +2,8 @@
 
 A stage's completion marker (`metrics/<stage>/<shard>.json`) is written last, after every
 output is in place, and holds a fingerprint of what the outputs were computed from: the
-stage's code, its params sections and its inputs' fingerprints. Re-running with the same
+stage's code version (every project module it imports, comments and docstrings aside:
+core.code_version), its params sections and its inputs' fingerprints. Re-running with the same
 fingerprint returns the recorded result without redoing the work. A run withdraws the
 previous marker before it touches any output, so a crash leaves no marker and the next run
 starts the stage over.
@@ -15,14 +16,13 @@ copies and deletes rather than one rename (core.storage_s3).
 from __future__ import annotations
 
 import hashlib
-import importlib
-import inspect
 import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.code_version import CodeVersion, code_version
 from core.errors import StageInputError
 from core.execution import progress_prefix, scratch_area
 from core.params import Params, section_dict
@@ -51,15 +51,43 @@ StageFn = Callable[[StageContext], dict[str, Any]]
 
 
 @dataclass(frozen=True)
+class Output:
+    """A file or folder a stage writes, as a store key template.
+
+    `{shard}`, `{variant}`, `{model}` and `{benchmark}` stand for the stage's partition; a path
+    that starts with `${` names a params key (`${demo_pool.pool_root}/{shard}`) instead of a
+    store key. `kind` is how DVC shows it (outs, metrics or plots); `persist` keeps it across
+    reruns (training folders resume from their checkpoints); `cache: false` leaves it out of
+    DVC's cache (reports and plots rewritten on every run).
+    """
+
+    path: str
+    kind: str = "outs"
+    persist: bool = False
+    cache: bool = True
+    plot: tuple[tuple[str, str], ...] = ()
+
+
+# How a stage's runs are split: one per shard, one over all shards, one per ablation
+# variant, one per untrained model, one per (benchmark, model).
+PARTITIONINGS = ("shard", "aggregate", "variant", "model", "benchmark_model")
+# The key of one run of a stage in store paths, as a template (a marker is metrics/<stage>/<key>.json).
+PARTITION_KEYS = {"shard": "{shard}", "aggregate": "all-shards", "variant": "{variant}", "model": "{model}",
+                  "benchmark_model": "{benchmark}/{model}"}
+
+
+@dataclass(frozen=True)
 class StageSpec:
-    """A stage: its function, the params sections it reads, the stages it reads from,
-    and the modules whose source defines its behaviour (part of the fingerprint)."""
+    """A stage: its function, the params sections it reads, the stages it reads from.
+
+    Its code is the module defining `fn` and everything that module imports (found by
+    core.code_version); `extra_roots` names modules the stage runs without importing them.
+    """
 
     name: str
     fn: StageFn
     sections: tuple[str, ...]
     upstream: tuple[str, ...]
-    code_modules: tuple[str, ...]
     description: str = ""
     # Fingerprint of inputs that live outside the store (a raw pool folder).
     input_hash: Callable[[StageContext], str] | None = None
@@ -72,6 +100,33 @@ class StageSpec:
     # added later changes nothing before it.
     prior_upstream: tuple[str, ...] = ()
     prior_shards: Callable[[StageContext], tuple[str, ...]] | None = None
+    extra_roots: tuple[str, ...] = ()
+    # What the stage writes besides its completion marker (None: its table, the key of
+    # StageContext.table_key) and what it reads beyond its upstream stages' outputs (a raw
+    # pool, the model registry); store key templates.
+    outputs: tuple[Output, ...] | None = None
+    inputs: tuple[str, ...] = ()
+    # One of PARTITIONINGS; empty: "aggregate" when `aggregate`, else "shard".
+    partitioning: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.description, str):
+            raise TypeError(f"stage {self.name!r}: description must be text, got {self.description!r} "
+                            "(a stage's code modules are found by its imports; name others in extra_roots)")
+        if self.partitioning and self.partitioning not in PARTITIONINGS:
+            raise ValueError(f"stage {self.name!r}: partitioning {self.partitioning!r} is not one of {PARTITIONINGS}")
+
+    @property
+    def written(self) -> tuple[Output, ...]:
+        """The stage's outputs besides its marker."""
+        if self.outputs is not None:
+            return self.outputs
+        return (Output(f"tables/{self.name}/{PARTITION_KEYS[self.partitions]}.parquet"),)
+
+    @property
+    def partitions(self) -> str:
+        """How the stage's runs are split (one of PARTITIONINGS)."""
+        return self.partitioning or ("aggregate" if self.aggregate else "shard")
 
 
 AGGREGATE = "all-shards"
@@ -91,11 +146,14 @@ def marker_key(stage: str, shard: str) -> str:
     return f"metrics/{stage}/{shard}.json"
 
 
-def _code_hash(modules: tuple[str, ...]) -> str:
-    h = hashlib.sha256()
-    for name in modules:
-        h.update(inspect.getsource(importlib.import_module(name)).encode())
-    return h.hexdigest()[:16]
+def code_roots(spec: StageSpec) -> tuple[str, ...]:
+    """The modules a stage's code version starts from: the one defining its function, plus extras."""
+    return (spec.fn.__module__, *spec.extra_roots)
+
+
+def stage_code_version(spec: StageSpec) -> CodeVersion:
+    """The stage's code version: every project module it imports, comments and docstrings aside."""
+    return code_version(code_roots(spec))
 
 
 def _upstream_shards(spec: StageSpec, shard: str, shards: tuple[str, ...]) -> tuple[str, ...]:
@@ -125,7 +183,7 @@ def stage_fingerprint(
     payload = {
         "stage": spec.name,
         "shard": shard,
-        "code": _code_hash(spec.code_modules),
+        "code": stage_code_version(spec).version,
         "params": {s: section_dict(params, s) for s in spec.sections},
         "upstream": upstream,
         "inputs": spec.input_hash(ctx) if spec.input_hash else None,

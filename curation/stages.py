@@ -19,7 +19,7 @@ import numpy as np
 from core.errors import ParamsError
 from core.execution import ItemEnv, ItemWork, run_items
 from core.progress import report
-from core.stage import StageContext, StageSpec, counts_by
+from core.stage import Output, StageContext, StageSpec, counts_by
 from core.storage import temp_dir
 from core.tables import read_table, to_table, write_table
 from curation import schemas
@@ -486,22 +486,23 @@ def curated_clips(ctx: StageContext) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- registry
 
-_CODE = ("core.stage", "core.tables", "curation.video_io", "curation.frame_timing", "curation.stages")
 STAGES: dict[str, StageSpec] = {
     s.name: s
     for s in (
-        StageSpec("demo_pool", demo_pool, ("demo_pool",), (), ("curation.synth.pool", "curation.synth.render",
-                                                               "curation.synth.real_cuts", *_CODE),
-                  "Generate a demo shard (procedural videos with ground truth, or real footage)."),
-        StageSpec("raw_videos", raw_videos, ("raw_videos",), (), ("curation.registry", *_CODE),
-                  "Register a shard and probe each file; quarantine unusable ones.", input_hash=_raw_pool_hash),
-        StageSpec("scene_clips", scene_clips, ("scene_clips",), ("raw_videos",),
-                  ("curation.scenes", "curation.shot_detectors", "curation.shot_transnetv2", "curation.features",
-                   "curation.clip_writing", *_CODE), "Scene cuts and H.264 clips."),
+        StageSpec("demo_pool", demo_pool, ("demo_pool",), (),
+                  "Generate a demo shard (procedural videos with ground truth, or real footage).",
+                  outputs=(Output("${demo_pool.pool_root}/{shard}"), Output("${demo_pool.ground_truth_root}/{shard}.json"))),
+        StageSpec("raw_videos", raw_videos, ("raw_videos",), (),
+                  "Register a shard and probe each file; quarantine unusable ones.", input_hash=_raw_pool_hash,
+                  inputs=("${raw_videos.pool_root}/{shard}",)),
+        StageSpec("scene_clips", scene_clips, ("scene_clips",), ("raw_videos",), "Scene cuts and H.264 clips.",
+                  outputs=(Output("clips/{shard}"), Output("tables/scene_clips/{shard}.parquet"),
+                           Output("tables/scene_cuts/{shard}.parquet"))),
         StageSpec("clip_quality", clip_quality, ("clip_quality",), ("scene_clips",),
-                  ("curation.quality", "curation.aesthetic", *_CODE), "Motion, text, technical and aesthetic scores."),
+                  "Motion, text, technical and aesthetic scores."),
         StageSpec("curated_clips", curated_clips, ("curated_clips", "scene_clips"), ("scene_clips", "clip_quality", "clip_dedup"),
-                  ("curation.clip_writing", *_CODE), "Clips passing every filter and not repeating an earlier clip, with rejection reasons."),
+                  "Clips passing every filter and not repeating an earlier clip, with rejection reasons.",
+                  outputs=(Output("clips_cropped/{shard}"), Output("tables/curated_clips/{shard}.parquet"))),
     )
 }
 
@@ -509,13 +510,18 @@ STAGES: dict[str, StageSpec] = {
 def _dedup_specs() -> list[StageSpec]:
     from curation import dedup_stages
 
-    code = ("curation.dedup", "curation.dedup_stages", "curation.features", "curation.schemas", *_CODE)
     return [
-        StageSpec("clip_signatures", dedup_stages.clip_signatures, ("clip_signatures",), ("scene_clips", "raw_videos"), code,
-                  "Perceptual signature of every clip; the shard joins the duplicate index."),
-        StageSpec("clip_dedup", dedup_stages.clip_dedup, ("clip_dedup",), ("clip_signatures",), code,
+        StageSpec("clip_signatures", dedup_stages.clip_signatures, ("clip_signatures",), ("scene_clips", "raw_videos"),
+                  "Perceptual signature of every clip; the shard joins the duplicate index.",
+                  # when the shard joined the duplicate index: written once, kept across reruns
+                  outputs=(Output("tables/clip_signatures/{shard}.parquet"),
+                           Output("index/shard_order/{shard}.json", persist=True, cache=False))),
+        # DVC cannot name "the shards registered before": its stage reads every shard's
+        # signatures and so reruns when any shard's change, with the same result.
+        StageSpec("clip_dedup", dedup_stages.clip_dedup, ("clip_dedup",), ("clip_signatures",),
                   "Exact and near duplicates of earlier clips of the shard and of every shard registered before it.",
-                  prior_upstream=("clip_signatures",), prior_shards=dedup_stages.shards_before),
+                  prior_upstream=("clip_signatures",), prior_shards=dedup_stages.shards_before,
+                  inputs=("tables/clip_signatures", "index/shard_order")),
     ]
 
 
@@ -527,24 +533,22 @@ def _annotation_specs() -> list[StageSpec]:
     from curation import annotation_stages as A
     from curation import subject_stages as B
 
-    code = ("curation.annotation_stages", "curation.annotation_schemas", "core.stage", "core.tables")
     curated = ("curated_clips", "scene_clips")
     return [
-        StageSpec("captions", A.captions, ("captions",), (*curated, "raw_videos"), ("curation.entities", *code),
+        StageSpec("captions", A.captions, ("captions",), (*curated, "raw_videos"),
                   "Subject-centric caption per clip; plural-entity captions dropped."),
-        StageSpec("entities", A.entities, ("entities",), ("captions",), ("curation.entities", *code),
+        StageSpec("entities", A.entities, ("entities",), ("captions",),
                   "Taxonomy entities (living / non-living) with fine-grained labels."),
         StageSpec("subjects", B.subjects, ("subjects",), ("entities", *curated),
-                  ("curation.subjects", "curation.subject_stages", "curation.rle", *code),
                   "Boxes, masks (COCO RLE) and verification per entity."),
         StageSpec("faces", B.faces, ("faces",), ("subjects", "entities", *curated),
-                  ("curation.faces", "curation.subject_stages", *code), "Faces of human subjects (2 FPS, NMS, outliers)."),
-        StageSpec("attributes", A.attributes, ("attributes",), ("entities", "raw_videos", *curated), code,
+                  "Faces of human subjects (2 FPS, NMS, outliers)."),
+        StageSpec("attributes", A.attributes, ("attributes",), ("entities", "raw_videos", *curated),
                   "DH-FaceVid attributes of human subjects."),
         StageSpec("timelines", A.timelines, ("timelines",), ("subjects", "entities", "captions", *curated),
-                  ("curation.timelines", *code), "Sub-actions with start/end seconds per clip."),
+                  "Sub-actions with start/end seconds per clip."),
         StageSpec("annotations", A.annotations, (), ("subjects", "entities", "captions", "faces", "timelines", *curated),
-                  code, "One joined row per verified subject: the input of training."),
+                  "One joined row per verified subject: the input of training."),
     ]
 
 
@@ -556,10 +560,9 @@ def _preview_spec() -> StageSpec:
     from curation.previews import clip_previews
 
     return StageSpec("clip_previews", clip_previews, ("clip_previews",), ("annotations", "timelines", "curated_clips"),
-                     ("curation.previews", "curation.rle", "curation.video_io", "core.video", "core.stage",
-                      "core.tables"),
                      "Annotated H.264 preview per clip (boxes, masks, faces, timeline bar; rejected clips with "
-                     "their reasons) and a contact sheet per shard.")
+                     "their reasons) and a contact sheet per shard.",
+                     outputs=(Output("tables/clip_previews/{shard}.parquet"), Output("previews/{shard}")))
 
 
 STAGES["clip_previews"] = _preview_spec()

@@ -18,7 +18,7 @@ import hashlib
 from typing import Any
 
 from core.errors import StageInputError
-from core.stage import AGGREGATE, StageContext, StageSpec, marker_key
+from core.stage import AGGREGATE, Output, StageContext, StageSpec, marker_key
 from core.tables import read_json, read_table, to_table, write_json, write_table
 from evaluation.demo_benchmarks import BENCHMARKS, IPVG_TRACKS, MANIFEST_KEY
 
@@ -261,52 +261,45 @@ def _digest(ctx: StageContext, keys: list[str], optional: bool = False) -> str:
     return digest.hexdigest()[:20]
 
 
-_COMMON = ("evaluation.stages",)
-
-# Everything whose source decides a score: the requests and domain read from the benchmark
-# file, the decoder, every metric backend (the package's builders and the "not computed"
-# stand-ins included), the aggregation and normalisation.
-SCORING_MODULES = (
-    "evaluation.benchmarks", "evaluation.generation", "evaluation.video", "evaluation.scoring",
-    "evaluation.scorecard", "evaluation.scores", "evaluation.metrics", "evaluation.metrics.base",
-    "evaluation.metrics.motion", "evaluation.metrics.qalign", "evaluation.metrics.aesthetics",
-    "evaluation.metrics.facesim", "evaluation.metrics.curricularface", "evaluation.metrics.gme",
-    "evaluation.metrics.nexus", "evaluation.metrics.natural", "evaluation.metrics.clip_t",
-    "evaluation.metrics.videoscore", "evaluation.metrics.timeline", "evaluation.metrics.unavailable",
-)
-
 EVAL_STAGES: dict[str, StageSpec] = {
     "demo_benchmarks": StageSpec(
         "demo_benchmarks", demo_benchmarks, ("evaluation.held_out", "evaluation.demo_sets"), ("annotations",),
-        _COMMON + ("evaluation.demo_benchmarks", "core.holdout", "training.samples"),
         "OpenS2V, ReactID-Eval-SEQ and IPVG Track 1/2 demo sets from held-out identities.", aggregate=True,
+        outputs=(Output("benchmarks"),), inputs=("metrics/quality_gates/{shard}.json",),
     ),
     "untrained_model": StageSpec(
         "untrained_model", untrained_model, ("evaluation.untrained_models",), (),
-        _COMMON + ("models.registry", "models.presets"),
         "Random-weight baseline pipelines registered as models (named untrained-…).",
+        partitioning="model", outputs=(Output("models/{model}"),),
     ),
     "benchmark_videos": StageSpec(
         "benchmark_videos", benchmark_videos, ("evaluation.generation",), (),
-        _COMMON + ("evaluation.generation", "models.registry", "models.pipeline_reactid"),
         "One H.264 video per benchmark entry with a registered model.", input_hash=_videos_inputs,
+        partitioning="benchmark_model", outputs=(Output("videos/{benchmark}/{model}"),), inputs=("benchmarks", "models"),
     ),
     "benchmark_scores": StageSpec(
         "benchmark_scores", benchmark_scores, ("evaluation.metrics",), ("benchmark_videos",),
-        _COMMON + SCORING_MODULES,
         "OpenS2V metrics (with their backends) and the timeline measure per video; the score card.",
+        partitioning="benchmark_model", inputs=("benchmarks",),
+        outputs=(Output("tables/benchmark_scores/{benchmark}/{model}.parquet"),
+                 Output("scores/{benchmark}/{model}.json", "metrics", cache=False)),
     ),
     "leaderboard": StageSpec(
         "leaderboard", leaderboard, ("evaluation.leaderboard",), ("benchmark_scores",),
-        _COMMON + ("evaluation.leaderboard", "evaluation.leaderboard_plots", "evaluation.model_configs",
-                   "models.variants", "training.ablations"),
         "Every scored model per benchmark as Markdown and HTML with plots.", input_hash=_leaderboard_inputs,
-        aggregate=True,
+        aggregate=True, inputs=("models", "tables/training_samples/all-shards.parquet"),
+        outputs=(Output("reports/leaderboard.md", cache=False), Output("reports/leaderboard.html", cache=False),
+                 Output("reports/leaderboard", cache=False),
+                 Output("plots/leaderboard.csv", "plots", cache=False, plot=(
+                     ("x", "run"), ("y", "motion_amplitude"),
+                     ("title", "OpenS2V motion amplitude (embedded, %) per benchmark/model; all metrics in "
+                               "reports/leaderboard.html"))),
+                 Output("plots/training_loss.csv", "plots", cache=False, plot=(
+                     ("x", "step"), ("y", "loss"), ("title", "Training loss of the registered models"))))
     ),
     "ipvg_submission": StageSpec(
         "ipvg_submission", ipvg_submission, ("evaluation.submission",), ("benchmark_videos",),
-        _COMMON + ("evaluation.ipvg_runs", "evaluation.packaging", "evaluation.submission"),
         "Validated IPVG 2026 zips (Track 1 facial, Track 2 sequential) of the chosen models.",
-        input_hash=_submission_inputs, aggregate=True,
+        input_hash=_submission_inputs, aggregate=True, inputs=("benchmarks",), outputs=(Output("submissions"),),
     ),
 }

@@ -391,6 +391,43 @@ def demo(ctx: click.Context, shards: tuple[str, ...]) -> None:
     sys.exit(run_demo(ctx.obj["params"], list(shards) or None, echo=click.echo))
 
 
+@cli.command("dvc-yaml")
+@click.option("--out", "out", default="dvc.yaml", show_default=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--check", is_flag=True, help="Exit 1 when OUT differs from what the declarations generate.")
+def dvc_yaml_cmd(out: Path, check: bool) -> None:
+    """Write dvc.yaml from the stage declarations (the registries and orchestration/dvc_yaml.py)."""
+    from orchestration.dvc_yaml import dvc_yaml
+
+    text = dvc_yaml()
+    if check:
+        if not out.is_file() or out.read_text() != text:
+            click.echo(f"{out} differs from the stage declarations: run `reactid dvc-yaml`", err=True)
+            sys.exit(1)
+        click.echo(f"{out}: up to date")
+        return
+    out.write_text(text)
+    click.echo(f"{out}: written")
+
+
+@cli.command("code-versions")
+@click.pass_context
+def code_versions_cmd(ctx: click.Context) -> None:
+    """Write each dvc.yaml stage's code version to <storage.root>/code_versions/<stage>.json (the
+    always-run first dvc.yaml stage: a stage reruns under dvc exactly when its file changes)."""
+    from orchestration.dvc_yaml import CODE_VERSIONS_DIR, code_version_key, code_versions
+
+    params = _params(ctx)
+    root = params.resolve(params.storage.root)
+    versions = code_versions()
+    for stage, version in versions.items():
+        path = root / code_version_key(stage)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps({"stage": stage, "code_version": version}) + "\n"
+        if not path.is_file() or path.read_text() != text:
+            path.write_text(text)
+    click.echo(f"{len(versions)} code versions in {root / CODE_VERSIONS_DIR}")
+
+
 cli.add_command(submission)
 
 

@@ -135,21 +135,12 @@ def read_draws(store: Any, run_key: str) -> RunDraws:
 PROVENANCE = "provenance.json"
 
 
-def code_versions(modules: Sequence[str]) -> dict[str, str]:
-    """sha256 (first 16 hex digits) of each module's source, as the run imported it."""
-    import hashlib
-    import importlib
-    import inspect
-
-    return {m: hashlib.sha256(inspect.getsource(importlib.import_module(m)).encode()).hexdigest()[:16]
-            for m in modules}
-
-
 def write_provenance(store: Any, run_key: str, spec: Any, params: Any, shard: str, sampler: dict[str, Any]) -> str:
     """``<run_key>/provenance.json``: the stage, the params sections it read, the version of each
     code module it runs, its sampler and the upstream markers' fingerprints; returns its key."""
+    from core.code_version import module_versions
     from core.params import section_dict
-    from core.stage import AGGREGATE, marker_key
+    from core.stage import AGGREGATE, code_roots, marker_key
     from core.tables import read_json
 
     upstream = {}
@@ -160,7 +151,7 @@ def write_provenance(store: Any, run_key: str, spec: Any, params: Any, shard: st
     record = {
         "stage": spec.name, "shard": shard, "run_dir": run_key,
         "params": {section: section_dict(params, section) for section in spec.sections},
-        "code_versions": code_versions(spec.code_modules),
+        "code_versions": module_versions(code_roots(spec)),
         "sampler": sampler, "upstream": upstream,
     }
     key = f"{run_key}/{PROVENANCE}"

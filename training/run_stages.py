@@ -8,10 +8,11 @@ All run under ``core.stage.run_stage`` (Dagster assets and ``reactid train-stage
 The latent cache and the phases are stages of the pseudo-shard AGGREGATE; an ablation run's
 shard is its variant, and it reads the AGGREGATE outputs (``shards=(AGGREGATE,)``).
 
-A phase trains in ``<store>/training/main/<phase>/<fingerprint>/`` (checkpoints, exported
-model, step log, the sample ids of every step): re-running after an interruption finds the
-same folder and resumes from its latest checkpoint; a change of params or inputs gives a new
-fingerprint and so a fresh folder, never a resume of stale weights. Each exported model is
+A phase trains in ``<store>/training/main/<phase>/<run name>/`` (checkpoints, exported model,
+step log, the sample ids of every step): re-running after an interruption finds the same
+folder and resumes from its latest checkpoint; a change of what decides the weights (settings,
+input bytes, the model and trainer code, comments and docstrings aside: training.run_names)
+gives a new name and so a fresh folder, never a resume of stale weights. Each exported model is
 registered for evaluation (``models.registry``: ``phase_<k>``, ``ablation-<variant>``).
 
 DeepSpeed writes checkpoints to a file system (``RunFolders``). On the local backend a run
@@ -35,8 +36,10 @@ from typing import Any
 
 
 from core.errors import StageInputError
-from core.stage import AGGREGATE, StageContext, StageSpec, recorded_metadata, stage_fingerprint
+from core.params import section_dict
+from core.stage import AGGREGATE, Output, StageContext, StageSpec, recorded_metadata
 from core.tables import read_json, read_table
+from training.run_names import TRAINER_CODE_ROOTS, run_name, stored_digest
 from training.stages import SCHEDULE_KEY
 
 LATENT_INDEX_KEY = "cache/index.json"
@@ -389,9 +392,14 @@ def curriculum_phase(ctx: StageContext) -> dict[str, Any]:
                 f"step {previous.get('global_step')}: re-run {PHASES[k - 2]}"
             )
         start_checkpoint = previous["checkpoint_dir"]
-    fingerprint = stage_fingerprint(TRAINING_RUN_STAGES[ctx.stage], ctx.shard, ctx.params, ctx.store, ctx.shards)
-    run_key = f"{MAIN_RUN_PREFIX}/{ctx.stage}/{fingerprint}"
     variant = ctx.params.training.variant
+    name = run_name(ctx.params.training, {
+        "schedule": stored_digest(ctx.store, SCHEDULE_KEY),
+        "difficulty": stored_digest(ctx.store, sampler.schedule.difficulty_table),
+        "latents": stored_digest(ctx.store, LATENT_INDEX_KEY),
+    }, {"phase": k, "start_step": phase.start_step, "steps": phase.steps, "variant": variant,
+        "start_checkpoint": start_checkpoint})
+    run_key = f"{MAIN_RUN_PREFIX}/{ctx.stage}/{name}"
     with run_folders(ctx.store) as folders:
         return _phase_run(ctx, folders, k, sampler, phase, run_key, variant, start_checkpoint)
 
@@ -469,8 +477,15 @@ def ablation_run(ctx: StageContext) -> dict[str, Any]:
         difficulty_table=_table("difficulty_scores"), samples_table=_table("training_samples"),
     )
     sampler = CurriculumSampler(plan.schedule, plan.d_sampler, plan.is_inter, sample_ids=plan.sample_ids)
-    fingerprint = stage_fingerprint(TRAINING_RUN_STAGES["ablation_runs"], ctx.shard, params, ctx.store, ctx.shards)
-    run_key = f"{ABLATION_PREFIX}/{variant}/{fingerprint}"
+    name = run_name(params.training, {
+        "difficulty": stored_digest(ctx.store, _table("difficulty_scores")),
+        "samples": stored_digest(ctx.store, _table("training_samples")),
+        "latents": stored_digest(ctx.store, LATENT_INDEX_KEY),
+    }, {"variant": variant, "steps": ablation_steps(params), "main_variant": params.training.variant,
+        "use_demo": params.training.use_demo,  # picks demo_inter_clip_ratios over inter_clip_ratios
+        "curriculum": section_dict(params, "curriculum"), "difficulty": section_dict(params, "difficulty")},
+        code_roots=(*TRAINER_CODE_ROOTS, "training.ablations", "training.difficulty"))
+    run_key = f"{ABLATION_PREFIX}/{variant}/{name}"
     steps = plan.schedule.total_steps
     with run_folders(ctx.store) as folders:
         return _ablation_run(ctx, folders, variant, plan, sampler, run_key, steps)
@@ -514,29 +529,29 @@ def _ablation_run(ctx: StageContext, folders: RunFolders, variant: str, plan: An
 
 # ---------------------------------------------------------------- registry
 
-# The modules whose source decides what a training run produces; dvc.yaml lists the same files
-# as each stage's deps (core/ aside, as for every stage there).
-_CODE = ("core.stage", "training.run_stages", "training.phase", "training.trainer", "training.batches",
-         "training.deepspeed_config", "training.checkpoint", "training.sampler", "training.curriculum",
-         "training.latents", "models.losses", "models.transformer_reactid", "models.presets", "models.variants",
-         "training.draws")
 TRAINING_RUN_STAGES: dict[str, StageSpec] = {
     "latent_cache": StageSpec(
         "latent_cache", latent_cache, ("training.preset", "training.seed"), ("training_samples", "difficulty_scores"),
-        ("training.run_stages", "training.inputs", "training.latents", "models.presets"),
-        "VAE latents and text embeddings of every scored sample, encoded once (content-keyed cache)."),
+        "VAE latents and text embeddings of every scored sample, encoded once (content-keyed cache).",
+        partitioning="aggregate", outputs=(Output("cache", persist=True),)),
     **{
         name: StageSpec(
             name, curriculum_phase, ("training",),
-            ("latent_cache", "curriculum_schedule", *((PHASES[k - 1],) if k else ())), _CODE,
+            ("latent_cache", "curriculum_schedule", *((PHASES[k - 1],) if k else ())),
             f"Curriculum phase {k + 1}: DeepSpeed training at its tau and inter-clip ratio, "
-            f"{'from scratch' if k == 0 else f'from {PHASES[k - 1]}'}; exported and registered as phase_{k + 1}.")
+            f"{'from scratch' if k == 0 else f'from {PHASES[k - 1]}'}; exported and registered as phase_{k + 1}.",
+            partitioning="aggregate",
+            # training folders persist so that an interrupted phase resumes from its latest checkpoint
+            outputs=(Output(f"{MAIN_RUN_PREFIX}/{name}", persist=True), Output(f"models/phase_{k + 1}", persist=True),
+                     Output(f"reports/training/{name}_loss.png", cache=False)))
         for k, name in enumerate(PHASES)
     },
     "ablation_runs": StageSpec(
         "ablation_runs", ablation_run,
         ("training", "curriculum", "difficulty", "ablations.total_steps", "ablations.demo_total_steps"),
-        ("latent_cache", "difficulty_scores"), (*_CODE, "training.ablations", "training.difficulty"),
+        ("latent_cache", "difficulty_scores"),
         "One ablation variant: a short full training; exported and registered as ablation-<variant>.",
-        aggregate=True),
+        aggregate=True, partitioning="variant",
+        outputs=(Output(f"{ABLATION_PREFIX}/{{variant}}", persist=True), Output("models/ablation-{variant}", persist=True),
+                 Output("reports/training/ablation_{variant}_loss.png", cache=False))),
 }

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from core.progress import report
-from core.stage import AGGREGATE, StageContext, StageSpec, counts_by, recorded_metadata
+from core.stage import AGGREGATE, Output, StageContext, StageSpec, counts_by, recorded_metadata
 from core.tables import read_table, to_table, write_json, write_table
 from training import schemas
 
@@ -372,22 +372,29 @@ def curriculum_schedule(ctx: StageContext) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- registry
 
-_CODE = ("core.stage", "core.tables", "training.stages", "training.schemas")
 TRAINING_STAGES: dict[str, StageSpec] = {
     s.name: s
     for s in (
         StageSpec("training_samples", training_samples, ("training_samples", "evaluation.held_out"), ("annotations",),
-                  ("training.samples", "training.difficulty", "curation.features", *_CODE),
-                  "Intra- and inter-clip training samples; reference crops in the object store.", aggregate=True),
+                  "Intra- and inter-clip training samples; reference crops in the object store.", aggregate=True,
+                  outputs=(Output("tables/training_samples/all-shards.parquet"), Output("references")),
+                  inputs=("metrics/quality_gates/{shard}.json",)),
         StageSpec("difficulty_scores", difficulty_scores, ("difficulty", "training_samples"),
                   ("training_samples",),
-                  ("training.difficulty", "training.samples", "curation.features", "curation.rle", *_CODE),
-                  "D_sub, D_app, D_sam and D_overall per sample (paper Eq. 1-2)."),
+                  "D_sub, D_app, D_sam and D_overall per sample (paper Eq. 1-2).", partitioning="aggregate",
+                  inputs=("tables/annotations/{shard}.parquet",)),
         StageSpec("difficulty_quartiles", difficulty_quartiles, ("curriculum",), ("difficulty_scores",),
-                  ("training.curriculum", *_CODE), "Quantile thresholds tau of D_overall, counts and histogram."),
+                  "Quantile thresholds tau of D_overall, counts and histogram.", partitioning="aggregate",
+                  outputs=(Output("tables/difficulty_quartiles/all-shards.parquet"),
+                           Output("reports/difficulty_histogram.png", cache=False),
+                           Output("plots/difficulty_histogram.csv", "plots", cache=False, plot=(
+                               ("x", "bin_centre"), ("y", "count"),
+                               ("title", "D_overall of the training samples (thresholds in "
+                                         "reports/difficulty_histogram.png)"))))),
         StageSpec("curriculum_schedule", curriculum_schedule, ("curriculum", "training"),
-                  ("difficulty_quartiles", "difficulty_scores"), ("training.curriculum", *_CODE),
-                  "Phases, tau and inter-clip ratio per phase; schedule JSON and DeepSpeed config."),
+                  ("difficulty_quartiles", "difficulty_scores"),
+                  "Phases, tau and inter-clip ratio per phase; schedule JSON and DeepSpeed config.", partitioning="aggregate",
+                  outputs=(Output("tables/curriculum_schedule/all-shards.parquet"), Output("curriculum"))),
     )
 }
 
@@ -398,10 +405,14 @@ def _browser_spec() -> StageSpec:
     # Per shard it reads the curated clips and annotations; the curriculum tables (one aggregate
     # output each) and the previews (optional: links only) enter through browser_inputs_hash.
     return StageSpec("dataset_browser", dataset_browser, ("dataset_browser",),
-                     ("curated_clips", "annotations"), ("training.dataset_browser", *_CODE),
+                     ("curated_clips", "annotations"),
                      "Static HTML page over every gated shard's clips: previews, captions, entities, difficulty, "
                      "quartile and phase, filters, and easy-to-hard examples per quartile.",
-                     input_hash=browser_inputs_hash, aggregate=True)
+                     input_hash=browser_inputs_hash, aggregate=True,
+                     inputs=("tables/clip_previews/{shard}.parquet", "tables/training_samples/all-shards.parquet",
+                             "tables/difficulty_scores/all-shards.parquet",
+                             "tables/difficulty_quartiles/all-shards.parquet"),
+                     outputs=(Output("reports/dataset_browser.html", cache=False),))
 
 
 TRAINING_STAGES["dataset_browser"] = _browser_spec()

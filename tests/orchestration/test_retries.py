@@ -61,7 +61,7 @@ def flaky_asset(errors: list[BaseException]):
             raise errors[len(attempts) - 1]
         return {"ok": True}
 
-    spec = StageSpec("flaky", fn, sections=(), upstream=(), code_modules=("assets.runner",))
+    spec = StageSpec("flaky", fn, sections=(), upstream=())
 
     @dg.asset(name="flaky")
     def _asset(context: dg.AssetExecutionContext, reactid: ReactIDResource) -> dg.MaterializeResult:

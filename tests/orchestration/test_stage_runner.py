@@ -18,7 +18,7 @@ def test_runner_skips_redoes_and_never_marks_a_crash(make_project):
         calls.append(ctx.shard)
         return {"n": len(calls)}
 
-    spec = StageSpec("probe_stage", ok, ("curated_clips",), (), ("core.stage",))
+    spec = StageSpec("probe_stage", ok, ("curated_clips",), ())
     first = run_stage(spec, "s1", params, store)
     second = run_stage(spec, "s1", params, store)
     assert (first.skipped, second.skipped) == (False, True)
@@ -32,7 +32,7 @@ def test_runner_skips_redoes_and_never_marks_a_crash(make_project):
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError):
-        run_stage(StageSpec("crashing", crash, (), (), ("core.stage",)), "s1", params, store)
+        run_stage(StageSpec("crashing", crash, (), ()), "s1", params, store)
     assert not store.exists(marker_key("crashing", "s1"))
 
 

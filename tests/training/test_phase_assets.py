@@ -131,6 +131,33 @@ def test_an_interrupted_phase_resumes_with_the_same_losses(trained):
     assert resumed == uninterrupted
 
 
+def test_a_docstring_edit_in_the_trainer_resumes_the_phase(trained, tmp_path, monkeypatch):
+    """An interrupted phase, then a docstring and a comment edited in the trainer and the model:
+    the stage is still up to date, and a forced rerun resumes the same run folder."""
+    from core import code_version
+    from tests.code_copy import add_comment, add_statement, copy_project, edit_docstring
+    from training.run_stages import TRAINING_RUN_STAGES
+
+    _, params, store, _, _, _ = trained
+    spec = TRAINING_RUN_STAGES["curriculum_phase_4"]
+    root = params.resolve(params.storage.root)
+    first = _recorded(store, "curriculum_phase_4")
+    checkpoints = root / first["checkpoint_dir"]
+    shutil.rmtree(checkpoints / "step_00000008")
+    (checkpoints / "latest").write_text("step_00000007")
+    checkout = copy_project(tmp_path / "checkout")
+    monkeypatch.setattr(code_version, "PROJECT_ROOT", checkout)
+    edit_docstring(checkout, "training/phase.py")
+    add_comment(checkout, "models/transformer_reactid.py")
+    assert run_stage(spec, AGGREGATE, params, store).skipped
+    again = run_stage(spec, AGGREGATE, params, store, force=True).metadata
+    assert again["run_dir"] == first["run_dir"]
+    assert again["resumed_from"].endswith("checkpoints/step_00000007") and again["steps_run"] == 1
+    add_statement(checkout, "training/phase.py")
+    assert not run_stage(spec, AGGREGATE, params, store).skipped
+    assert _recorded(store, "curriculum_phase_4")["run_dir"] != first["run_dir"]
+
+
 ABLATIONS = ("full_data", "random_expansion", "no_d_sub", "no_d_app", "no_d_sam", "full_curriculum",
              "attention_mask", "vanilla_rope", "tarope_T8", "tarope_T4", "tarope_T2", "label_adaptive",
              "label_uniform", "label_values_0_1", "label_values_2_20", "base", "reactid")
