@@ -82,7 +82,7 @@ OTHER_STAGES = (
               Output("metrics/annotation_report.json", "metrics", cache=False)), ("curation.annotation_report",)),
     DvcStage("curation_report", "reactid report --kind curation", "aggregate",
              ("demo_pool.shards", "demo_pool.ground_truth_root", "scene_clips.min_duration_s"),
-             ("raw_videos", "scene_clips", "clip_quality", "curated_clips"), ("${demo_pool.ground_truth_root}",),
+             ("raw_videos", "scene_clips", "clip_quality", "clip_dedup", "curated_clips"), ("${demo_pool.ground_truth_root}",),
              (Output("reports/curation_report.md", cache=False),
               Output("metrics/curation_report.json", "metrics", cache=False)), ("curation.report",)),
 )
