@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import StageInputError
-from core.progress import report
+from core.execution import ItemEnv, ItemWork, run_items
 from core.stage import StageContext, counts_by
 from core.storage import ObjectStore
 from core.tables import read_json, read_table, to_table, write_json, write_table
@@ -75,39 +75,51 @@ def shards_before(ctx: StageContext) -> tuple[str, ...]:
 # ---------------------------------------------------------------- clip_signatures
 
 
-def clip_signatures(ctx: StageContext) -> dict[str, Any]:
-    """Perceptual signature of every clip of the shard; the shard joins the duplicate index."""
+def load_signature_embedder(env: ItemEnv):
+    """The pretrained frame embedder of `clip_signatures`, loaded once per worker."""
+    from core.execution import model_device
+    from curation.features import make_embedder
+
+    return make_embedder("pretrained", env.params.clip_signatures.pretrained_model, device=model_device(env.params))
+
+
+def sign_clip(env: ItemEnv, embedder, clip: dict) -> dict[str, Any]:
+    """The clip_signatures row of one kept clip (`clip` carries its video's `video_sha256`),
+    with the seconds it took (metadata, never table data)."""
     from curation.dedup import clip_signature
 
-    cfg = ctx.params.clip_signatures
-    embedder = None
-    if cfg.backend == "pretrained":
-        from curation.features import make_embedder
+    cfg = env.params.clip_signatures
+    t0 = time.perf_counter()
+    with env.store.open_stream(clip["clip_key"]) as stream:
+        signature = clip_signature(stream, sample_fps=cfg.sample_fps, width=cfg.width, zooms=cfg.zooms,
+                                   embedder=embedder)
+    return {
+        "clip_id": clip["clip_id"], "video_id": clip["video_id"], "shard": env.shard,
+        "video_sha256": clip["video_sha256"],
+        "start_frame": clip["start_frame"], "end_frame": clip["end_frame"], "duration_s": clip["duration_s"],
+        "sample_fps": cfg.sample_fps, "zooms": list(cfg.zooms),
+        "backend": embedder.name if embedder else EMBEDDED_BACKEND, "samples": len(signature),
+        "hashes": [int(h) for h in signature.ravel()] if embedder is None else None,
+        "embeddings": signature.ravel().tolist() if embedder else None,
+        "dim": int(signature.shape[1]) if embedder else None,
+        "signature_seconds": round(time.perf_counter() - t0, 4),
+    }
 
-        embedder = make_embedder("pretrained", cfg.pretrained_model)
-    backend = embedder.name if embedder else EMBEDDED_BACKEND
+
+def clip_signatures(ctx: StageContext) -> dict[str, Any]:
+    """Perceptual signature of every clip of the shard (one item per clip on the execution
+    engine; the pretrained embedder in an actor pool); the shard joins the duplicate index."""
+    cfg = ctx.params.clip_signatures
     raw = read_table(ctx.store, ctx.table_key("raw_videos"), needed_by="clip_signatures").to_pylist()
     sha256 = {r["video_id"]: r["content_sha256"] for r in raw}
     scenes = read_table(ctx.store, ctx.table_key("scene_clips"), needed_by="clip_signatures").to_pylist()
-    clips = [r for r in scenes if r["kept"]]
-    rows = []
-    for i, clip in enumerate(clips):
-        report(f"clip_signatures[{ctx.shard}]", i, len(clips), clip["clip_id"])
-        t0 = time.perf_counter()
-        with ctx.store.open_stream(clip["clip_key"]) as stream:
-            signature = clip_signature(stream, sample_fps=cfg.sample_fps, width=cfg.width, zooms=cfg.zooms,
-                                       embedder=embedder)
-        rows.append({
-            "clip_id": clip["clip_id"], "video_id": clip["video_id"], "shard": ctx.shard,
-            "video_sha256": sha256[clip["video_id"]],
-            "start_frame": clip["start_frame"], "end_frame": clip["end_frame"], "duration_s": clip["duration_s"],
-            "sample_fps": cfg.sample_fps, "zooms": list(cfg.zooms), "backend": backend, "samples": len(signature),
-            "hashes": [int(h) for h in signature.ravel()] if embedder is None else None,
-            "embeddings": signature.ravel().tolist() if embedder else None,
-            "dim": int(signature.shape[1]) if embedder else None,
-            "signature_seconds": round(time.perf_counter() - t0, 4),
-        })
-    report(f"clip_signatures[{ctx.shard}]", len(clips), len(clips), "done")
+    clips = [{**r, "video_sha256": sha256[r["video_id"]]} for r in scenes if r["kept"]]
+    pretrained = cfg.backend == "pretrained"
+    work = ItemWork(sign_clip, setup=load_signature_embedder if pretrained else None, uses_gpu=pretrained)
+    run = run_items(ctx, work, clips, label=lambda c: c["clip_id"])
+    seconds = sum(r["signature_seconds"] for r in run.results)
+    rows = [{k: v for k, v in r.items() if k != "signature_seconds"} for r in run.results]
+    backend = rows[0]["backend"] if rows else (f"pretrained:dinov2({cfg.pretrained_model})" if pretrained else EMBEDDED_BACKEND)
     write_table(ctx.store, ctx.table_key(), to_table(rows, CLIP_SIGNATURES))
     record = register_shard(ctx.store, ctx.shard)
     order = shard_order(ctx.store)
@@ -115,11 +127,12 @@ def clip_signatures(ctx: StageContext) -> dict[str, Any]:
         "table": ctx.table_key(),
         "clips": len(rows),
         "samples": sum(r["samples"] for r in rows),
-        "signature_seconds": round(sum(r["signature_seconds"] for r in rows), 3),
+        "signature_seconds": round(seconds, 3),
         "backend": backend,
         "registered_ns": record["registered_ns"],
         "index_position": order.index(ctx.shard) + 1,
         "index_shards": len(order),
+        **run.metadata(),
     }
 
 

@@ -97,9 +97,9 @@ class Dinov2Embedder:
         return _l2(np.concatenate(out))
 
 
-def make_embedder(backend: str, model_path: str) -> FrameEmbedder:
+def make_embedder(backend: str, model_path: str, device: str = "cpu") -> FrameEmbedder:
     if backend == "embedded":
         return ColourTextureEmbedder()
     if backend == "pretrained":
-        return Dinov2Embedder(model_path)
+        return Dinov2Embedder(model_path, device=device)
     raise ValueError(f"unknown similarity backend {backend!r}; expected 'embedded' or 'pretrained'")

@@ -55,7 +55,7 @@ SCENE_CUTS = pa.schema(
         # every backend that ran over the same frames (scene_clips.compare_backends), for the report
         ("backends", pa.list_(pa.struct([
             ("backend", pa.string()), ("cuts", pa.list_(pa.int64())),
-            ("transitions", pa.list_(pa.list_(pa.int64()))), ("seconds", pa.float64()),
+            ("transitions", pa.list_(pa.list_(pa.int64()))),
         ]))),
     ]
 )
@@ -150,7 +150,6 @@ CLIP_SIGNATURES = pa.schema(
         ("hashes", pa.list_(pa.uint64())),  # embedded: samples x zooms, sample-major
         ("embeddings", pa.list_(pa.float32())),  # pretrained: samples x dim, sample-major
         ("dim", pa.int32()),  # embedding size (pretrained), else null
-        ("signature_seconds", pa.float64()),
     ]
 )
 

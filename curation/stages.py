@@ -179,6 +179,7 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
     embedder = make_embedder(cfg.similarity_backend, cfg.pretrained_model) if "pyscenedetect" in backends else None
     transnet = load_transnetv2() if "transnetv2" in backends else None
     clip_rows, cut_rows = [], []
+    shot_seconds: dict[str, float] = {}
     passes_before = DECODE_STATS.total_passes()
     t_detect = t_write = 0.0
     prefix = f"clips/{ctx.shard}"
@@ -213,6 +214,8 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
             t_detect += t1 - t0
             t_write += time.perf_counter() - t1
             psd = shots.by_backend.get("pyscenedetect")
+            for b in shots.by_backend.values():  # timings vary run to run: metadata, never table data
+                shot_seconds[b.backend] = shot_seconds.get(b.backend, 0.0) + b.seconds
             cut_rows.append({
                 "video_id": video["video_id"], "n_frames": n_frames, "fps": decoder.fps,
                 "cuts_pyscenedetect": psd.candidates["pyscenedetect"] if psd else None,
@@ -225,7 +228,7 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
                 "shot_backend": shots.selected,
                 "transitions": [{"start_frame": t.start_frame, "end_frame": t.end_frame, "reason": TRANSITION_REASON}
                                 for t in shots.transitions],
-                "backends": [{"backend": b.backend, "cuts": b.cuts, "seconds": b.seconds,
+                "backends": [{"backend": b.backend, "cuts": b.cuts,
                               "transitions": [[t.start_frame, t.end_frame] for t in b.transitions]}
                              for b in shots.by_backend.values()],
             })
@@ -261,8 +264,7 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
         "transitions_total": sum(len(r["transitions"]) for r in cut_rows),
         "frames_in_transitions": sum(t["end_frame"] - t["start_frame"] for r in cut_rows for t in r["transitions"]),
         "shot_backend": cfg.shot_backend,
-        "shot_seconds_by_backend": {name: round(sum(b["seconds"] for r in cut_rows for b in r["backends"]
-                                                    if b["backend"] == name), 3) for name in backends},
+        "shot_seconds_by_backend": {name: round(seconds, 3) for name, seconds in shot_seconds.items()},
         "similarity_backend": embedder.name if embedder else None,
         "clip_seconds": round(sum(r["duration_s"] for r in kept_rows), 2),
         "decode_passes_per_video": round(passes / max(1, len(videos)), 2),

@@ -81,7 +81,7 @@ def _counting_stage(calls: list[int], fail_at: int | None = None):
         ctx.store.put_bytes(ctx.table_key(), pickle.dumps([r["item"] for r in run.results]))
         return run.metadata()
 
-    return StageSpec("counting", fn, (), (), ("core.stage",))
+    return StageSpec("counting", fn, (), ())
 
 
 def test_a_failed_run_resumes_with_only_the_unfinished_items(tmp_path, base_params_raw):
@@ -113,7 +113,7 @@ def test_working_files_live_in_a_scratch_folder_the_next_run_clears(tmp_path, ba
             assert not leftover.exists()
         return {}
 
-    run_stage(StageSpec("scratchy", fn, (), (), ("core.stage",)), "sh", params, store)
+    run_stage(StageSpec("scratchy", fn, (), ()), "sh", params, store)
     assert seen[0].parent == tmp_path / "work" / "scratchy" / "sh"
     assert not (tmp_path / "work").exists()  # emptied folders go too
 
