@@ -13,7 +13,6 @@ directly with pytest on a machine without chromium, it skips.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,9 +27,6 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "ui"
-CHROMIUM = os.environ.get("REACTID_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 GROUPS = ("demo", "curation", "annotation", "curriculum", "training", "ablations", "evaluation", "reports")
 SHARD = "tiny-000"
 
@@ -106,23 +102,8 @@ def webserver(dagster_home):
 
 
 @pytest.fixture(scope="module")
-def page():
-    required = os.environ.get("REACTID_REQUIRE_BROWSER") == "1"
-    missing = None if Path(CHROMIUM).is_file() else \
-        f"chromium not found at {CHROMIUM} (install it: make browser, or apt-get install chromium)"
-    try:
-        from playwright import sync_api
-    except ImportError:
-        missing = missing or "playwright is not installed (a dev dependency: pip install -e '.[dev]')"
-    if missing:
-        (pytest.fail if required else pytest.skip)(missing)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser.new_page(viewport={"width": 1600, "height": 1000})
-        finally:
-            browser.close()
+def page(chromium_browser):
+    return chromium_browser.new_page(viewport={"width": 1600, "height": 1000})
 
 
 def test_the_asset_graph_shows_every_group(webserver, page):

@@ -8,8 +8,6 @@ missing browser then fails); run directly on a machine without it, the test skip
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -20,34 +18,16 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "ui"
-CHROMIUM = os.environ.get("REACTID_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
-def browser_page():
-    required = os.environ.get("REACTID_REQUIRE_BROWSER") == "1"
-    missing = None if Path(CHROMIUM).is_file() else \
-        f"chromium not found at {CHROMIUM} (install it: make browser, or apt-get install chromium)"
-    try:
-        from playwright import sync_api
-    except ImportError:
-        missing = missing or "playwright is not installed (a dev dependency: pip install -e '.[dev]')"
-    if missing:
-        (pytest.fail if required else pytest.skip)(missing)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("request", lambda request: errors.append(f"network request {request.url}")
-                    if not request.url.startswith(("file://", "data:")) else None)
-            yield page, errors
-        finally:
-            browser.close()
+def browser_page(chromium_browser):
+    page = chromium_browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("request", lambda request: errors.append(f"network request {request.url}")
+            if not request.url.startswith(("file://", "data:")) else None)
+    return page, errors
 
 
 def _visible_clips(page) -> list[str]:
