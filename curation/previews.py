@@ -238,9 +238,23 @@ def contact_sheet(thumbnails: list[tuple[str, np.ndarray]], columns: int, thumb_
     for i, (title, cell) in enumerate(cells):
         y, x = (i // columns) * cell_h, (i % columns) * thumb_width
         sheet[y:y + cell.shape[0], x:x + thumb_width] = cell
-        cv2.putText(sheet, title[:40], (x + 3, y + cell_h - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (20, 20, 20), 1,
-                    cv2.LINE_AA)
+        cv2.putText(sheet, _fit_text(title, thumb_width - 6, 0.38), (x + 3, y + cell_h - 4), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.38, (20, 20, 20), 1, cv2.LINE_AA)
     return png_bytes(sheet)
+
+
+def _fit_text(text: str, width: int, scale: float) -> str:
+    """`text`, shortened in the middle with ".." until it fits `width` px (titles of
+    neighbouring cells never run into each other; the clip id's end stays readable)."""
+    import cv2
+
+    fits = lambda t: cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] <= width  # noqa: E731
+    if fits(text):
+        return text
+    head, tail = text[: len(text) // 2], text[len(text) // 2:]
+    while head and not fits(f"{head}..{tail}"):
+        head, tail = (head[:-1], tail) if len(head) >= len(tail) else (head, tail[1:])
+    return f"{head}..{tail}"
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:

@@ -105,3 +105,15 @@ def test_contact_sheet_is_a_png_grid():
     assert image.shape[1] == 240 and image.shape[0] == 3 * (80 + 16)
     with pytest.raises(ValueError, match="at least one"):
         contact_sheet([], 2, 120)
+
+
+def test_contact_sheet_titles_are_shortened_to_their_cell():
+    import cv2
+
+    from curation.previews import _fit_text
+
+    title = "demo-real_carphone_pristine-s00 (kept)"
+    fitted = _fit_text(title, 160, 0.38)
+    assert cv2.getTextSize(fitted, cv2.FONT_HERSHEY_SIMPLEX, 0.38, 1)[0][0] <= 160
+    assert ".." in fitted and fitted.endswith("(kept)") and fitted.startswith("demo-")
+    assert _fit_text("s00", 160, 0.38) == "s00"
