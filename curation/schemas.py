@@ -52,10 +52,11 @@ SCENE_CUTS = pa.schema(
         ("shot_backend", pa.string()),
         # gradual transitions of the selected backend: frames [start, end) left out of every clip
         ("transitions", pa.list_(pa.struct([("start_frame", pa.int64()), ("end_frame", pa.int64()), ("reason", pa.string())]))),
-        # every backend that ran over the same frames (scene_clips.compare_backends), for the report
+        # every backend that ran over the same frames (scene_clips.compare_backends), for the report;
+        # their run times go to the stage's metadata (a table holds no timing: engines give the same bytes)
         ("backends", pa.list_(pa.struct([
             ("backend", pa.string()), ("cuts", pa.list_(pa.int64())),
-            ("transitions", pa.list_(pa.list_(pa.int64()))), ("seconds", pa.float64()),
+            ("transitions", pa.list_(pa.list_(pa.int64()))),
         ]))),
     ]
 )
@@ -150,7 +151,6 @@ CLIP_SIGNATURES = pa.schema(
         ("hashes", pa.list_(pa.uint64())),  # embedded: samples x zooms, sample-major
         ("embeddings", pa.list_(pa.float32())),  # pretrained: samples x dim, sample-major
         ("dim", pa.int32()),  # embedding size (pretrained), else null
-        ("signature_seconds", pa.float64()),
     ]
 )
 
