@@ -2,12 +2,13 @@
 
 On procedural 720p multi-shot footage (curation.synth; >= 3 minutes by default):
 - video-seconds per CPU-second of the curation stages (raw_videos, scene_clips,
-  clip_quality, curated_clips) on the local engine, and per wall-second;
+  clip_quality, clip_signatures, clip_dedup, curated_clips) on the local engine, and per
+  wall-second;
 - curation / decode-only: the same stages against one decode of every usable video at the
   scene stage's analysis width (the least any curation must do);
 - peak RSS of the worker (local: the one process; ray: each Ray worker, sampled);
-- wall time of the fanned-out stages (raw_videos, clip_quality, captions, entities,
-  subjects, faces, attributes, timelines) on `ray` with --workers workers against `local`
+- wall time of the fanned-out stages (raw_videos, scene_clips, clip_quality, captions,
+  entities, subjects, faces, attributes, timelines) on `ray` with --workers workers against `local`
   with one, on the same shard, and whether their tables are byte-identical.
 
 Each configuration runs in its own process (clean peak-RSS figures). The footage is
@@ -41,9 +42,10 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 sys.path.insert(0, str(ROOT))
 
 SHARD = "scale-000"
-CURATION = ("raw_videos", "scene_clips", "clip_quality", "curated_clips")
-FANNED_OUT = ("raw_videos", "clip_quality", "captions", "entities", "subjects", "faces", "attributes", "timelines")
-UPSTREAM_ONLY = ("scene_clips", "curated_clips")  # not fanned out here: run once, then reused
+CURATION = ("raw_videos", "scene_clips", "clip_quality", "clip_signatures", "clip_dedup", "curated_clips")
+FANNED_OUT = ("raw_videos", "scene_clips", "clip_quality", "captions", "entities", "subjects", "faces", "attributes",
+              "timelines")
+UPSTREAM_ONLY = ("clip_signatures", "clip_dedup", "curated_clips")  # not fanned out here: run once, then reused
 
 
 # ---------------------------------------------------------------- footage and project
