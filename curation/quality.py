@@ -191,11 +191,18 @@ class TextScanner:
     as text adds nothing to the crop, and its frame counts as flagged without reading it again.
     The crop is therefore exactly the one of reading every box, at the cost of one reading per
     place text appears. Boxes too tall for a text line are left unread: they never flag.
+
+    Most frames carry no text, and the detector costs about the square of the frame's side:
+    with `gate_width`, it first looks at a frame wider than that at that width (160 of 320: a
+    quarter of the cost), and only a frame where it finds a box is detected at full size and
+    read. Text the detector cannot see at that width is missed; None turns the gate off.
     """
 
-    def __init__(self, *, every: int, confidence: float, min_chars: int, max_line_height: float, cell: int = 4) -> None:
+    def __init__(self, *, every: int, confidence: float, min_chars: int, max_line_height: float,
+                 gate_width: int | None = None, cell: int = 4) -> None:
         self.every, self.confidence, self.min_chars = every, confidence, min_chars
-        self.max_line_height, self.cell = max_line_height, cell
+        self.max_line_height, self.cell, self.gate_width = max_line_height, cell, gate_width
+        self.gated = 0  # frames the downscaled look found free of text
         self.source_size: tuple[int, int] | None = None  # (width, height), from the first batch
         self._text_cells = np.zeros((0, 0), bool)
         self.scanned = self.flagged = self.boxes_read = 0
@@ -224,9 +231,13 @@ class TextScanner:
         engine = _rapidocr(int(max(batch.frames.shape[1:3])))
         inv = 1.0 / batch.scale
         src_h = self.source_size[1]
+        gate = self.gate_width is not None and batch.frames.shape[2] > self.gate_width
         for frame in batch.frames[:: self.every]:
             self.scanned += 1
-            # Detector only: most frames carry no text, and a frame without boxes is done here.
+            if gate and not self._may_hold_text(engine, frame):
+                self.gated += 1
+                continue
+            # Detector only: a frame without boxes is done here.
             quads, _ = engine(frame, use_cls=False, use_rec=False)
             unread, hit = [], False
             for quad in quads or []:
@@ -254,6 +265,14 @@ class TextScanner:
                     hit = True
             self.flagged += hit
 
+    def _may_hold_text(self, engine, frame: np.ndarray) -> bool:
+        import cv2
+
+        h, w = frame.shape[:2]
+        small = cv2.resize(frame, (self.gate_width, max(8, round(h * self.gate_width / w))), interpolation=cv2.INTER_AREA)
+        boxes, _ = engine(small, use_cls=False, use_rec=False)
+        return bool(boxes)
+
     def result(self) -> TextScan:
         if self.source_size is None:
             raise ValueError("TextScanner has scanned no frame")
@@ -261,11 +280,12 @@ class TextScanner:
 
 
 def scan_text(
-    batch: FrameBatch, *, every: int, confidence: float, min_chars: int, max_line_height: float
+    batch: FrameBatch, *, every: int, confidence: float, min_chars: int, max_line_height: float,
+    gate_width: int | None = None,
 ) -> TextScan:
     """The text scan of one batch of frames (`TextScanner` over a single window)."""
     scanner = TextScanner(every=every, confidence=confidence, min_chars=min_chars,
-                          max_line_height=max_line_height)
+                          max_line_height=max_line_height, gate_width=gate_width)
     scanner.add(batch)
     return scanner.result()
 

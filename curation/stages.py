@@ -328,8 +328,10 @@ def analyse_clip(path, cfg, aesthetic_scorer=None) -> dict[str, Any]:
     window = -(-cfg.window_frames // every) * every  # a multiple of `every`: OCR reads the same frames as one pass
     decoder = VideoDecoder(path, width=cfg.analysis_width, sample_fps=cfg.sample_fps)
     motions, spread, previous, frames = [], FrameSpread(cfg.window_frames), None, 0
-    scanner = TextScanner(every=every, confidence=cfg.ocr_confidence, min_chars=cfg.ocr_min_chars,
-                          max_line_height=cfg.ocr_max_line_height) if cfg.ocr_backend == "embedded" else None
+    scanner = None
+    if cfg.ocr_backend == "embedded":
+        scanner = TextScanner(every=every, confidence=cfg.ocr_confidence, min_chars=cfg.ocr_min_chars,
+                              max_line_height=cfg.ocr_max_line_height, gate_width=cfg.ocr_gate_width)
     for batch in decoder.windows(window):
         frames += len(batch.frames)
         chained = batch if previous is None else FrameBatch(

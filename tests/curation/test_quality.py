@@ -152,11 +152,12 @@ def _captioned(frames: int, captions: list[tuple[int, str, tuple[int, int]]]):
     return _batch(out)
 
 
-def test_text_scanner_reads_an_overlay_once_and_reads_text_in_a_new_place():
+@pytest.mark.parametrize("gate_width", [None, 160])
+def test_text_scanner_reads_an_overlay_once_and_reads_text_in_a_new_place(gate_width):
     from curation.quality import TextScanner
 
     def scan(batches):
-        scanner = TextScanner(every=1, confidence=0.7, min_chars=2, max_line_height=0.2)
+        scanner = TextScanner(every=1, confidence=0.7, min_chars=2, max_line_height=0.2, gate_width=gate_width)
         for batch in batches:
             scanner.add(batch)
         return scanner, scanner.result()
@@ -165,6 +166,7 @@ def test_text_scanner_reads_an_overlay_once_and_reads_text_in_a_new_place():
     scanner, text = scan([_captioned(6, [subtitle])])
     assert text.has_text and text.frames_scanned == text.frames_flagged == 6
     assert scanner.boxes_read == 1  # the same place in later frames: known text, not read again
+    assert scanner.gated == 0  # the look at 160 px wide sees the subtitle in every frame
     x, y, w, h = text.crop
     assert y + h <= min(b[1] for b in text.boxes) and w == 320  # the crop ends above the subtitle
 
@@ -178,5 +180,6 @@ def test_text_scanner_reads_an_overlay_once_and_reads_text_in_a_new_place():
     assert all(y >= b[3] or y + h <= b[1] for b in text.boxes)  # touches neither line
 
     # No text: every frame scanned by the detector, nothing read as text, the whole frame kept.
-    _, blank = scan([_captioned(4, [])])
+    scanner, blank = scan([_captioned(4, [])])
     assert not blank.has_text and blank.frames_scanned == 4 and blank.crop == (0, 0, 320, 240)
+    assert scanner.gated == (4 if gate_width else 0)  # with the gate, no frame is detected at full size
