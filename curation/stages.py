@@ -8,6 +8,7 @@ and a preview of its table.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from fractions import Fraction
@@ -175,6 +176,7 @@ def cut_video(env: ItemEnv, models, video: dict) -> dict[str, Any]:
     from curation.clip_writing import Segment, write_segments
     from curation.scenes import segments_from_boundaries
     from curation.shot_detectors import TRANSITION_REASON, detect_shots
+    from curation.shot_transnetv2 import one_torch_thread
     from curation.video_io import DECODE_STATS, VideoDecoder, open_location
 
     cfg = env.params.scene_clips
@@ -193,7 +195,8 @@ def cut_video(env: ItemEnv, models, video: dict) -> dict[str, Any]:
                     frame_times.append(frame.time_s)
                     yield frame.image
 
-            shots = detect_shots(frames(), float(video["fps"]), cfg, embedder, transnet_model=transnet)
+            with one_torch_thread() if transnet is not None else contextlib.nullcontext():
+                shots = detect_shots(frames(), float(video["fps"]), cfg, embedder, transnet_model=transnet)
             times = np.asarray(frame_times, float)
             n_frames = shots.n_frames
             segments = segments_from_boundaries(shots.cuts, shots.transitions, n_frames, decoder.fps,
