@@ -51,9 +51,26 @@ UPSTREAM_ONLY = ("clip_signatures", "clip_dedup", "curated_clips")  # not fanned
 # ---------------------------------------------------------------- footage and project
 
 
+def _remux(src: Path, dest: Path, tag: str) -> None:
+    """The same coded frames in a new container whose metadata says `tag`: other bytes (so
+    raw_videos does not quarantine it as a byte-identical copy), the same decoding work."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dest), "w", format="mp4") as out:
+        out.metadata["comment"] = tag
+        video = inp.streams.video[0]
+        stream = out.add_stream_from_template(video)
+        for packet in inp.demux(video):
+            if packet.dts is None:
+                continue  # the demuxer's flush packet
+            packet.stream = stream
+            out.mux(packet)
+
+
 def build_footage(folder: Path, distinct: int, copies: int, width: int, height: int, fps: int) -> Path:
     """`distinct` procedural videos (every recipe: cuts, flashes, overlays, static, pans,
-    short scenes, broken files), each stored `copies` times under its own name."""
+    short scenes, broken files), each stored `copies` times under its own name, remuxed so
+    that every copy is its own file to curate (clip_dedup then finds them as duplicates)."""
     from curation.synth import build_demo_shard
 
     shard_dir = folder / SHARD
@@ -69,7 +86,7 @@ def build_footage(folder: Path, distinct: int, copies: int, width: int, height: 
             if row.get("identity") is None:
                 continue  # the broken files: once is enough
             name = f"{Path(row['path']).stem}-copy{copy}.mp4"
-            shutil.copyfile(shard_dir / row["path"], shard_dir / name)
+            _remux(shard_dir / row["path"], shard_dir / name, f"copy {copy}")
             extra.append({**row, "path": name})
     with open(shard_dir / "manifest.jsonl", "a") as fh:
         for row in extra:
