@@ -2,12 +2,13 @@
 
 On procedural 720p multi-shot footage (curation.synth; >= 3 minutes by default):
 - video-seconds per CPU-second of the curation stages (raw_videos, scene_clips,
-  clip_quality, curated_clips) on the local engine, and per wall-second;
+  clip_quality, clip_signatures, clip_dedup, curated_clips) on the local engine, and per
+  wall-second;
 - curation / decode-only: the same stages against one decode of every usable video at the
   scene stage's analysis width (the least any curation must do);
 - peak RSS of the worker (local: the one process; ray: each Ray worker, sampled);
-- wall time of the fanned-out stages (raw_videos, clip_quality, captions, entities,
-  subjects, faces, attributes, timelines) on `ray` with --workers workers against `local`
+- wall time of the fanned-out stages (raw_videos, scene_clips, clip_quality, captions,
+  entities, subjects, faces, attributes, timelines) on `ray` with --workers workers against `local`
   with one, on the same shard, and whether their tables are byte-identical.
 
 Each configuration runs in its own process (clean peak-RSS figures). The footage is
@@ -41,17 +42,35 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 sys.path.insert(0, str(ROOT))
 
 SHARD = "scale-000"
-CURATION = ("raw_videos", "scene_clips", "clip_quality", "curated_clips")
-FANNED_OUT = ("raw_videos", "clip_quality", "captions", "entities", "subjects", "faces", "attributes", "timelines")
-UPSTREAM_ONLY = ("scene_clips", "curated_clips")  # not fanned out here: run once, then reused
+CURATION = ("raw_videos", "scene_clips", "clip_quality", "clip_signatures", "clip_dedup", "curated_clips")
+FANNED_OUT = ("raw_videos", "scene_clips", "clip_quality", "captions", "entities", "subjects", "faces", "attributes",
+              "timelines")
+UPSTREAM_ONLY = ("clip_signatures", "clip_dedup", "curated_clips")  # not fanned out here: run once, then reused
 
 
 # ---------------------------------------------------------------- footage and project
 
 
+def _remux(src: Path, dest: Path, tag: str) -> None:
+    """The same coded frames in a new container whose metadata says `tag`: other bytes (so
+    raw_videos does not quarantine it as a byte-identical copy), the same decoding work."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dest), "w", format="mp4") as out:
+        out.metadata["comment"] = tag
+        video = inp.streams.video[0]
+        stream = out.add_stream_from_template(video)
+        for packet in inp.demux(video):
+            if packet.dts is None:
+                continue  # the demuxer's flush packet
+            packet.stream = stream
+            out.mux(packet)
+
+
 def build_footage(folder: Path, distinct: int, copies: int, width: int, height: int, fps: int) -> Path:
     """`distinct` procedural videos (every recipe: cuts, flashes, overlays, static, pans,
-    short scenes, broken files), each stored `copies` times under its own name."""
+    short scenes, broken files), each stored `copies` times under its own name, remuxed so
+    that every copy is its own file to curate (clip_dedup then finds them as duplicates)."""
     from curation.synth import build_demo_shard
 
     shard_dir = folder / SHARD
@@ -67,7 +86,7 @@ def build_footage(folder: Path, distinct: int, copies: int, width: int, height: 
             if row.get("identity") is None:
                 continue  # the broken files: once is enough
             name = f"{Path(row['path']).stem}-copy{copy}.mp4"
-            shutil.copyfile(shard_dir / row["path"], shard_dir / name)
+            _remux(shard_dir / row["path"], shard_dir / name, f"copy {copy}")
             extra.append({**row, "path": name})
     with open(shard_dir / "manifest.jsonl", "a") as fh:
         for row in extra:

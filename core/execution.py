@@ -40,13 +40,13 @@ Calling it from a stage (any stage body; this is how scene_clips can fan out per
     # runs once per worker and its return value is `models`.
 
 An item's result must be picklable and should be small (a table row, not frames); an item
-that writes files (clips) should write them under its own final key before returning, so a
-recorded result never points at a file that is not there. For scene_clips that means: one
-item per usable video (`env.store`, `env.params.scene_clips`), each clip encoded into
-`temp_dir()` and put at `clips/<shard>/<clip_id>.mp4` with `store.put_file` (atomic per
-object) inside the item, the item returning its clip and cut rows; after `run_items` the
-stage deletes objects under `clips/<shard>/` that no row names (left by an earlier run with
-other cuts) instead of publishing a staged prefix at the end, which a resumed run would lose.
+that writes files (clips) puts them as objects under `env.objects_prefix` before returning,
+so a recorded result never names an object that is not there, and a resumed run finds the
+objects of the items it skips. scene_clips works so: one item per usable video, each clip
+encoded into `temp_dir()` (the stage's scratch folder) and put at
+`<objects_prefix>/clips/<clip_id>.mp4`; after `run_items` the stage copies the clips its rows
+keep into a staged `clips/<shard>/` prefix and publishes it in one step, and run_stage drops
+the objects with the progress once the marker is written.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import StorageError
 from core.progress import report
+from core.storage import current_scratch_root
 
 if TYPE_CHECKING:
     from core.params import ExecutionParams, Params
@@ -90,11 +91,21 @@ class ItemWork:
 
 @dataclass(frozen=True)
 class ItemEnv:
-    """What every item of a stage's run shares: settings, the store, the shard."""
+    """What every item of a stage's run shares: settings, the store, the shard.
+
+    `objects_prefix`: a prefix of the run's progress where an item puts the objects its
+    result names (a video's clips) before it returns: keyed by the stage fingerprint like the
+    results, so a resumed run finds them beside the results that name them, and dropped with
+    the progress once the stage's marker is written. `scratch`: the stage run's local scratch
+    folder; items write their working files there (on a Ray worker of the same machine too),
+    where the next run of the stage finds and removes what a killed run left.
+    """
 
     params: Params
     store: ObjectStore
     shard: str
+    objects_prefix: str = ""
+    scratch: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +116,7 @@ class ItemRun:
     processed: int  # items computed by this run
     resumed: int  # items whose result a killed run had recorded
     engine: str
+    objects_prefix: str = ""  # where the items put the objects their results name (ItemEnv)
 
     def metadata(self) -> dict[str, Any]:
         return {"engine": self.engine, "items_processed": self.processed, "items_resumed": self.resumed}
@@ -214,8 +226,22 @@ class LocalEngine:
             sink(i, work.process(env, models, items[i]))
 
 
+@contextlib.contextmanager
+def _worker_scratch(env: ItemEnv) -> Iterator[None]:
+    """On a worker that shares the driver's filesystem, `temp_dir` writes into the stage's
+    scratch folder (which the next run clears); elsewhere into the worker's temp folder."""
+    from core.storage import scratch_root
+
+    if env.scratch is None or not Path(env.scratch).is_dir():
+        yield
+        return
+    with scratch_root(Path(env.scratch)):
+        yield
+
+
 def _process_one(work: ItemWork, env: ItemEnv, index: int, item: Any) -> tuple[int, Any]:
-    return index, work.process(env, None, item)
+    with _worker_scratch(env):
+        return index, work.process(env, None, item)
 
 
 class _ModelWorker:
@@ -226,7 +252,8 @@ class _ModelWorker:
         self.models = work.setup(env) if work.setup is not None else None
 
     def process_batch(self, batch: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
-        return [(i, self.work.process(self.env, self.models, item)) for i, item in batch]
+        with _worker_scratch(self.env):
+            return [(i, self.work.process(self.env, self.models, item)) for i, item in batch]
 
 
 # The local Ray this process started: (workers, object store MiB), to restart on a change.
@@ -365,12 +392,17 @@ def run_items(ctx: StageContext, work: ItemWork, items: Sequence[Any], *,
         report(task, len(results), len(items), label(items[index]) if label else str(index))
 
     store = ctx.store if engine.name == "local" else portable_store(ctx.store, ctx.params)
-    engine.map(work, ItemEnv(ctx.params, store, ctx.shard), items, todo, sink)
+    # Without a fingerprint (a stage function called outside run_stage) nothing is resumed:
+    # the objects go under a prefix of this run alone.
+    objects = f"{progress.prefix}/objects" if progress else f"{progress_prefix(ctx.stage, ctx.shard)}/run-{os.urandom(6).hex()}"
+    scratch = current_scratch_root()
+    env = ItemEnv(ctx.params, store, ctx.shard, objects, str(scratch) if scratch is not None else None)
+    engine.map(work, env, items, todo, sink)
     report(task, len(items), len(items), "done")
     missing = [i for i in range(len(items)) if i not in results]
     if missing:
         raise StorageError(f"{task}: no result for items {missing[:10]} (engine {engine.name})")
-    return ItemRun([results[i] for i in range(len(items))], len(todo), resumed, engine.name)
+    return ItemRun([results[i] for i in range(len(items))], len(todo), resumed, engine.name, objects)
 
 
 # ---------------------------------------------------------------- scratch files

@@ -231,6 +231,11 @@ def scratch_root(folder: Path) -> Iterator[Path]:
         _SCRATCH_ROOT.reset(token)
 
 
+def current_scratch_root() -> Path | None:
+    """The scratch folder `temp_dir` writes under now (None: the system temp folder)."""
+    return _SCRATCH_ROOT.get()
+
+
 def temp_dir(prefix: str = "reactid-") -> tempfile.TemporaryDirectory[str]:
     """A scratch directory for work files that never become objects: under the running
     stage's scratch folder, else the system temp folder."""

@@ -52,7 +52,8 @@ SCENE_CUTS = pa.schema(
         ("shot_backend", pa.string()),
         # gradual transitions of the selected backend: frames [start, end) left out of every clip
         ("transitions", pa.list_(pa.struct([("start_frame", pa.int64()), ("end_frame", pa.int64()), ("reason", pa.string())]))),
-        # every backend that ran over the same frames (scene_clips.compare_backends), for the report
+        # every backend that ran over the same frames (scene_clips.compare_backends), for the report;
+        # their run times go to the stage's metadata (a table holds no timing: engines give the same bytes)
         ("backends", pa.list_(pa.struct([
             ("backend", pa.string()), ("cuts", pa.list_(pa.int64())),
             ("transitions", pa.list_(pa.list_(pa.int64()))),

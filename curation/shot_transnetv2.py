@@ -4,8 +4,10 @@ the interface both backends share)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -35,6 +37,24 @@ def load_transnetv2(device: str = "cpu"):
         torch.random.set_rng_state(torch_state)
         torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
     return model.eval()
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Torch on one CPU thread inside the block (its setting is put back after).
+
+    The execution engine's workers are the parallelism: a second intra-op thread on a busy
+    machine only contends for the same cores (a TransNetV2 window took 1.4 s on two threads
+    and 0.7 s on one here, at twice the CPU time), and one thread gives the same numbers on
+    every machine and engine (Ray workers already run torch on one thread)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def transnet_input(frame: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ and a preview of its table.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from fractions import Fraction
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ParamsError
-from core.execution import ItemEnv, ItemWork, run_items
+from core.execution import ItemEnv, ItemWork, model_device, run_items
 from core.progress import report
 from core.stage import Output, StageContext, StageSpec, counts_by
 from core.storage import temp_dir
@@ -155,105 +156,134 @@ def _raw_pool_hash(ctx: StageContext) -> str:
 # ---------------------------------------------------------------- scene_clips
 
 
+def load_shot_models(env: ItemEnv):
+    """The models scene_clips runs, loaded once per worker: TransNetV2 and the similarity
+    embedder of the PySceneDetect refinement, for the backends params run."""
+    from curation.features import make_embedder
+    from curation.shot_detectors import backends_to_run
+    from curation.shot_transnetv2 import load_transnetv2
+
+    cfg = env.params.scene_clips
+    backends = backends_to_run(cfg)
+    embedder = make_embedder(cfg.similarity_backend, cfg.pretrained_model) if "pyscenedetect" in backends else None
+    transnet = load_transnetv2(model_device(env.params)) if "transnetv2" in backends else None
+    return embedder, transnet
+
+
+def cut_video(env: ItemEnv, models, video: dict) -> dict[str, Any]:
+    """Shots of one usable raw video, its kept clips encoded and put under the run's objects
+    (`env.objects_prefix`), and its scene_clips and scene_cuts rows."""
+    from curation.clip_writing import Segment, write_segments
+    from curation.scenes import segments_from_boundaries
+    from curation.shot_detectors import TRANSITION_REASON, detect_shots
+    from curation.shot_transnetv2 import one_torch_thread
+    from curation.video_io import DECODE_STATS, VideoDecoder, open_location
+
+    cfg = env.params.scene_clips
+    embedder, transnet = models
+    passes_before = DECODE_STATS.total_passes()
+    prefix = f"clips/{env.shard}"
+    t0 = time.perf_counter()
+    with temp_dir() as tmp:
+        # a video of a store pool is one stream for both passes (ranged reads, no copy)
+        with open_location(env.store, video["source_path"]) as src:
+            decoder = VideoDecoder(src, width=cfg.analysis_width)
+            frame_times: list[float] = []
+
+            def frames(decoder=decoder, frame_times=frame_times):
+                for frame in decoder:
+                    frame_times.append(frame.time_s)
+                    yield frame.image
+
+            with one_torch_thread() if transnet is not None else contextlib.nullcontext():
+                shots = detect_shots(frames(), float(video["fps"]), cfg, embedder, transnet_model=transnet)
+            times = np.asarray(frame_times, float)
+            n_frames = shots.n_frames
+            segments = segments_from_boundaries(shots.cuts, shots.transitions, n_frames, decoder.fps,
+                                                cfg.min_duration_s, cfg.transition_margin_frames,
+                                                times=times, end_s=decoder.end_s)
+            rate = Fraction(cfg.output_fps).limit_denominator(1001) if cfg.output_fps else decoder.rate
+            t1 = time.perf_counter()
+            kept = [s for s in segments if s.kept]
+            local = {s.index: Path(tmp) / f"{video['video_id']}-s{s.index:02d}.mp4" for s in kept}
+            write_segments(
+                src, [Segment(s.start_frame, s.end_frame, local[s.index]) for s in kept],
+                crf=cfg.encode_crf, preset=cfg.encode_preset, rate=rate,
+            )
+        for s in kept:  # each clip an object of this run before the result naming it is recorded
+            env.store.put_file(f"{env.objects_prefix}/clips/{local[s.index].name}", local[s.index])
+    t2 = time.perf_counter()
+    psd = shots.by_backend.get("pyscenedetect")
+    cut_row = {
+        "video_id": video["video_id"], "n_frames": n_frames, "fps": decoder.fps,
+        "cuts_pyscenedetect": psd.candidates["pyscenedetect"] if psd else None,
+        "cuts_similarity": psd.candidates["similarity"] if psd else None, "cuts_final": shots.cuts,
+        "min_adjacent_similarity": psd.min_adjacent_similarity if psd else None,
+        "similarity_backend": embedder.name if embedder else None,
+        "frames_declared": video.get("frames_declared"), "duration_s": round(decoder.end_s, 4),
+        "decode_errors": decoder.decode_errors, "first_decode_error": decoder.first_error,
+        "frames_late": decoder.frames_late,
+        "shot_backend": shots.selected,
+        "transitions": [{"start_frame": t.start_frame, "end_frame": t.end_frame, "reason": TRANSITION_REASON}
+                        for t in shots.transitions],
+        "backends": [{"backend": b.backend, "cuts": b.cuts, "transitions": [[t.start_frame, t.end_frame] for t in b.transitions]}
+                     for b in shots.by_backend.values()],
+    }
+    clip_rows = []
+    for s in segments:
+        clip_id = f"{video['video_id']}-s{s.index:02d}"
+        end_s = float(times[s.end_frame]) if s.end_frame < n_frames else decoder.end_s
+        clip_rows.append({
+            "clip_id": clip_id, "video_id": video["video_id"], "shard": env.shard, "scene_index": s.index,
+            "start_frame": s.start_frame, "end_frame": s.end_frame,
+            "start_s": round(float(times[s.start_frame]), 4), "end_s": round(end_s, 4),
+            "duration_s": s.duration_s, "fps": float(rate),
+            "width": video["width"] - video["width"] % 2, "height": video["height"] - video["height"] % 2,
+            "kept": s.kept, "drop_reason": s.drop_reason,
+            "clip_key": f"{prefix}/{clip_id}.mp4" if s.kept else None,
+            "caption": video["caption"], "identity": video["identity"],
+        })
+    # Timings and decode counts vary from run to run and engine to engine: metadata only.
+    return {"cuts": cut_row, "clips": clip_rows, "detect_s": t1 - t0, "write_s": t2 - t1,
+            "shot_seconds": {b.backend: b.seconds for b in shots.by_backend.values()},
+            "decode_passes": DECODE_STATS.total_passes() - passes_before}
+
+
 def scene_clips(ctx: StageContext) -> dict[str, Any]:
-    """Cut every usable raw video into single-shot clips and write them as H.264 MP4.
+    """Cut every usable raw video into single-shot clips and write them as H.264 MP4, one
+    item per video on the execution engine (the shot models loaded once per worker).
 
     A video streams once through the decoder (presentation order, timestamps) into the shot
     detectors (`curation.shot_detectors.detect_shots`, streaming: memory does not grow with its
     length): hard cuts split clips, gradual transitions (dissolves, fades) are left out of both
     neighbouring clips and recorded in the scene_cuts table with their reason. Clip times come
     from the timestamps and clips are written at a constant rate (`scene_clips.output_fps`, by
-    default the source's average rate) lasting their span.
+    default the source's average rate) lasting their span. Each video's clips are kept with
+    its recorded result, so a killed run resumes with the unfinished videos; the shard's
+    clips prefix is published in one step once every video is done.
     """
-    from curation.clip_writing import Segment, write_segments
-    from curation.features import make_embedder
-    from curation.scenes import segments_from_boundaries
-    from curation.shot_detectors import TRANSITION_REASON, backends_to_run, detect_shots
-    from curation.shot_transnetv2 import load_transnetv2
-    from curation.video_io import DECODE_STATS, VideoDecoder, open_location
+    from curation.shot_detectors import backends_to_run
 
     cfg = ctx.params.scene_clips
     raw = read_table(ctx.store, ctx.table_key("raw_videos"), needed_by="scene_clips").to_pylist()
     videos = [r for r in raw if r["status"] == "ok"]
     backends = backends_to_run(cfg)
-    embedder = make_embedder(cfg.similarity_backend, cfg.pretrained_model) if "pyscenedetect" in backends else None
-    transnet = load_transnetv2() if "transnetv2" in backends else None
-    clip_rows, cut_rows = [], []
-    shot_seconds: dict[str, float] = {}
-    passes_before = DECODE_STATS.total_passes()
-    t_detect = t_write = 0.0
+    work = ItemWork(cut_video, setup=load_shot_models, uses_gpu="transnetv2" in backends)
+    run = run_items(ctx, work, videos, label=lambda v: v["video_id"])
+    cut_rows = [r["cuts"] for r in run.results]
+    clip_rows = [c for r in run.results for c in r["clips"]]
     prefix = f"clips/{ctx.shard}"
-    with temp_dir() as tmp:
-        for i, video in enumerate(videos):
-            report(f"scene_clips[{ctx.shard}]", i, len(videos), video["video_id"])
-            t0 = time.perf_counter()
-            # a video of a store pool is one stream for both passes (ranged reads, no copy)
-            with open_location(ctx.store, video["source_path"]) as src:
-                decoder = VideoDecoder(src, width=cfg.analysis_width)
-                frame_times: list[float] = []
-
-                def frames(decoder=decoder, frame_times=frame_times):
-                    for frame in decoder:
-                        frame_times.append(frame.time_s)
-                        yield frame.image
-
-                shots = detect_shots(frames(), float(video["fps"]), cfg, embedder, transnet_model=transnet)
-                times = np.asarray(frame_times, float)
-                n_frames = shots.n_frames
-                segments = segments_from_boundaries(shots.cuts, shots.transitions, n_frames, decoder.fps,
-                                                    cfg.min_duration_s, cfg.transition_margin_frames,
-                                                    times=times, end_s=decoder.end_s)
-                rate = Fraction(cfg.output_fps).limit_denominator(1001) if cfg.output_fps else decoder.rate
-                t1 = time.perf_counter()
-                kept = [s for s in segments if s.kept]
-                local = {s.index: Path(tmp) / f"{video['video_id']}-s{s.index:02d}.mp4" for s in kept}
-                write_segments(
-                    src, [Segment(s.start_frame, s.end_frame, local[s.index]) for s in kept],
-                    crf=cfg.encode_crf, preset=cfg.encode_preset, rate=rate,
-                )
-            t_detect += t1 - t0
-            t_write += time.perf_counter() - t1
-            psd = shots.by_backend.get("pyscenedetect")
-            for b in shots.by_backend.values():  # timings vary run to run: metadata, never table data
-                shot_seconds[b.backend] = shot_seconds.get(b.backend, 0.0) + b.seconds
-            cut_rows.append({
-                "video_id": video["video_id"], "n_frames": n_frames, "fps": decoder.fps,
-                "cuts_pyscenedetect": psd.candidates["pyscenedetect"] if psd else None,
-                "cuts_similarity": psd.candidates["similarity"] if psd else None, "cuts_final": shots.cuts,
-                "min_adjacent_similarity": psd.min_adjacent_similarity if psd else None,
-                "similarity_backend": embedder.name if embedder else None,
-                "frames_declared": video.get("frames_declared"), "duration_s": round(decoder.end_s, 4),
-                "decode_errors": decoder.decode_errors, "first_decode_error": decoder.first_error,
-                "frames_late": decoder.frames_late,
-                "shot_backend": shots.selected,
-                "transitions": [{"start_frame": t.start_frame, "end_frame": t.end_frame, "reason": TRANSITION_REASON}
-                                for t in shots.transitions],
-                "backends": [{"backend": b.backend, "cuts": b.cuts,
-                              "transitions": [[t.start_frame, t.end_frame] for t in b.transitions]}
-                             for b in shots.by_backend.values()],
-            })
-            for s in segments:
-                clip_id = f"{video['video_id']}-s{s.index:02d}"
-                end_s = float(times[s.end_frame]) if s.end_frame < n_frames else decoder.end_s
-                clip_rows.append({
-                    "clip_id": clip_id, "video_id": video["video_id"], "shard": ctx.shard, "scene_index": s.index,
-                    "start_frame": s.start_frame, "end_frame": s.end_frame,
-                    "start_s": round(float(times[s.start_frame]), 4), "end_s": round(end_s, 4),
-                    "duration_s": s.duration_s, "fps": float(rate),
-                    "width": video["width"] - video["width"] % 2, "height": video["height"] - video["height"] % 2,
-                    "kept": s.kept, "drop_reason": s.drop_reason,
-                    "clip_key": f"{prefix}/{clip_id}.mp4" if s.kept else None,
-                    "caption": video["caption"], "identity": video["identity"],
-                })
-        with ctx.store.staged_prefix(prefix) as staging:
-            for row in clip_rows:
-                if row["kept"]:
-                    ctx.store.put_file(f"{staging}/{row['clip_id']}.mp4", Path(tmp) / f"{row['clip_id']}.mp4")
-    report(f"scene_clips[{ctx.shard}]", len(videos), len(videos), "done")
+    with ctx.store.staged_prefix(prefix) as staging:
+        for row in clip_rows:
+            if row["kept"]:
+                with ctx.store.local_path(f"{run.objects_prefix}/clips/{row['clip_id']}.mp4") as path:
+                    ctx.store.put_file(f"{staging}/{row['clip_id']}.mp4", path)
+    if not ctx.fingerprint:  # no progress to resume from: this run's objects are not needed again
+        ctx.store.delete_prefix(run.objects_prefix)
     write_table(ctx.store, ctx.table_key("scene_cuts"), to_table(cut_rows, schemas.SCENE_CUTS))
     write_table(ctx.store, ctx.table_key(), to_table(clip_rows, schemas.SCENE_CLIPS))
     kept_rows = [r for r in clip_rows if r["kept"]]
-    passes = DECODE_STATS.total_passes() - passes_before
+    similarity = next((r["similarity_backend"] for r in cut_rows if r["similarity_backend"]), None)
     return {
         "table": ctx.table_key(),
         "videos_in": len(videos),
@@ -264,15 +294,18 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
         "transitions_total": sum(len(r["transitions"]) for r in cut_rows),
         "frames_in_transitions": sum(t["end_frame"] - t["start_frame"] for r in cut_rows for t in r["transitions"]),
         "shot_backend": cfg.shot_backend,
-        "shot_seconds_by_backend": {name: round(seconds, 3) for name, seconds in shot_seconds.items()},
-        "similarity_backend": embedder.name if embedder else None,
+        "shot_seconds_by_backend": {name: round(sum(r["shot_seconds"].get(name, 0.0) for r in run.results), 3)
+                                    for name in backends},
+        "similarity_backend": similarity,
         "clip_seconds": round(sum(r["duration_s"] for r in kept_rows), 2),
-        "decode_passes_per_video": round(passes / max(1, len(videos)), 2),
+        # videos resumed from a killed run were decoded by it: counted with their recorded passes
+        "decode_passes_per_video": round(sum(r["decode_passes"] for r in run.results) / max(1, len(videos)), 2),
         "frames_decoded": sum(r["n_frames"] for r in cut_rows),
         "videos_with_decode_errors": sum(r["decode_errors"] > 0 for r in cut_rows),
-        "detect_seconds": round(t_detect, 3),
-        "write_seconds": round(t_write, 3),
+        "detect_seconds": round(sum(r["detect_s"] for r in run.results), 3),
+        "write_seconds": round(sum(r["write_s"] for r in run.results), 3),
         "preview": _preview(kept_rows, ["clip_id", "start_s", "end_s", "duration_s"]),
+        **run.metadata(),
     }
 
 
@@ -289,7 +322,7 @@ def analyse_clip(path, cfg, aesthetic_scorer=None) -> dict[str, Any]:
 
     `path`: a file path or a seekable binary stream (curation.video_io.VideoSource).
     """
-    from curation.quality import FrameSpread, merge_motion, merge_text_scans, motion_score, scan_text, technical_quality
+    from curation.quality import FrameSpread, TextScanner, merge_motion, motion_score, technical_quality
     from curation.video_io import DECODE_STATS, FrameBatch, VideoDecoder
 
     t0 = time.perf_counter()
@@ -297,7 +330,11 @@ def analyse_clip(path, cfg, aesthetic_scorer=None) -> dict[str, Any]:
     every = max(1, int(round(cfg.sample_fps / cfg.ocr_fps)))
     window = -(-cfg.window_frames // every) * every  # a multiple of `every`: OCR reads the same frames as one pass
     decoder = VideoDecoder(path, width=cfg.analysis_width, sample_fps=cfg.sample_fps)
-    motions, texts, spread, previous, frames = [], [], FrameSpread(cfg.window_frames), None, 0
+    motions, spread, previous, frames = [], FrameSpread(cfg.window_frames), None, 0
+    scanner = None
+    if cfg.ocr_backend == "embedded":
+        scanner = TextScanner(every=every, confidence=cfg.ocr_confidence, min_chars=cfg.ocr_min_chars,
+                              max_line_height=cfg.ocr_max_line_height, gate_width=cfg.ocr_gate_width)
     for batch in decoder.windows(window):
         frames += len(batch.frames)
         chained = batch if previous is None else FrameBatch(
@@ -308,18 +345,15 @@ def analyse_clip(path, cfg, aesthetic_scorer=None) -> dict[str, Any]:
             chained, flow_width=cfg.flow_width, method=cfg.flow_method, foreground_px=cfg.foreground_residual_px,
             min_foreground_fraction=cfg.min_foreground_fraction,
         ))
-        if cfg.ocr_backend == "embedded":
-            texts.append(scan_text(
-                batch, every=every, confidence=cfg.ocr_confidence, min_chars=cfg.ocr_min_chars,
-                max_line_height=cfg.ocr_max_line_height,
-            ))
+        if scanner is not None:
+            scanner.add(batch)
         spread.add(batch)
         previous = batch
     if not frames:
         raise ValueError(f"clip {getattr(path, 'name', path)} decoded to zero frames")
     motion = merge_motion(motions)
-    if cfg.ocr_backend == "embedded":
-        text = merge_text_scans(texts, decoder.source_size)
+    if scanner is not None:
+        text = scanner.result()
         text_fields = {
             "text_frames_scanned": text.frames_scanned, "text_frames_flagged": text.frames_flagged,
             "has_text": text.has_text, "text_boxes": [list(b) for b in text.boxes[:64]], "ocr_texts": text.texts,

@@ -133,3 +133,53 @@ def test_frame_spread_keeps_a_bounded_even_sample():
     whole = FrameSpread(capacity=64)
     whole.add(FrameBatch(frames, np.arange(50), 10.0, (2, 2)))
     assert list(whole.batch().indices) == list(range(50))  # a stream that fits is kept whole
+
+
+def _captioned(frames: int, captions: list[tuple[int, str, tuple[int, int]]]):
+    """Textured 320x240 frames; from frame `start` on, `text` drawn at `at` (later captions add to earlier ones)."""
+    import cv2
+
+    bg = _texture(240, 320, seed=3)
+    out = []
+    for k in range(frames):
+        f = bg.copy()
+        for start, text, at in captions:
+            if k >= start:
+                (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.7, 2)
+                cv2.rectangle(f, (at[0] - 6, at[1] - th - 6), (at[0] + tw + 6, at[1] + 8), (0, 0, 0), -1)
+                cv2.putText(f, text, at, cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2, cv2.LINE_AA)
+        out.append(f)
+    return _batch(out)
+
+
+@pytest.mark.parametrize("gate_width", [None, 160])
+def test_text_scanner_reads_an_overlay_once_and_reads_text_in_a_new_place(gate_width):
+    from curation.quality import TextScanner
+
+    def scan(batches):
+        scanner = TextScanner(every=1, confidence=0.7, min_chars=2, max_line_height=0.2, gate_width=gate_width)
+        for batch in batches:
+            scanner.add(batch)
+        return scanner, scanner.result()
+
+    subtitle = (0, "HELLO WORLD 42", (40, 220))
+    scanner, text = scan([_captioned(6, [subtitle])])
+    assert text.has_text and text.frames_scanned == text.frames_flagged == 6
+    assert scanner.boxes_read == 1  # the same place in later frames: known text, not read again
+    assert scanner.gated == 0  # the look at 160 px wide sees the subtitle in every frame
+    x, y, w, h = text.crop
+    assert y + h <= min(b[1] for b in text.boxes) and w == 320  # the crop ends above the subtitle
+
+    # A second caption at the top from frame 3 on (in the second window): read, and avoided by the crop.
+    both = _captioned(6, [subtitle, (3, "BREAKING NEWS", (60, 30))])
+    scanner, text = scan([_batch(list(both.frames[:3])), _batch(list(both.frames[3:]))])
+    assert scanner.boxes_read == 2 and text.frames_flagged == 6
+    tops = sorted(b[1] for b in text.boxes)
+    x, y, w, h = text.crop
+    assert len(tops) == 2 and tops[0] < 60 < tops[1]
+    assert all(y >= b[3] or y + h <= b[1] for b in text.boxes)  # touches neither line
+
+    # No text: every frame scanned by the detector, nothing read as text, the whole frame kept.
+    scanner, blank = scan([_captioned(4, [])])
+    assert not blank.has_text and blank.frames_scanned == 4 and blank.crop == (0, 0, 320, 240)
+    assert scanner.gated == (4 if gate_width else 0)  # with the gate, no frame is detected at full size

@@ -17,7 +17,7 @@ from tests.conftest import tiny_params, write_params
 
 pytestmark = pytest.mark.slow
 
-FANNED_OUT = ("raw_videos", "clip_quality", "captions", "entities", "subjects", "faces", "attributes", "timelines")
+FANNED_OUT = ("raw_videos", "scene_clips", "clip_quality", "captions", "entities", "subjects", "faces", "attributes", "timelines")
 
 
 def _materialize(project):
@@ -65,7 +65,17 @@ def _progress_files(project, stage: str) -> list:
     return sorted(root.rglob("*.pkl")) if root.exists() else []
 
 
-def test_a_stage_killed_mid_shard_resumes_with_only_the_unfinished_items(tmp_path, base_params_raw, repo_root):
+def _items(store, stage: str) -> int:
+    """The items of `stage` on tiny-000: usable videos for scene_clips, kept clips for clip_quality."""
+    from core.tables import read_table
+
+    if stage == "scene_clips":
+        return sum(r["status"] == "ok" for r in read_table(store, "tables/raw_videos/tiny-000.parquet").to_pylist())
+    return sum(r["kept"] for r in read_table(store, "tables/scene_clips/tiny-000.parquet").to_pylist())
+
+
+@pytest.mark.parametrize("stage", ["scene_clips", "clip_quality"])
+def test_a_stage_killed_mid_shard_resumes_with_only_the_unfinished_items(tmp_path, base_params_raw, repo_root, stage):
     from core.params import load_params
     from core.stage import marker_key, run_stage
     from core.storage import LocalObjectStore
@@ -74,41 +84,49 @@ def test_a_stage_killed_mid_shard_resumes_with_only_the_unfinished_items(tmp_pat
 
     project = tmp_path / "project"
     raw = tiny_params(project, base_params_raw)
-    raw["demo_pool"]["procedural"]["n_videos"] = 6  # more clips: a kill lands mid-shard
+    raw["demo_pool"]["procedural"]["n_videos"] = 6  # more videos and clips: a kill lands mid-shard
     params = load_params(write_params(project, raw))
     store = LocalObjectStore(project / "data")
-    for stage in ("demo_pool", "raw_videos", "scene_clips"):
-        run_stage(STAGES[stage], "tiny-000", params, store)
-    clips = sum(r["kept"] for r in read_table(store, "tables/scene_clips/tiny-000.parquet").to_pylist())
-    assert clips >= 4
+    upstream = ("demo_pool", "raw_videos", "scene_clips")
+    for name in upstream[: upstream.index(stage) if stage in upstream else None]:
+        run_stage(STAGES[name], "tiny-000", params, store)
+    items = _items(store, stage)
+    assert items >= 4
 
     # A real run of the stage in its own process, killed with SIGKILL after its first item is recorded.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo_root), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, "-c", "from orchestration.cli import main; main()",
                              "--params", str(project / "params.yaml"),
-                             "stage", "clip_quality", "--shard", "tiny-000"], cwd=project, env=env,
+                             "stage", stage, "--shard", "tiny-000"], cwd=project, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
-        while not _progress_files(project, "clip_quality") and proc.poll() is None and time.monotonic() < deadline:
+        while not _progress_files(project, stage) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
-    recorded = len(_progress_files(project, "clip_quality"))
-    assert not store.exists(marker_key("clip_quality", "tiny-000")), "the run finished before it could be killed"
-    assert 1 <= recorded < clips
+    recorded = len(_progress_files(project, stage))
+    assert not store.exists(marker_key(stage, "tiny-000")), "the run finished before it could be killed"
+    assert 1 <= recorded < items
 
-    resumed = run_stage(STAGES["clip_quality"], "tiny-000", params, store)
+    resumed = run_stage(STAGES[stage], "tiny-000", params, store)
     assert resumed.metadata["items_resumed"] == recorded
-    assert resumed.metadata["items_processed"] == clips - recorded
-    assert _progress_files(project, "clip_quality") == []  # dropped once the marker is written
-    table = store.get_bytes("tables/clip_quality/tiny-000.parquet")
+    assert resumed.metadata["items_processed"] == items - recorded
+    assert _progress_files(project, stage) == []  # dropped once the marker is written
+    assert store.list(f"progress/{stage}/tiny-000") == []  # with the objects the items put (clips)
+    table = store.get_bytes(f"tables/{stage}/tiny-000.parquet")
+    if stage == "scene_clips":  # the resumed videos' clips are published with the rest
+        kept = [r["clip_key"] for r in read_table(store, "tables/scene_clips/tiny-000.parquet").to_pylist() if r["kept"]]
+        assert kept and sorted(kept) == store.list("clips/tiny-000")
+        clips = {key: store.get_bytes(key) for key in kept}
 
-    again = run_stage(STAGES["clip_quality"], "tiny-000", params, store, force=True)
-    assert again.metadata["items_processed"] == clips and again.metadata["items_resumed"] == 0
-    assert store.get_bytes("tables/clip_quality/tiny-000.parquet") == table
+    again = run_stage(STAGES[stage], "tiny-000", params, store, force=True)
+    assert again.metadata["items_processed"] == items and again.metadata["items_resumed"] == 0
+    assert store.get_bytes(f"tables/{stage}/tiny-000.parquet") == table
+    if stage == "scene_clips":
+        assert {key: store.get_bytes(key) for key in kept} == clips
 
 
 def test_a_lost_ray_worker_is_retried_and_a_stage_error_on_ray_is_not():
