@@ -50,7 +50,8 @@ def test_dvc_repro_curation_stages_then_push_and_pull_them(tmp_path, repo_root, 
     project = make_project().parent
     _copy_code_deps(repo_root, project)
     endpoint, bucket, (access, secret, _) = s3_bucket
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(("AWS_", "REACTID_S3_"))}
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(("AWS_", "REACTID_S3_"))
+           and k not in {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"}}  # as below
     # The remote's credentials reach dvc only through the environment, never .dvc/config.
     env.update(PATH=f"{repo_root / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1",
                AWS_ACCESS_KEY_ID=access, AWS_SECRET_ACCESS_KEY=secret, AWS_DEFAULT_REGION="us-east-1",
@@ -145,7 +146,12 @@ def test_dvc_exp_run_trains_one_ablation_variant(repo_root, make_project):
 
     project = make_project(tiny_training).parent
     _copy_code_deps(repo_root, project)
-    env = {**os.environ, "PATH": f"{repo_root / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
+    # Earlier in-process training tests made this process a world of one (RANK ... MASTER_PORT,
+    # training.distributed) whose store still listens on MASTER_PORT: dvc's stages are their
+    # own single processes and must pick their own port, as from a plain shell.
+    rendezvous = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"}
+    env = {**{k: v for k, v in os.environ.items() if k not in rendezvous},
+           "PATH": f"{repo_root / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
            "DVC_NO_ANALYTICS": "1", "HOME": str(project / ".home"),  # no user git/dvc config leaks in
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
