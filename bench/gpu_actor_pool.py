@@ -25,13 +25,14 @@ import functools
 import json
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench.timing import PeriodicSampler  # noqa: E402
 
 
 def save_random_dinov2(folder: Path, size: str) -> Path:
@@ -66,30 +67,19 @@ def embed_item(env, embedder, item: tuple[int, int]) -> dict:
     return {"seed": seed, "frames": frames, "dim": int(features.shape[1]), "device": embedder.device}
 
 
-class GpuSampler:
-    """NVML utilisation of GPU 0, sampled on a thread between start() and stop()."""
+class GpuSampler(PeriodicSampler):
+    """NVML utilisation of GPU 0, sampled every 0.1 s while a `with` block runs."""
 
     def __init__(self, interval: float = 0.1) -> None:
         import pynvml
 
+        super().__init__(interval)
         pynvml.nvmlInit()
-        self.nvml, self.handle, self.interval = pynvml, pynvml.nvmlDeviceGetHandleByIndex(0), interval
+        self.nvml, self.handle = pynvml, pynvml.nvmlDeviceGetHandleByIndex(0)
         self.samples: list[int] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.samples.append(int(self.nvml.nvmlDeviceGetUtilizationRates(self.handle).gpu))
-            time.sleep(self.interval)
-
-    def __enter__(self) -> GpuSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+    def sample(self) -> None:
+        self.samples.append(int(self.nvml.nvmlDeviceGetUtilizationRates(self.handle).gpu))
 
     def summary(self) -> dict:
         n = max(1, len(self.samples))

@@ -29,7 +29,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -40,6 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # that folder holds bench/curation.py, which would shadow the curation package on the workers.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
+
+from bench.timing import PeriodicSampler  # noqa: E402  (the driver only; workers never sample)
 
 SHARD = "scale-000"
 CURATION = ("raw_videos", "scene_clips", "clip_quality", "clip_signatures", "clip_dedup", "curated_clips")
@@ -116,34 +117,24 @@ def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
 
 
-class WorkerRss:
+class WorkerRss(PeriodicSampler):
     """Peak RSS of every process below this one (Ray's workers), sampled every 0.2 s."""
 
     def __init__(self) -> None:
-        self.peak: dict[int, tuple[str, float]] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
         import psutil
 
-        me = psutil.Process()
-        while not self._stop.wait(0.2):
-            for proc in me.children(recursive=True):
-                try:
-                    name, rss = proc.name(), proc.memory_info().rss / 2**20
-                except psutil.Error:
-                    continue
-                if rss > self.peak.get(proc.pid, ("", 0.0))[1]:
-                    self.peak[proc.pid] = (name, rss)
+        super().__init__(0.2)
+        self.psutil, self.me = psutil, psutil.Process()
+        self.peak: dict[int, tuple[str, float]] = {}
 
-    def __enter__(self) -> WorkerRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+    def sample(self) -> None:
+        for proc in self.me.children(recursive=True):
+            try:
+                name, rss = proc.name(), proc.memory_info().rss / 2**20
+            except self.psutil.Error:
+                continue
+            if rss > self.peak.get(proc.pid, ("", 0.0))[1]:
+                self.peak[proc.pid] = (name, rss)
 
     def workers_mb(self) -> list[float]:
         """Peak RSS of the Ray worker processes (tasks and actors), largest first."""
