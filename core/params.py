@@ -554,13 +554,13 @@ class AblationsParams(Section):
 
 
 class RetrainingParams(Section):
-    """When the retraining job (curriculum, latent cache, the four phases) runs."""
+    """When the retraining job (curriculum, latent cache, the curriculum phases) runs."""
 
     cron: str  # Dagster schedule, cron syntax
     # The schedule starts switched on (it still skips a tick when no gated verdict changed).
     schedule_running: bool = False
     # Phase models the retraining_scoring sensor scores on every benchmark after a successful retraining run.
-    score_models: list[Annotated[str, Field(pattern=r"^phase_[1-4]$")]] = ["phase_4"]
+    score_models: list[Annotated[str, Field(pattern=r"^phase_[1-9][0-9]*$")]] = ["phase_4"]
 
     @field_validator("cron")
     @classmethod
@@ -901,13 +901,16 @@ class Params(Section):
     def _evaluated_models_have_producers(self) -> Params:
         """Every model dvc evaluates is made by a stage of this params file (or is external),
         so a typo or a variant left out of an ablation experiment stops the run up front."""
-        producible = {*self.evaluation.untrained_models, *(f"phase_{k}" for k in range(1, 5)),
+        phases = [f"phase_{k}" for k in range(1, len(self.curriculum.phase_ratios) + 1)]  # one per ratio
+        if unmade := [m for m in self.retraining.score_models if m not in phases]:
+            raise ValueError(f"retraining.score_models {unmade}: curriculum.phase_ratios makes {phases}")
+        producible = {*self.evaluation.untrained_models, *phases,
                       *(f"ablation-{v}" for v in self.ablations.variants), *self.evaluation.external_models}
         unknown = [m for m in self.evaluation.models if m not in producible]
         if unknown:
             raise ValueError(
                 f"evaluation.models {unknown}: no stage produces them; expected keys of "
-                f"evaluation.untrained_models, phase_1..phase_4, ablation-<v> for v in ablations.variants, "
+                f"evaluation.untrained_models, {', '.join(phases)}, ablation-<v> for v in ablations.variants, "
                 f"or evaluation.external_models"
             )
         return self

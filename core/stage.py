@@ -108,6 +108,9 @@ class StageSpec:
     inputs: tuple[str, ...] = ()
     # One of PARTITIONINGS; empty: "aggregate" when `aggregate`, else "shard".
     partitioning: str = ""
+    # The partitions an aggregate reads when params name them (the runs a submission packs);
+    # None: what has run upstream (the shards that passed their gates, the scored pairs).
+    reads: Callable[[Params], tuple[str, ...]] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.description, str):

@@ -301,5 +301,6 @@ EVAL_STAGES: dict[str, StageSpec] = {
         "ipvg_submission", ipvg_submission, ("evaluation.submission",), ("benchmark_videos",),
         "Validated IPVG 2026 zips (Track 1 facial, Track 2 sequential) of the chosen models.",
         input_hash=_submission_inputs, aggregate=True, inputs=("benchmarks",), outputs=(Output("submissions"),),
+        reads=submission_runs,
     ),
 }

@@ -1,5 +1,5 @@
-"""The `reactid` command line. `dvc repro` calls `reactid stage ...`; `make demo` calls
-`reactid demo`."""
+"""The `reactid` command line. `dvc repro` calls `reactid run STAGE ...` (one entry for every declared
+stage: assets.declarations); `make demo` calls `reactid demo`."""
 
 from __future__ import annotations
 
@@ -76,84 +76,146 @@ def synth(shard: str, out: Path, truth: Path | None, kind: str, seed: int, n_vid
     click.echo(f"shard {shard}: {folder}  ground truth: {truth_path}")
 
 
-@cli.command()
-@click.argument("name")
-@click.option("--shard", required=True)
-@click.option("--force", is_flag=True, help="Recompute even when the outputs are up to date.")
-@click.pass_context
-def stage(ctx: click.Context, name: str, shard: str, force: bool) -> None:
-    """Run one stage for one shard (what each dvc.yaml stage calls)."""
+def _run_key(spec, stages, params, store, shards: tuple[str, ...], variant: str | None, model: str | None,
+             benchmark: str | None) -> tuple[str, tuple[str, ...]]:
+    """The run of `spec` the options name (its partition) and the runs of its upstream stages it reads."""
+    from assets.declarations import read_partitioning
+    from core.params import check_shard_name
+    from core.stage import AGGREGATE
+    from evaluation.demo_benchmarks import BENCHMARKS
+    from evaluation.stages import run_key
+
+    part = spec.partitions
+    reading = read_partitioning(spec, stages)
+    given = {"--shard": bool(shards), "--variant": variant is not None, "--model": model is not None,
+             "--benchmark": benchmark is not None}
+    wanted = {"shard": {"--shard"}, "variant": {"--variant"}, "model": {"--model"},
+              "benchmark_model": {"--benchmark", "--model"}, "aggregate": set()}[part]
+    optional = {"--shard"} if reading == "shard" else set()
+    for option, present in given.items():
+        if present and option not in wanted | optional:
+            raise click.UsageError(f"{spec.name} is run {_PER[part]}: it takes no {option}")
+        if not present and option in wanted:
+            raise click.UsageError(f"{spec.name} is run {_PER[part]}: it needs {' and '.join(sorted(wanted))}")
+    if part == "shard":
+        if len(shards) != 1:
+            raise click.UsageError(f"{spec.name} is run per shard: give one --shard")
+        key = check_shard_name(shards[0])
+    elif part == "variant":
+        from training.ablations import ABLATION_VARIANTS
+
+        if variant not in ABLATION_VARIANTS:
+            raise click.BadParameter(f"unknown variant {variant!r}; expected one of {list(ABLATION_VARIANTS)}",
+                                     param_hint="--variant")
+        key = variant
+    elif part == "model":
+        key = model
+    elif part == "benchmark_model":
+        if benchmark not in BENCHMARKS:
+            raise click.BadParameter(f"unknown benchmark {benchmark!r}; expected one of {list(BENCHMARKS)}",
+                                     param_hint="--benchmark")
+        key = run_key(benchmark, model)
+    else:
+        key = AGGREGATE
+    if reading is None:
+        return key, ()
+    if spec.reads is not None:
+        return key, spec.reads(params)
+    if reading == "shard":  # the shards named (default: the demo's) whose annotations passed the gates
+        from curation.gate_status import passed_shards
+
+        read, left_out = passed_shards(store, tuple(check_shard_name(s) for s in (shards or params.demo_pool.shards)))
+        if left_out:
+            click.echo(f"shards left out: {left_out}", err=True)
+        if not read:
+            raise click.ClickException("no shard's annotations passed the quality gates; run `reactid gate` first")
+        return key, tuple(read)
+    if reading == "benchmark_model":
+        return key, tuple(run_key(b, m) for b in BENCHMARKS for m in params.evaluation.models)
+    return key, (AGGREGATE,)
+
+
+_PER = {"shard": "per shard (--shard S)", "variant": "per ablation variant (--variant V)",
+        "model": "per untrained model (--model M)",
+        "benchmark_model": "per benchmark and model (--benchmark B --model M)",
+        "aggregate": "once over all its inputs"}
+
+
+def _run_stage(ctx: click.Context, name: str, *, domain: str | None = None, shards: tuple[str, ...] = (),
+               variant: str | None = None, model: str | None = None, benchmark: str | None = None,
+               force: bool = False) -> None:
+    """Run stage `name` (declared in package `domain`, default: any) for the run its options name."""
+    import uuid
+
+    from assets.declarations import after_run, project_stages
     from core.params import check_shard_name
     from core.stage import run_stage
     from core.storage import open_params_store
-    from curation.stages import STAGES
     from orchestration.progress import terminal_progress
 
-    if name not in STAGES:
-        raise click.BadParameter(f"unknown stage {name!r}; expected one of {sorted(STAGES)}", param_hint="NAME")
     params = _params(ctx)
-    check_shard_name(shard)
+    stages = project_stages(params)
+    known = sorted(n for n, spec in stages.items() if domain in (None, spec.fn.__module__.split(".")[0]))
+    if name not in known:
+        raise click.BadParameter(f"unknown stage {name!r}; expected one of {known}", param_hint="NAME")
+    spec = stages[name]
+    for shard in shards:  # a bad name stops before the store is touched
+        check_shard_name(shard)
     store = open_params_store(params)
+    key, reads = _run_key(spec, stages, params, store, shards, variant, model, benchmark)
     with terminal_progress():
-        result = run_stage(STAGES[name], shard, params, store, force=force)
-    summary = {k: v for k, v in result.metadata.items() if not k.endswith("preview")}
+        result = run_stage(spec, key, params, store, force=force, shards=reads)
+    summary = {k: v for k, v in result.metadata.items() if not k.endswith("preview") and k != "scores"}
     state = "up to date" if result.skipped else f"done in {result.seconds:.1f}s"
-    click.echo(f"{name}[{shard}] {state}: {json.dumps(summary, default=str)}")
+    click.echo(f"{name}[{key}] {state}: {json.dumps(summary, default=str)}")
+    recorded = after_run(spec, params, store, result.fingerprint, reads, run_id=f"cli-{uuid.uuid4().hex[:12]}")
+    if recorded:
+        click.echo(f"lakeFS: tag {recorded['tag']} -> {recorded['commit_id']} (data {recorded['data_commit']})")
+
+
+_FORCE = click.option("--force", is_flag=True, help="Recompute even when the outputs are up to date.")
+
+
+@cli.command("run")
+@click.argument("name")
+@click.option("--shard", "shards", multiple=True,
+              help="Per-shard stages: the shard. Stages over all shards: the shards to read (repeatable; default: "
+                   "params demo_pool.shards), of which those whose annotations passed the quality gates.")
+@click.option("--variant", default=None, help="Per-variant stages (ablation_runs): the ablation variant.")
+@click.option("--model", default=None, help="Per-model stages: the model (untrained_model: a name in "
+                                            "evaluation.untrained_models).")
+@click.option("--benchmark", default=None, help="Per-(benchmark, model) stages: the benchmark.")
+@_FORCE
+@click.pass_context
+def run_cmd(ctx: click.Context, name: str, shards: tuple[str, ...], variant: str | None, model: str | None,
+            benchmark: str | None, force: bool) -> None:
+    """Run one declared stage (what each dvc.yaml stage calls) unless its outputs are up to date.
+
+    The options name its run by how the stage is split: --shard S; --variant V; --model M;
+    --benchmark B --model M; nothing for a stage over all its inputs."""
+    _run_stage(ctx, name, shards=shards, variant=variant, model=model, benchmark=benchmark, force=force)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--shard", required=True)
+@_FORCE
+@click.pass_context
+def stage(ctx: click.Context, name: str, shard: str, force: bool) -> None:
+    """Run one curation or annotation stage for one shard (`reactid run NAME --shard S`)."""
+    _run_stage(ctx, name, domain="curation", shards=(shard,), force=force)
 
 
 @cli.command("train-stage")
 @click.argument("name")
 @click.option("--shard", "shards", multiple=True, help="Annotated shards to read (default: the demo shards in params).")
 @click.option("--variant", default=None, help="Ablation variant (ablation_runs only), e.g. tarope_T4.")
-@click.option("--force", is_flag=True, help="Recompute even when the outputs are up to date.")
+@_FORCE
 @click.pass_context
 def train_stage(ctx: click.Context, name: str, shards: tuple[str, ...], variant: str | None, force: bool) -> None:
-    """Run one curriculum or training stage over all shards (what each training dvc.yaml stage calls):
-    training_samples ... curriculum_schedule, latent_cache, curriculum_phase_1..4, ablation_runs --variant V."""
-    from core.params import check_shard_name
-    from core.stage import AGGREGATE, run_stage
-    from core.storage import open_params_store
-    from orchestration.progress import terminal_progress
-    from training.run_stages import TRAINING_RUN_STAGES
-    from training.stages import TRAINING_STAGES
-
-    if name in TRAINING_RUN_STAGES:
-        params = _params(ctx)
-        store = open_params_store(params)
-        if (name == "ablation_runs") != (variant is not None):
-            raise click.BadParameter("--variant is required for ablation_runs and only for it", param_hint="--variant")
-        if variant is not None:
-            from training.ablations import ABLATION_VARIANTS
-
-            if variant not in ABLATION_VARIANTS:
-                raise click.BadParameter(f"unknown variant {variant!r}; expected one of {list(ABLATION_VARIANTS)}",
-                                         param_hint="--variant")
-        shard, upstream = (variant, (AGGREGATE,)) if variant else (AGGREGATE, ())
-        with terminal_progress():
-            result = run_stage(TRAINING_RUN_STAGES[name], shard, params, store, force=force, shards=upstream)
-        summary = {k: v for k, v in result.metadata.items() if not k.endswith("preview")}
-        state = "up to date" if result.skipped else f"done in {result.seconds:.1f}s"
-        click.echo(f"{name}[{shard}] {state}: {json.dumps(summary, default=str)}")
-        return
-    if name not in TRAINING_STAGES:
-        known = sorted([*TRAINING_STAGES, *TRAINING_RUN_STAGES])
-        raise click.BadParameter(f"unknown stage {name!r}; expected one of {known}", param_hint="NAME")
-    params = _params(ctx)
-    shards = tuple(check_shard_name(s) for s in (shards or params.demo_pool.shards))
-    store = open_params_store(params)
-    if TRAINING_STAGES[name].aggregate:
-        from curation.gate_status import passed_shards
-
-        shards, left_out = passed_shards(store, shards)
-        if left_out:
-            click.echo(f"shards left out: {left_out}", err=True)
-        if not shards:
-            raise click.ClickException("no shard's annotations passed the quality gates; run `reactid gate` first")
-    with terminal_progress():
-        result = run_stage(TRAINING_STAGES[name], AGGREGATE, params, store, force=force, shards=shards)
-    summary = {k: v for k, v in result.metadata.items() if not k.endswith("preview")}
-    state = "up to date" if result.skipped else f"done in {result.seconds:.1f}s"
-    click.echo(f"{name}[{AGGREGATE}] {state}: {json.dumps(summary, default=str)}")
+    """Run one curriculum or training stage (`reactid run NAME ...`): training_samples ... curriculum_schedule,
+    latent_cache, curriculum_phase_<k>, ablation_runs --variant V."""
+    _run_stage(ctx, name, domain="training", shards=shards, variant=variant, force=force)
 
 
 @cli.command("phase-plan")
@@ -182,56 +244,11 @@ def phase_plan_cmd(ctx: click.Context, phase: int, out: Path, previous_output: P
 @click.argument("name")
 @click.option("--benchmark", default=None, help="benchmark_videos / benchmark_scores: the benchmark.")
 @click.option("--model", default=None, help="The registered model (untrained_model: the configured name).")
-@click.option("--force", is_flag=True, help="Recompute even when the outputs are up to date.")
+@_FORCE
 @click.pass_context
 def eval_stage(ctx: click.Context, name: str, benchmark: str | None, model: str | None, force: bool) -> None:
-    """Run one evaluation stage (what each evaluation dvc.yaml stage calls)."""
-    from core.params import check_shard_name
-    from core.stage import AGGREGATE, run_stage
-    from core.storage import open_params_store
-    from evaluation.demo_benchmarks import BENCHMARKS
-    from evaluation.stages import EVAL_STAGES, run_key, submission_runs
-    from orchestration.progress import terminal_progress
-
-    if name not in EVAL_STAGES:
-        raise click.BadParameter(f"unknown stage {name!r}; expected one of {sorted(EVAL_STAGES)}", param_hint="NAME")
-    params = _params(ctx)
-    store = open_params_store(params)
-    shard, shards = AGGREGATE, ()
-    if name in ("benchmark_videos", "benchmark_scores"):
-        if not benchmark or not model:
-            raise click.UsageError(f"{name} needs --benchmark and --model")
-        shard = run_key(benchmark, model)
-    elif name == "untrained_model":
-        if not model:
-            raise click.UsageError("untrained_model needs --model (a name in evaluation.untrained_models)")
-        shard = model
-    elif name == "demo_benchmarks":
-        from curation.gate_status import passed_shards
-
-        shards, left_out = passed_shards(store, tuple(check_shard_name(s) for s in params.demo_pool.shards))
-        if left_out:
-            click.echo(f"shards left out: {left_out}", err=True)
-        if not shards:
-            raise click.ClickException("no shard's annotations passed the quality gates; run `reactid gate` first")
-    elif name == "leaderboard":
-        shards = tuple(run_key(b, m) for b in BENCHMARKS for m in params.evaluation.models)
-    elif name == "ipvg_submission":
-        shards = submission_runs(params)
-    with terminal_progress():
-        result = run_stage(EVAL_STAGES[name], shard, params, store, force=force, shards=tuple(shards))
-    summary = {k: v for k, v in result.metadata.items() if not k.endswith("preview") and k != "scores"}
-    state = "up to date" if result.skipped else f"done in {result.seconds:.1f}s"
-    click.echo(f"{name}[{shard}] {state}: {json.dumps(summary, default=str)}")
-    if name == "leaderboard" and params.lakefs.enabled:  # merge the run's lakeFS branch into main, tag it
-        import uuid
-
-        from versioning.hooks import promote_evaluation
-
-        promotion = promote_evaluation(params, store, run_id=f"cli-{uuid.uuid4().hex[:12]}",
-                                       evaluation_fingerprint=result.fingerprint,
-                                       models=[s.split("/", 1)[1] for s in shards])
-        click.echo(f"lakeFS: tag {promotion['tag']} -> {promotion['commit_id']} (data {promotion['data_commit']})")
+    """Run one evaluation stage (`reactid run NAME ...`)."""
+    _run_stage(ctx, name, domain="evaluation", model=model, benchmark=benchmark, force=force)
 
 
 @cli.command("lakefs-lineage")
@@ -394,11 +411,13 @@ def demo(ctx: click.Context, shards: tuple[str, ...]) -> None:
 @cli.command("dvc-yaml")
 @click.option("--out", "out", default="dvc.yaml", show_default=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--check", is_flag=True, help="Exit 1 when OUT differs from what the declarations generate.")
-def dvc_yaml_cmd(out: Path, check: bool) -> None:
-    """Write dvc.yaml from the stage declarations (the registries and orchestration/dvc_yaml.py)."""
+@click.pass_context
+def dvc_yaml_cmd(ctx: click.Context, out: Path, check: bool) -> None:
+    """Write dvc.yaml from the stage declarations (assets/declarations.py and orchestration/dvc_yaml.py),
+    with one stage per curriculum phase of params (curriculum.phase_ratios)."""
     from orchestration.dvc_yaml import dvc_yaml
 
-    text = dvc_yaml()
+    text = dvc_yaml(_params(ctx))
     if check:
         if not out.is_file() or out.read_text() != text:
             click.echo(f"{out} differs from the stage declarations: run `reactid dvc-yaml`", err=True)
@@ -418,7 +437,7 @@ def code_versions_cmd(ctx: click.Context) -> None:
 
     params = _params(ctx)
     root = params.resolve(params.storage.root)
-    versions = code_versions()
+    versions = code_versions(params)
     for stage, version in versions.items():
         path = root / code_version_key(stage)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,16 +6,13 @@ great_expectations and deepspeed are imported inside the functions that use them
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import dagster as dg
 
-from assets.annotation import ANNOTATION_ASSETS, ANNOTATION_GROUP
+from assets.annotation import ANNOTATION_GROUP
 from assets.checks import ANNOTATION_CHECKS
-from assets.curation import CURATION_ASSETS, CURATION_GROUP, DEMO_GROUP
-from assets.curriculum import BROWSER_ASSETS, CURRICULUM_ASSETS, CURRICULUM_GROUP
+from assets.curation import CURATION_GROUP, DEMO_GROUP
+from assets.curriculum import CURRICULUM_GROUP
 from assets.evaluation import (
-    EVALUATION_ASSETS,
     EVALUATION_INPUT_ASSETS,
     EVALUATION_PAIR_ASSETS,
     EVALUATION_REPORT_ASSETS,
@@ -24,20 +21,20 @@ from assets.evaluation import (
 from assets.partitions import shard_partitions
 from assets.reports import annotation_report, curation_report
 from assets.resources import reactid_resource
+from assets.stage_assets import PROJECT_PARAMS, STAGE_ASSETS
 from assets.training import (
     ABLATION_ASSETS,
-    TRAINING_ASSETS,
     TRAINING_GROUP,
     ablation_partitions,
 )
-from core.params import load_params
 from orchestration.instance_config import retry_tags
 from orchestration.schedules import build_retraining_schedule
 from orchestration.sensors import build_new_shard_sensor, build_scoring_sensors, run_failure_alert
 
 # Read when the code location loads: the schedule's cron, sensor intervals and default statuses,
-# and the run-retry tags of every job. Everything else is read by each run through the resource.
-LOAD_PARAMS = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+# the run-retry tags of every job, and how many curriculum phases the graph has (assets.stage_assets).
+# Everything else is read by each run through the resource.
+LOAD_PARAMS = PROJECT_PARAMS
 RUN_TAGS = retry_tags(LOAD_PARAMS)
 
 curation_job = dg.define_asset_job(
@@ -97,7 +94,7 @@ retraining_job = dg.define_asset_job(
     # benchmark sets of the same gated shards.
     selection=dg.AssetSelection.groups(CURRICULUM_GROUP, TRAINING_GROUP) | dg.AssetSelection.assets("demo_benchmarks"),
     description="The curriculum (difficulty -> quartiles -> schedule), the latent cache, curriculum_phase_1 -> ... -> "
-    "curriculum_phase_4 and the demo benchmark sets over every shard whose annotations passed the quality gates; "
+    "curriculum_phase_<P> (P = len(curriculum.phase_ratios)) and the demo benchmark sets over every shard whose annotations passed the quality gates; "
     "the retraining_scoring sensor then scores the new phase models.",
 )
 ingest_job = dg.define_asset_job(
@@ -121,8 +118,8 @@ new_shard_sensor = build_new_shard_sensor(ingest_job, LOAD_PARAMS.orchestration.
 SCORING_SENSORS = build_scoring_sensors(retraining_job, evaluation_job, evaluation_reports_job)
 
 defs = dg.Definitions(
-    assets=[*CURATION_ASSETS, *ANNOTATION_ASSETS, *CURRICULUM_ASSETS, curation_report, annotation_report,
-            *EVALUATION_ASSETS, *TRAINING_ASSETS, *ABLATION_ASSETS, *BROWSER_ASSETS],
+    # every declared stage's asset (generated from its StageSpec) and the reports over every shard
+    assets=[*STAGE_ASSETS.values(), curation_report, annotation_report],
     asset_checks=ANNOTATION_CHECKS,
     jobs=[curation_job, annotation_job, demo_shard_job, curriculum_job, reports_job, evaluation_inputs_job,
           evaluation_job, evaluation_reports_job, retraining_job, ablations_job, ingest_job],

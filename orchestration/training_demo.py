@@ -1,4 +1,4 @@
-"""`make demo`, training part: the retraining job (latent cache and the four curriculum phases)
+"""`make demo`, training part: the retraining job (latent cache and the curriculum phases)
 and every ablation variant of params as one short partitioned run each, through Dagster."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from core.stage import AGGREGATE, recorded_metadata
-from training.run_stages import PHASES, ablation_steps
+from training.run_stages import ablation_steps, phase_name
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -28,7 +28,8 @@ def run_training(defs: Any, instance: Any, params: Any, store: Any, echo: Callab
     from orchestration.progress import terminal_progress
 
     run = params.training.effective()
-    echo(f"[training] latent cache + curriculum_phase_1..4: preset {run.preset}, {run.total_steps} steps, "
+    phases = [phase_name(k) for k in range(1, len(params.curriculum.phase_ratios) + 1)]
+    echo(f"[training] latent cache + curriculum_phase_1..{len(phases)}: preset {run.preset}, {run.total_steps} steps, "
          f"batch {run.global_batch}, {run.precision}")
     started = time.perf_counter()
     with terminal_progress():
@@ -39,7 +40,7 @@ def run_training(defs: Any, instance: Any, params: Any, store: Any, echo: Callab
             echo(f"[training] {line}")
         return False
     echo(f"[training] done in {time.perf_counter() - started:.0f}s")
-    for name in PHASES:
+    for name in phases:
         m = recorded_metadata(store, name, AGGREGATE) or {}
         echo(f"  {name}: steps {m['start_step']}-{m['global_step']}  tau {m['tau']:.3f}  inter-clip "
              f"{m['inter_clip_ratio_achieved']:.0%}  loss {m['loss_first']:.3f} -> {m['loss_final']:.3f}  "

@@ -85,7 +85,7 @@ def phase_plan(store: Any, phase: int, *, previous_output: Path | None = None) -
             phase's checkpoint ended at another step than this phase starts at.
         CheckpointError: the previous output's checkpoint folder is inconsistent.
     """
-    from training.run_stages import LATENT_INDEX_KEY, PHASES, check_training_shards
+    from training.run_stages import LATENT_INDEX_KEY, check_training_shards, phase_name
     from training.sampler import open_sampler
     from training.stages import SCHEDULE_KEY
 
@@ -99,8 +99,8 @@ def phase_plan(store: Any, phase: int, *, previous_output: Path | None = None) -
     _check_cached(store, LATENT_INDEX_KEY, step_ids)
     start, note = None, None
     if phase > 1:
-        start, note = _previous_checkpoint(store, PHASES[phase - 2], current.start_step, previous_output)
-    return PhasePlan(phase, PHASES[phase - 1], current.start_step, current.end_step, step_ids, start, note)
+        start, note = _previous_checkpoint(store, phase_name(phase - 1), current.start_step, previous_output)
+    return PhasePlan(phase, phase_name(phase), current.start_step, current.end_step, step_ids, start, note)
 
 
 def _check_cached(store: Any, index_key: str, step_ids: list[list[str]]) -> None:

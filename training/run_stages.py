@@ -1,8 +1,10 @@
-"""Training stages: the latent cache, the four curriculum phases and the ablation runs.
+"""Training stages: the latent cache, one stage per curriculum phase and the ablation runs.
 
 curriculum_schedule, training_samples, difficulty_scores -> latent_cache
-latent_cache + curriculum_schedule -> curriculum_phase_1 -> ... -> curriculum_phase_4
+latent_cache + curriculum_schedule -> curriculum_phase_1 -> ... -> curriculum_phase_<P>
 latent_cache + difficulty_scores -> ablation_runs[<variant>]
+
+P is the number of `curriculum.phase_ratios` (training_run_stages(P)); the paper has four.
 
 All run under ``core.stage.run_stage`` (Dagster assets and ``reactid train-stage`` alike).
 The latent cache and the phases are stages of the pseudo-shard AGGREGATE; an ablation run's
@@ -45,8 +47,24 @@ from training.stages import SCHEDULE_KEY
 LATENT_INDEX_KEY = "cache/index.json"
 MAIN_RUN_PREFIX = "training/main"
 ABLATION_PREFIX = "training/ablations"
-PHASES = tuple(f"curriculum_phase_{k}" for k in range(1, 5))
+PHASE_PREFIX = "curriculum_phase_"
 SAMPLE_LOG = "sample_ids.jsonl"
+
+
+def phase_name(k: int) -> str:
+    """The stage of curriculum phase k (1-based)."""
+    return f"{PHASE_PREFIX}{k}"
+
+
+def phase_number(stage: str) -> int | None:
+    """k of the stage ``curriculum_phase_<k>``; None for any other stage."""
+    suffix = stage.removeprefix(PHASE_PREFIX)
+    return int(suffix) if stage.startswith(PHASE_PREFIX) and suffix.isdigit() and int(suffix) >= 1 else None
+
+
+# The paper's four phases (params.yaml's curriculum.phase_ratios 4:2:1:1); what the graph runs
+# follows the params' count: training_run_stages(len(curriculum.phase_ratios)).
+PHASES = tuple(phase_name(k) for k in range(1, 5))
 
 
 def _table(stage: str) -> str:
@@ -359,7 +377,7 @@ def _record_draws(ctx: StageContext, run_key: str, used: dict[int, list[str]], s
 
     rows = {r["sample_id"]: r for r in read_table(ctx.store, _table("training_samples"),
                                                    needed_by=ctx.stage).to_pylist()}
-    spec = TRAINING_RUN_STAGES[ctx.stage]
+    spec = training_run_stages(phase_number(ctx.stage) or 0)[ctx.stage]  # a phase's own, whatever the count
     meta = write_draws(ctx.store, run_key, used, sample_ids, d_overall, is_inter, rows, sampler)
     meta["provenance_key"] = write_provenance(ctx.store, run_key, spec, ctx.params, ctx.shard, sampler)
     return meta
@@ -380,16 +398,20 @@ def curriculum_phase(ctx: StageContext) -> dict[str, Any]:
     from training.sampler import open_sampler
 
     check_training_shards(ctx.store)
-    k = PHASES.index(ctx.stage) + 1
+    k = phase_number(ctx.stage)
     sampler = open_sampler(ctx.store, SCHEDULE_KEY)
+    if k is None or k > len(sampler.schedule.phases):
+        raise StageInputError(f"{ctx.stage} is not a phase of the curriculum schedule, which has "
+                              f"{len(sampler.schedule.phases)} (curriculum.phase_ratios)")
     phase = sampler.schedule.phases[k - 1]
     start_checkpoint = None  # store key of the previous phase's checkpoint folder
     if k > 1:
-        previous = recorded_metadata(ctx.store, PHASES[k - 2], AGGREGATE) or {}
+        before = phase_name(k - 1)
+        previous = recorded_metadata(ctx.store, before, AGGREGATE) or {}
         if previous.get("global_step") != phase.start_step:
             raise StageInputError(
-                f"{ctx.stage} starts at step {phase.start_step} of the schedule, but {PHASES[k - 2]} ended at "
-                f"step {previous.get('global_step')}: re-run {PHASES[k - 2]}"
+                f"{ctx.stage} starts at step {phase.start_step} of the schedule, but {before} ended at "
+                f"step {previous.get('global_step')}: re-run {before}"
             )
         start_checkpoint = previous["checkpoint_dir"]
     variant = ctx.params.training.variant
@@ -420,8 +442,8 @@ def _phase_run(ctx: StageContext, folders: RunFolders, k: int, sampler: Any, pha
     plot_key = f"reports/training/{ctx.stage}_loss.png"
     losses = _loss_curve(ctx, output_dir, plot_key, f"{ctx.stage} (tau {phase.tau:.3f})")
     model = _register(ctx, f"phase_{k}", "phase", result, output_dir,
-                      f"curriculum phase {k} of {len(PHASES)} (steps {phase.start_step}-{phase.end_step})", k,
-                      run_key)
+                      f"curriculum phase {k} of {len(sampler.schedule.phases)} "
+                      f"(steps {phase.start_step}-{phase.end_step})", k, run_key)
     m = result.metrics
     return {
         "phase": k,
@@ -529,29 +551,39 @@ def _ablation_run(ctx: StageContext, folders: RunFolders, variant: str, plan: An
 
 # ---------------------------------------------------------------- registry
 
-TRAINING_RUN_STAGES: dict[str, StageSpec] = {
-    "latent_cache": StageSpec(
-        "latent_cache", latent_cache, ("training.preset", "training.seed"), ("training_samples", "difficulty_scores"),
-        "VAE latents and text embeddings of every scored sample, encoded once (content-keyed cache).",
-        partitioning="aggregate", outputs=(Output("cache", persist=True),)),
-    **{
-        name: StageSpec(
-            name, curriculum_phase, ("training",),
-            ("latent_cache", "curriculum_schedule", *((PHASES[k - 1],) if k else ())),
-            f"Curriculum phase {k + 1}: DeepSpeed training at its tau and inter-clip ratio, "
-            f"{'from scratch' if k == 0 else f'from {PHASES[k - 1]}'}; exported and registered as phase_{k + 1}.",
-            partitioning="aggregate",
-            # training folders persist so that an interrupted phase resumes from its latest checkpoint
-            outputs=(Output(f"{MAIN_RUN_PREFIX}/{name}", persist=True), Output(f"models/phase_{k + 1}", persist=True),
-                     Output(f"reports/training/{name}_loss.png", cache=False)))
-        for k, name in enumerate(PHASES)
-    },
-    "ablation_runs": StageSpec(
-        "ablation_runs", ablation_run,
-        ("training", "curriculum", "difficulty", "ablations.total_steps", "ablations.demo_total_steps"),
-        ("latent_cache", "difficulty_scores"),
-        "One ablation variant: a short full training; exported and registered as ablation-<variant>.",
-        aggregate=True, partitioning="variant",
-        outputs=(Output(f"{ABLATION_PREFIX}/{{variant}}", persist=True), Output("models/ablation-{variant}", persist=True),
-                 Output("reports/training/ablation_{variant}_loss.png", cache=False))),
-}
+def phase_spec(k: int) -> StageSpec:
+    """Curriculum phase k (1-based): trains the schedule's steps of phase k from phase k-1's checkpoint."""
+    name = phase_name(k)
+    return StageSpec(
+        name, curriculum_phase, ("training",),
+        ("latent_cache", "curriculum_schedule", *((phase_name(k - 1),) if k > 1 else ())),
+        f"Curriculum phase {k}: DeepSpeed training at its tau and inter-clip ratio, "
+        f"{'from scratch' if k == 1 else f'from {phase_name(k - 1)}'}; exported and registered as phase_{k}.",
+        partitioning="aggregate",
+        # training folders persist so that an interrupted phase resumes from its latest checkpoint
+        outputs=(Output(f"{MAIN_RUN_PREFIX}/{name}", persist=True), Output(f"models/phase_{k}", persist=True),
+                 Output(f"reports/training/{name}_loss.png", cache=False)))
+
+
+def training_run_stages(n_phases: int) -> dict[str, StageSpec]:
+    """The latent cache, curriculum phases 1..n_phases and the ablation runs."""
+    return {
+        "latent_cache": StageSpec(
+            "latent_cache", latent_cache, ("training.preset", "training.seed"),
+            ("training_samples", "difficulty_scores"),
+            "VAE latents and text embeddings of every scored sample, encoded once (content-keyed cache).",
+            partitioning="aggregate", outputs=(Output("cache", persist=True),)),
+        **{phase_name(k): phase_spec(k) for k in range(1, n_phases + 1)},
+        "ablation_runs": StageSpec(
+            "ablation_runs", ablation_run,
+            ("training", "curriculum", "difficulty", "ablations.total_steps", "ablations.demo_total_steps"),
+            ("latent_cache", "difficulty_scores"),
+            "One ablation variant: a short full training; exported and registered as ablation-<variant>.",
+            aggregate=True, partitioning="variant",
+            outputs=(Output(f"{ABLATION_PREFIX}/{{variant}}", persist=True),
+                     Output("models/ablation-{variant}", persist=True),
+                     Output("reports/training/ablation_{variant}_loss.png", cache=False))),
+    }
+
+
+TRAINING_RUN_STAGES: dict[str, StageSpec] = training_run_stages(len(PHASES))

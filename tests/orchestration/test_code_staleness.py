@@ -70,9 +70,11 @@ def probe(project_copy, tmp_path, monkeypatch, base_params_raw):
 
 def _assets():
     """The assets as the code location builds them now (code versions read at definition)."""
-    from assets.curation import stage_asset
+    from assets.stage_assets import AssetTraits, stage_asset
+    from curation.stages import STAGES
 
-    return [stage_asset("probe_first", None, "probe", {"python"}), stage_asset("probe_second", None, "probe", {"python"})]
+    probes = {name: STAGES[name] for name in ("probe_first", "probe_second")}
+    return [stage_asset(spec, probes, AssetTraits("probe", ("python",))) for spec in probes.values()]
 
 
 def _status(instance) -> dict[str, StaleStatus]:
@@ -124,10 +126,10 @@ def test_the_code_location_gives_every_stage_asset_its_stage_code_version():
     from orchestration.definitions import defs
     from orchestration.dvc_yaml import stage_declarations
 
-    from tests.orchestration.test_dvc_yaml import _registries
+    from tests.orchestration.test_dvc_yaml import _project_params, _registries
 
     graph = defs.resolve_asset_graph()
     versions = {node.key.to_user_string(): node.code_version for node in graph.asset_nodes}
     for name, spec in _registries().items():
         assert versions[name] == stage_code_version(spec).version, name
-    assert {s.name for s in stage_declarations()} >= set(_registries())
+    assert {s.name for s in stage_declarations(_project_params())} >= set(_registries())

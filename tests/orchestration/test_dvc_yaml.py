@@ -15,19 +15,38 @@ import yaml
 from tests.code_copy import add_comment, add_statement, copy_project, edit_docstring, project_copy  # noqa: F401
 
 
-def _registries():
-    from curation.stages import STAGES
-    from evaluation.stages import EVAL_STAGES
-    from training.run_stages import TRAINING_RUN_STAGES
-    from training.stages import TRAINING_STAGES
+def _project_params():
+    from core.params import load_params
 
-    return {**STAGES, **TRAINING_STAGES, **TRAINING_RUN_STAGES, **EVAL_STAGES}
+    return load_params(Path(__file__).resolve().parents[2] / "params.yaml")
+
+
+def _registries():
+    from assets.declarations import project_stages
+
+    return project_stages(_project_params())
 
 
 def test_the_committed_dvc_yaml_is_the_generated_one(repo_root):
     from orchestration.dvc_yaml import dvc_yaml
 
-    assert (repo_root / "dvc.yaml").read_text() == dvc_yaml(), "dvc.yaml is stale: run `reactid dvc-yaml`"
+    assert (repo_root / "dvc.yaml").read_text() == dvc_yaml(_project_params()), \
+        "dvc.yaml is stale: run `reactid dvc-yaml`"
+
+
+def test_dvc_yaml_has_one_stage_per_curriculum_phase_of_params(base_params_raw, tmp_path):
+    from core.params import load_params
+    from orchestration.dvc_yaml import dvc_yaml
+    from tests.conftest import write_params
+
+    raw = {**base_params_raw, "curriculum": {**base_params_raw["curriculum"], "phase_ratios": [2, 1, 1, 1, 1],
+                                             "inter_clip_ratios": [0, 0, 0.1, 0.2, 0.3],
+                                             "demo_inter_clip_ratios": [0, 0, 0, 0.2, 0.3]}}
+    stages = yaml.safe_load(dvc_yaml(load_params(write_params(tmp_path, raw))))["stages"]
+    phases = sorted(name for name in stages if name.startswith("curriculum_phase_"))
+    assert phases == [f"curriculum_phase_{k}" for k in range(1, 6)]
+    assert stages["curriculum_phase_5"]["cmd"] == "reactid run curriculum_phase_5"
+    assert "${storage.root}/models/phase_4" in stages["curriculum_phase_5"]["deps"]
 
 
 def test_every_stage_depends_on_its_code_version_and_caches_its_marker(repo_root):

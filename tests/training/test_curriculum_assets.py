@@ -148,8 +148,7 @@ def test_cli_train_stage(materialized):
 
     project, _, _, _, _, _ = materialized
     params = str(project / "params.yaml")
-    out = CliRunner().invoke(cli, ["--params", params, "train-stage", "difficulty_quartiles",
-                                   "--shard", "gen-000", "--shard", "gen-001"])
+    out = CliRunner().invoke(cli, ["--params", params, "train-stage", "difficulty_quartiles"])
     assert out.exit_code == 0, out.output
     assert "difficulty_quartiles[all-shards] up to date" in out.output
     summary = json.loads(out.output.split(": ", 1)[1])
