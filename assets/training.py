@@ -77,6 +77,6 @@ ABLATION_ASSETS = [ablation_runs]
 
 def retraining_cron(params_path) -> str:
     """The retraining schedule's cron expression (``retraining.cron``)."""
-    from core.params import load_params
+    from orchestration.params import load_params
 
     return load_params(params_path).retraining.cron

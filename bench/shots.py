@@ -23,7 +23,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.params import load_params  # noqa: E402
 from curation.accuracy import match_boundaries  # noqa: E402
 from curation.features import make_embedder  # noqa: E402
 from curation.scenes import precision_recall_f1  # noqa: E402
@@ -31,6 +30,7 @@ from curation.shot_detectors import BACKENDS, make_detectors  # noqa: E402
 from curation.shot_transnetv2 import load_transnetv2  # noqa: E402
 from curation.synth.real_cuts import build_real_cuts_shard  # noqa: E402
 from curation.video_io import iter_frames  # noqa: E402
+from orchestration.params import load_params  # noqa: E402
 
 
 def main() -> None:

@@ -211,7 +211,7 @@ def open_store(backend: str, root: str, s3: Any = None, *,
 
 def open_params_store(params: Params, *, credentials: tuple[str, str, str | None] | None = None) -> ObjectStore:
     """The store params `storage` names (its backend already reflects the
-    REACTID_STORAGE_BACKEND override applied by core.params.load_params)."""
+    REACTID_STORAGE_BACKEND override applied by core.params.read_params)."""
     storage = params.storage
     return open_store(storage.backend, str(params.resolve(storage.root)), storage.s3, credentials=credentials)
 

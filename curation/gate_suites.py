@@ -15,7 +15,6 @@ import pandas as pd
 import pyarrow as pa
 
 from core.errors import ReactIDError
-from core.params import QualityGatesParams
 from curation import annotation_schemas as S
 from curation.entities import Taxonomy
 from curation.gate_rules import (
@@ -45,6 +44,7 @@ from curation.gate_views import (
     first_row_per_clip,
     text_chars,
 )
+from curation.params import QualityGatesParams
 
 SUITES = ("captions", "entities", "subjects", "faces", "timelines", "annotations")
 SCHEMAS = {"captions": S.CAPTIONS, "entities": S.ENTITIES, "subjects": S.SUBJECTS, "faces": S.FACES,

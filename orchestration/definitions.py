@@ -30,8 +30,8 @@ from assets.training import (
     TRAINING_GROUP,
     ablation_partitions,
 )
-from core.params import load_params
 from orchestration.instance_config import retry_tags
+from orchestration.params import load_params
 from orchestration.schedules import build_retraining_schedule
 from orchestration.sensors import build_new_shard_sensor, build_scoring_sensors, run_failure_alert
 

@@ -57,7 +57,7 @@ def tiny_aesthetic(tmp_path_factory):
 
 
 def test_clip_quality_with_pretrained_aesthetic_backend(tiny_aesthetic, make_project):
-    from core.params import load_params
+    from orchestration.params import load_params
     from core.stage import run_stage
     from core.storage import LocalObjectStore
     from core.tables import read_table

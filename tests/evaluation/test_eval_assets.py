@@ -56,7 +56,7 @@ def project(tmp_path_factory, base_params_raw):
 
     from assets.evaluation import EVALUATION_INPUT_ASSETS
     from assets.resources import ReactIDResource
-    from core.params import load_params
+    from orchestration.params import load_params
     from core.storage import LocalObjectStore
     from core.tables import write_table
 

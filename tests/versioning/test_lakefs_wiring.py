@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core.params import load_params
+from orchestration.params import load_params
 from core.storage import LocalObjectStore
 from core.tables import read_json, write_json, write_table
 from curation.gate_status import GATE_SUITES, gate_key
@@ -127,7 +127,7 @@ def test_disabled_makes_no_network_call(lakefs_project, fake_lakefs, lakefs_env)
 
 
 def test_default_params_keep_lakefs_off_and_the_sdk_unloaded(repo_root):
-    code = ("import sys; from core.params import load_params; import assets.checks, assets.evaluation, "
+    code = ("import sys; from orchestration.params import load_params; import assets.checks, assets.evaluation, "
             "versioning.hooks; p = load_params('params.yaml'); "
             "print(p.lakefs.enabled, [m for m in ('lakefs', 'lakefs_sdk') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, check=True)
