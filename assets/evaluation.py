@@ -19,6 +19,7 @@ from assets.partitions import MODELS, model_partitions
 from assets.pools import GPU_POOL
 from assets.resources import ReactIDResource
 from assets.runner import asset_code_version, run_stage_in_asset
+from core import layout
 from core.stage import AGGREGATE, marker_key, run_stage
 from evaluation.demo_benchmarks import BENCHMARKS
 from training.run_stages import PHASES
@@ -102,15 +103,16 @@ def untrained_model(context: dg.AssetExecutionContext, reactid: ReactIDResource)
             context.instance.add_dynamic_partitions(MODELS, [name])
     return dg.MaterializeResult(
         metadata={"models": dg.MetadataValue.json(fingerprints),
-                  "registry": _location(store, "models")},
+                  "registry": _location(store, layout.MODELS)},
         data_version=dg.DataVersion("-".join(fingerprints[n] for n in sorted(fingerprints))),
     )
 
 
 def _location(store, key: str) -> dg.MetadataValue:
-    """Where ``key`` lives: a file path on the local backend, else the object's URI."""
-    if hasattr(store, "path"):
-        return dg.MetadataValue.path(str(store.path(key)))
+    """Where ``key`` lives: a file path on a filesystem store, else the object's URI."""
+    path = store.filesystem_path(key)
+    if path is not None:
+        return dg.MetadataValue.path(str(path))
     return dg.MetadataValue.url(store.uri(key))
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from core import layout
 from core.errors import StageInputError
 from core.execution import ItemEnv, ItemWork, run_items
 from core.stage import StageContext, counts_by
@@ -37,7 +38,7 @@ from core.storage import ObjectStore
 from core.tables import read_json, read_table, to_table, write_json, write_table
 from curation.schemas import CLIP_DEDUP, CLIP_SIGNATURES
 
-SHARD_ORDER_PREFIX = "index/shard_order"
+SHARD_ORDER_PREFIX = layout.SHARD_ORDER
 EMBEDDED_BACKEND = "embedded:dct-hash"
 
 # ---------------------------------------------------------------- shard order
@@ -45,7 +46,7 @@ EMBEDDED_BACKEND = "embedded:dct-hash"
 
 def register_shard(store: ObjectStore, shard: str) -> dict[str, Any]:
     """Record that `shard` joined the duplicate index, unless it already has; return its record."""
-    key = f"{SHARD_ORDER_PREFIX}/{shard}.json"
+    key = layout.shard_order_record(shard)
     if store.exists(key):
         return read_json(store, key)
     record = {"shard": shard, "registered_ns": time.time_ns()}
@@ -153,7 +154,7 @@ def _indexed(store: ObjectStore, shard: str, settings: dict[str, Any]) -> list:
     from curation.dedup import IndexedClip
 
     out = []
-    for row in read_table(store, f"tables/clip_signatures/{shard}.parquet", needed_by="clip_dedup").to_pylist():
+    for row in read_table(store, layout.table("clip_signatures", shard), needed_by="clip_dedup").to_pylist():
         if _settings(row) != settings:
             raise StageInputError(f"clip_signatures of shard {shard!r} were computed with {_settings(row)}, this "
                                   f"shard's with {settings}: rerun clip_signatures for {shard!r}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+from core import layout
 from core.storage import ObjectStore
 from core.tables import read_table
 
@@ -28,7 +29,7 @@ def _figure(w: float, h: float):
 
 def quality_plot(store: ObjectStore, shard: str, min_motion: float | None = None) -> bytes | None:
     """Foreground motion and sharpness per clip of a shard."""
-    key = f"tables/clip_quality/{shard}.parquet"
+    key = layout.table("clip_quality", shard)
     if not store.exists(key):
         return None
     rows = read_table(store, key).to_pylist()

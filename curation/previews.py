@@ -20,12 +20,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from core import layout
 from core.progress import report
 from core.stage import StageContext
 from core.storage import temp_dir
 from core.tables import read_table, to_table, write_table
 
-PREFIX = "previews"
+PREFIX = layout.PREVIEWS
 SHEET_NAME = "contact_sheet.png"
 BAR_HEIGHT = 22  # px under the frame: the timeline bar
 BANNER_HEIGHT = 20  # px over the frame: rejection reasons or "no verified subject"
@@ -50,15 +51,15 @@ REJECT_COLOUR = (200, 30, 30)
 
 
 def preview_key(shard: str, clip_id: str) -> str:
-    return f"{PREFIX}/{shard}/{clip_id}.mp4"
+    return layout.join(layout.previews(shard), f"{clip_id}.mp4")
 
 
 def thumbnail_key(shard: str, clip_id: str) -> str:
-    return f"{PREFIX}/{shard}/{clip_id}.png"
+    return layout.join(layout.previews(shard), f"{clip_id}.png")
 
 
 def contact_sheet_key(shard: str) -> str:
-    return f"{PREFIX}/{shard}/{SHEET_NAME}"
+    return layout.join(layout.previews(shard), SHEET_NAME)
 
 
 @dataclass(frozen=True)
@@ -298,7 +299,7 @@ def clip_previews(ctx: StageContext) -> dict[str, Any]:
     annotations = read_table(ctx.store, ctx.table_key("annotations"), needed_by="clip_previews").to_pylist()
     timelines = read_table(ctx.store, ctx.table_key("timelines"), needed_by="clip_previews").to_pylist()
     overlays = clip_overlays(curated, annotations, timelines)
-    prefix = f"{PREFIX}/{ctx.shard}"
+    prefix = layout.previews(ctx.shard)
     rows, thumbs = [], []
     with temp_dir() as tmp, ctx.store.staged_prefix(prefix) as staging:
         for i, clip in enumerate(curated):

@@ -30,71 +30,14 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from curation.shot_boundaries import BackendShots, ShotDetection, Transition, frame_runs
+
 BACKENDS = ("transnetv2", "pyscenedetect")
 TRANSITION_REASON = "gradual_transition"
-
-
-@dataclass(frozen=True)
-class Transition:
-    """A gradual boundary (dissolve, fade): frames [start_frame, end_frame) blend two shots."""
-
-    start_frame: int
-    end_frame: int  # exclusive
-
-    @property
-    def frames(self) -> int:
-        return self.end_frame - self.start_frame
-
-
-@dataclass(frozen=True)
-class BackendShots:
-    """One backend's boundaries over one video.
-
-    Attributes:
-        cuts: hard cuts, each the first frame of the new shot.
-        transitions: gradual transitions, sorted, not overlapping.
-        candidates: the backend's intermediate proposals by name (e.g. PySceneDetect's own
-            cuts before refinement), recorded for the report.
-    """
-
-    backend: str
-    cuts: list[int]
-    transitions: list[Transition]
-    seconds: float
-    candidates: dict[str, list[int]] = field(default_factory=dict)
-    min_adjacent_similarity: float | None = None
-
-
-@dataclass(frozen=True)
-class ShotDetection:
-    """The selected backend's boundaries and, by name, every backend that ran."""
-
-    selected: str
-    n_frames: int
-    by_backend: dict[str, BackendShots]
-
-    @property
-    def cuts(self) -> list[int]:
-        return self.by_backend[self.selected].cuts
-
-    @property
-    def transitions(self) -> list[Transition]:
-        return self.by_backend[self.selected].transitions
-
-
-# ---------------------------------------------------------------- shared
-
-
-def frame_runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """Runs [start, end) of consecutive True frames in `mask`."""
-    padded = np.concatenate([[False], np.asarray(mask, bool), [False]])
-    edges = np.flatnonzero(padded[1:] != padded[:-1])
-    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
 # ---------------------------------------------------------------- PySceneDetect + similarity

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from core import layout
 from core.errors import ParamsError
 from core.execution import ItemEnv, ItemWork, model_device, run_items
 from core.progress import report
@@ -56,7 +57,7 @@ def demo_pool(ctx: StageContext) -> dict[str, Any]:
     files = sorted(p.name for p in folder.iterdir() if p.suffix == ".mp4")
     location = str(folder)
     if prefix:
-        shard_prefix = f"{prefix}/{ctx.shard}"
+        shard_prefix = layout.pool_shard(prefix, ctx.shard)
         with ctx.store.staged_prefix(shard_prefix) as staging:  # a rebuilt shard replaces the old one whole
             for path in sorted(folder.iterdir()):
                 ctx.store.put_file(f"{staging}/{path.name}", path)
@@ -182,7 +183,6 @@ def cut_video(env: ItemEnv, models, video: dict) -> dict[str, Any]:
     cfg = env.params.scene_clips
     embedder, transnet = models
     passes_before = DECODE_STATS.total_passes()
-    prefix = f"clips/{env.shard}"
     t0 = time.perf_counter()
     with temp_dir() as tmp:
         # a video of a store pool is one stream for both passes (ranged reads, no copy)
@@ -211,7 +211,7 @@ def cut_video(env: ItemEnv, models, video: dict) -> dict[str, Any]:
                 crf=cfg.encode_crf, preset=cfg.encode_preset, rate=rate,
             )
         for s in kept:  # each clip an object of this run before the result naming it is recorded
-            env.store.put_file(f"{env.objects_prefix}/clips/{local[s.index].name}", local[s.index])
+            env.store.put_file(layout.join(env.objects_prefix, layout.CLIPS, local[s.index].name), local[s.index])
     t2 = time.perf_counter()
     psd = shots.by_backend.get("pyscenedetect")
     cut_row = {
@@ -240,7 +240,7 @@ def cut_video(env: ItemEnv, models, video: dict) -> dict[str, Any]:
             "duration_s": s.duration_s, "fps": float(rate),
             "width": video["width"] - video["width"] % 2, "height": video["height"] - video["height"] % 2,
             "kept": s.kept, "drop_reason": s.drop_reason,
-            "clip_key": f"{prefix}/{clip_id}.mp4" if s.kept else None,
+            "clip_key": layout.clip(env.shard, clip_id) if s.kept else None,
             "caption": video["caption"], "identity": video["identity"],
         })
     # Timings and decode counts vary from run to run and engine to engine: metadata only.
@@ -272,12 +272,12 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
     run = run_items(ctx, work, videos, label=lambda v: v["video_id"])
     cut_rows = [r["cuts"] for r in run.results]
     clip_rows = [c for r in run.results for c in r["clips"]]
-    prefix = f"clips/{ctx.shard}"
+    prefix = layout.clips(ctx.shard)
     with ctx.store.staged_prefix(prefix) as staging:
         for row in clip_rows:
             if row["kept"]:
-                with ctx.store.local_path(f"{run.objects_prefix}/clips/{row['clip_id']}.mp4") as path:
-                    ctx.store.put_file(f"{staging}/{row['clip_id']}.mp4", path)
+                with ctx.store.local_path(layout.join(run.objects_prefix, layout.CLIPS, layout.clip_file(row["clip_id"]))) as path:
+                    ctx.store.put_file(layout.join(staging, layout.clip_file(row["clip_id"])), path)
     if not ctx.fingerprint:  # no progress to resume from: this run's objects are not needed again
         ctx.store.delete_prefix(run.objects_prefix)
     write_table(ctx.store, ctx.table_key("scene_cuts"), to_table(cut_rows, schemas.SCENE_CUTS))
@@ -476,7 +476,7 @@ def curated_clips(ctx: StageContext) -> dict[str, Any]:
     copies = {r["clip_id"]: r for r in read_table(ctx.store, ctx.table_key("clip_dedup"), needed_by="curated_clips").to_pylist()
               if r["duplicate"]}
     rows = []
-    prefix = f"clips_cropped/{ctx.shard}"
+    prefix = layout.cropped_clips(ctx.shard)
     with temp_dir() as tmp, ctx.store.staged_prefix(prefix) as staging:
         for i, q in enumerate(quality):
             report(f"curated_clips[{ctx.shard}]", i, len(quality), q["clip_id"])
@@ -492,8 +492,8 @@ def curated_clips(ctx: StageContext) -> dict[str, Any]:
                 local = Path(tmp) / f"{q['clip_id']}.mp4"
                 with ctx.store.open_stream(clip["clip_key"]) as src:
                     write_segments(src, [Segment(0, 1 << 40, local, crop=(x, y, w, h))], crf=enc.encode_crf, preset=enc.encode_preset)
-                ctx.store.put_file(f"{staging}/{q['clip_id']}.mp4", local)
-                key = f"{prefix}/{q['clip_id']}.mp4"
+                ctx.store.put_file(layout.join(staging, layout.clip_file(q["clip_id"])), local)
+                key = layout.cropped_clip(ctx.shard, q["clip_id"])
             rows.append({
                 "clip_id": q["clip_id"], "video_id": clip["video_id"], "shard": ctx.shard, "kept": not reasons,
                 "reasons": reasons, "clip_key": key, "cropped": cropped, "crop": q["crop"],
@@ -532,13 +532,13 @@ STAGES: dict[str, StageSpec] = {
                   "Register a shard and probe each file; quarantine unusable ones.", input_hash=_raw_pool_hash,
                   inputs=("${raw_videos.pool_root}/{shard}",)),
         StageSpec("scene_clips", scene_clips, ("scene_clips",), ("raw_videos",), "Scene cuts and H.264 clips.",
-                  outputs=(Output("clips/{shard}"), Output("tables/scene_clips/{shard}.parquet"),
-                           Output("tables/scene_cuts/{shard}.parquet"))),
+                  outputs=(Output(layout.clips("{shard}")), Output(layout.table("scene_clips", "{shard}")),
+                           Output(layout.table("scene_cuts", "{shard}")))),
         StageSpec("clip_quality", clip_quality, ("clip_quality",), ("scene_clips",),
                   "Motion, text, technical and aesthetic scores."),
         StageSpec("curated_clips", curated_clips, ("curated_clips", "scene_clips"), ("scene_clips", "clip_quality", "clip_dedup"),
                   "Clips passing every filter and not repeating an earlier clip, with rejection reasons.",
-                  outputs=(Output("clips_cropped/{shard}"), Output("tables/curated_clips/{shard}.parquet"))),
+                  outputs=(Output(layout.cropped_clips("{shard}")), Output(layout.table("curated_clips", "{shard}")))),
     )
 }
 
@@ -550,14 +550,14 @@ def _dedup_specs() -> list[StageSpec]:
         StageSpec("clip_signatures", dedup_stages.clip_signatures, ("clip_signatures",), ("scene_clips", "raw_videos"),
                   "Perceptual signature of every clip; the shard joins the duplicate index.",
                   # when the shard joined the duplicate index: written once, kept across reruns
-                  outputs=(Output("tables/clip_signatures/{shard}.parquet"),
-                           Output("index/shard_order/{shard}.json", persist=True, cache=False))),
+                  outputs=(Output(layout.table("clip_signatures", "{shard}")),
+                           Output(layout.shard_order_record("{shard}"), persist=True, cache=False))),
         # DVC cannot name "the shards registered before": its stage reads every shard's
         # signatures and so reruns when any shard's change, with the same result.
         StageSpec("clip_dedup", dedup_stages.clip_dedup, ("clip_dedup",), ("clip_signatures",),
                   "Exact and near duplicates of earlier clips of the shard and of every shard registered before it.",
                   prior_upstream=("clip_signatures",), prior_shards=dedup_stages.shards_before,
-                  inputs=("tables/clip_signatures", "index/shard_order")),
+                  inputs=(layout.tables_prefix("clip_signatures"), layout.SHARD_ORDER)),
     ]
 
 
@@ -598,7 +598,7 @@ def _preview_spec() -> StageSpec:
     return StageSpec("clip_previews", clip_previews, ("clip_previews",), ("annotations", "timelines", "curated_clips"),
                      "Annotated H.264 preview per clip (boxes, masks, faces, timeline bar; rejected clips with "
                      "their reasons) and a contact sheet per shard.",
-                     outputs=(Output("tables/clip_previews/{shard}.parquet"), Output("previews/{shard}")))
+                     outputs=(Output(layout.table("clip_previews", "{shard}")), Output(layout.previews("{shard}"))))
 
 
 STAGES["clip_previews"] = _preview_spec()

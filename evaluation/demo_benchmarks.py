@@ -30,12 +30,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core import layout
 from core.errors import StageInputError
 from core.holdout import has_face, held_out_identities, identity_draw
 from core.storage import ObjectStore
 
 BENCHMARKS = ("opens2v", "reactid_seq", "ipvg_track1", "ipvg_track2")
-PREFIX = "benchmarks"
+PREFIX = layout.BENCHMARKS
 FILES = {
     "opens2v": "Open-Domain_Eval.json",
     "reactid_seq": "ReactID-Eval-SEQ.json",
@@ -44,14 +45,14 @@ FILES = {
 }
 TIMELINE_BENCHMARKS = frozenset({"reactid_seq", "ipvg_track2"})
 IPVG_TRACKS = {"ipvg_track1": 1, "ipvg_track2": 2}
-MANIFEST_KEY = f"{PREFIX}/manifest.json"
+MANIFEST_KEY = layout.BENCHMARK_MANIFEST
 
 
 def benchmark_key(name: str) -> str:
     """Object key of a benchmark's file."""
     if name not in FILES:
         raise KeyError(f"unknown benchmark {name!r}; expected one of {BENCHMARKS}")
-    return f"{PREFIX}/{name}/{FILES[name]}"
+    return layout.benchmark_file(name, FILES[name])
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ yields an excluded row, never a sample scored as 0.
 
 from __future__ import annotations
 
+from core import layout
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -196,7 +197,7 @@ def embed_images(embedder, images: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def reference_key(shard: str, entity_id: str, frame: int) -> str:
-    return f"references/{shard}/{entity_id}/f{frame:05d}.png"
+    return layout.reference(shard, entity_id, frame)
 
 
 @dataclass(frozen=True)

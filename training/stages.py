@@ -19,24 +19,25 @@ from typing import Any
 
 import numpy as np
 
+from core import layout
 from core.progress import report
 from core.stage import AGGREGATE, Output, StageContext, StageSpec, counts_by, recorded_metadata
 from core.tables import read_table, to_table, write_json, write_table
 from training import schemas
 
-SCHEDULE_KEY = "curriculum/schedule.json"
-DEEPSPEED_CONFIG_KEY = "curriculum/deepspeed_config.json"
-DEEPSPEED_INDEX_PREFIX = "curriculum/deepspeed"
-HISTOGRAM_CSV_KEY = "plots/difficulty_histogram.csv"
-HISTOGRAM_PNG_KEY = "reports/difficulty_histogram.png"
+SCHEDULE_KEY = layout.SCHEDULE
+DEEPSPEED_CONFIG_KEY = layout.DEEPSPEED_CONFIG
+DEEPSPEED_INDEX_PREFIX = layout.DEEPSPEED_INDEX
+HISTOGRAM_CSV_KEY = layout.DIFFICULTY_HISTOGRAM_CSV
+HISTOGRAM_PNG_KEY = layout.DIFFICULTY_HISTOGRAM_PNG
 
 
 def annotations_key(shard: str) -> str:
-    return f"tables/annotations/{shard}.parquet"
+    return layout.table("annotations", shard)
 
 
 def _key(stage: str) -> str:
-    return f"tables/{stage}/{AGGREGATE}.parquet"
+    return layout.table(stage, AGGREGATE)
 
 
 def _preview(rows: list[dict], columns: list[str], n: int = 8) -> list[dict]:
@@ -77,7 +78,7 @@ def training_samples(ctx: StageContext) -> dict[str, Any]:
     for i, r in enumerate(subjects):
         if frames[i]:
             by_clip[r["clip_key"]].append(i)
-    with ctx.store.staged_prefix("references") as staging:
+    with ctx.store.staged_prefix(layout.REFERENCES) as staging:
         for n, (clip_key, members) in enumerate(sorted(by_clip.items())):
             report("training_samples", n, len(by_clip), clip_key)
             if not ctx.store.exists(clip_key):
@@ -97,7 +98,7 @@ def training_samples(ctx: StageContext) -> dict[str, Any]:
                     target_reason[i] = target_reason[i] or MISSING_REFERENCE
                     continue
                 for f, crop in zip(frames[i], crops):
-                    ctx.store.put_bytes(f"{staging}/{r['shard']}/{r['entity_id']}/f{f:05d}.png", encode_png(crop))
+                    ctx.store.put_bytes(layout.join(staging, layout.reference_name(r["shard"], r["entity_id"], f)), encode_png(crop))
                     keys[i].append(reference_key(r["shard"], r["entity_id"], f))
                 feats = embed_images(embedder, crops).mean(axis=0)
                 if descriptors is None:
@@ -332,12 +333,12 @@ def curriculum_schedule(ctx: StageContext) -> dict[str, Any]:
     metric = deepspeed_metric(d, cfg.deepspeed_metric_scale)
     root = ctx.params.storage.root.rstrip("/")
     ds_config, ds_difficulty, ds_eligible = deepspeed_curriculum(
-        schedule, metric, scale=cfg.deepspeed_metric_scale, index_dir=f"{root}/{DEEPSPEED_INDEX_PREFIX}",
-        cluster_dir=f"{root}/deepspeed_clusters",  # written by DeepSpeed while training: outside dvc's outs
+        schedule, metric, scale=cfg.deepspeed_metric_scale, index_dir=layout.join(root, DEEPSPEED_INDEX_PREFIX),
+        cluster_dir=layout.join(root, layout.DEEPSPEED_CLUSTERS),  # written by DeepSpeed while training: outside dvc's outs
     )
     with temp_dir() as tmp:
         for path in write_deepspeed_index(metric, Path(tmp)):
-            ctx.store.put_file(f"{DEEPSPEED_INDEX_PREFIX}/{path.name}", path)
+            ctx.store.put_file(layout.join(DEEPSPEED_INDEX_PREFIX, path.name), path)
     write_json(ctx.store, DEEPSPEED_CONFIG_KEY, ds_config)
     payload = {
         **schedule.to_json(),
@@ -377,24 +378,24 @@ TRAINING_STAGES: dict[str, StageSpec] = {
     for s in (
         StageSpec("training_samples", training_samples, ("training_samples", "evaluation.held_out"), ("annotations",),
                   "Intra- and inter-clip training samples; reference crops in the object store.", aggregate=True,
-                  outputs=(Output("tables/training_samples/all-shards.parquet"), Output("references")),
-                  inputs=("metrics/quality_gates/{shard}.json",)),
+                  outputs=(Output(_key("training_samples")), Output(layout.REFERENCES)),
+                  inputs=(layout.marker("quality_gates", "{shard}"),)),
         StageSpec("difficulty_scores", difficulty_scores, ("difficulty", "training_samples"),
                   ("training_samples",),
                   "D_sub, D_app, D_sam and D_overall per sample (paper Eq. 1-2).", partitioning="aggregate",
-                  inputs=("tables/annotations/{shard}.parquet",)),
+                  inputs=(annotations_key("{shard}"),)),
         StageSpec("difficulty_quartiles", difficulty_quartiles, ("curriculum",), ("difficulty_scores",),
                   "Quantile thresholds tau of D_overall, counts and histogram.", partitioning="aggregate",
-                  outputs=(Output("tables/difficulty_quartiles/all-shards.parquet"),
-                           Output("reports/difficulty_histogram.png", cache=False),
-                           Output("plots/difficulty_histogram.csv", "plots", cache=False, plot=(
+                  outputs=(Output(_key("difficulty_quartiles")),
+                           Output(HISTOGRAM_PNG_KEY, cache=False),
+                           Output(HISTOGRAM_CSV_KEY, "plots", cache=False, plot=(
                                ("x", "bin_centre"), ("y", "count"),
                                ("title", "D_overall of the training samples (thresholds in "
-                                         "reports/difficulty_histogram.png)"))))),
+                                         f"{HISTOGRAM_PNG_KEY})"))))),
         StageSpec("curriculum_schedule", curriculum_schedule, ("curriculum", "training"),
                   ("difficulty_quartiles", "difficulty_scores"),
                   "Phases, tau and inter-clip ratio per phase; schedule JSON and DeepSpeed config.", partitioning="aggregate",
-                  outputs=(Output("tables/curriculum_schedule/all-shards.parquet"), Output("curriculum"))),
+                  outputs=(Output(_key("curriculum_schedule")), Output(layout.CURRICULUM))),
     )
 }
 
@@ -409,10 +410,9 @@ def _browser_spec() -> StageSpec:
                      "Static HTML page over every gated shard's clips: previews, captions, entities, difficulty, "
                      "quartile and phase, filters, and easy-to-hard examples per quartile.",
                      input_hash=browser_inputs_hash, aggregate=True,
-                     inputs=("tables/clip_previews/{shard}.parquet", "tables/training_samples/all-shards.parquet",
-                             "tables/difficulty_scores/all-shards.parquet",
-                             "tables/difficulty_quartiles/all-shards.parquet"),
-                     outputs=(Output("reports/dataset_browser.html", cache=False),))
+                     inputs=(layout.table("clip_previews", "{shard}"), _key("training_samples"),
+                             _key("difficulty_scores"), _key("difficulty_quartiles")),
+                     outputs=(Output(layout.DATASET_BROWSER, cache=False),))
 
 
 TRAINING_STAGES["dataset_browser"] = _browser_spec()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from core.stage import AGGREGATE, marker_key
 from orchestration.params import load_params
 from core.storage import LocalObjectStore
 from core.tables import read_json, write_json, write_table
@@ -54,7 +55,7 @@ def _passed_shard(store, shard: str = "s-000") -> dict:
 
 def _trained_on(store, *shards: str) -> None:
     """The marker training_samples leaves: the shards the training data was built from."""
-    write_json(store, "metrics/training_samples/all.json", {"shards": list(shards)})
+    write_json(store, marker_key("training_samples", AGGREGATE), {"shards": list(shards)})
 
 
 def test_promotion_holds_the_data_trained_on_not_shards_gated_later(lakefs_project, fake_lakefs, lakefs_env):
