@@ -530,7 +530,7 @@ class CurriculumParams(Section):
         return self
 
 
-# ---------------------------------------------------------------- training runs (issue 6)
+# ---------------------------------------------------------------- training runs
 
 
 class AblationsParams(Section):
@@ -570,7 +570,7 @@ class RetrainingParams(Section):
         return value
 
 
-# ---------------------------------------------------------------- orchestration (issue 8)
+# ---------------------------------------------------------------- orchestration
 
 
 class NewShardSensorParams(Section):
@@ -621,7 +621,7 @@ class OrchestrationParams(Section):
     alerts: AlertsParams
 
 
-# ---------------------------------------------------------------- evaluation (issue 7)
+# ---------------------------------------------------------------- evaluation
 
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 ModelName = Annotated[str, Field(pattern=MODEL_NAME_PATTERN)]
