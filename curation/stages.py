@@ -25,6 +25,7 @@ from core.storage import temp_dir
 from core.tables import read_table, to_table, write_table
 from curation import schemas
 from curation.backends import AESTHETIC_SCORERS, TEXT_SCANNERS, item_work, load_chosen
+from curation.clip_filters import rejection_reasons
 
 
 def _preview(rows: list[dict], columns: list[str], n: int = 8) -> list[dict]:
@@ -435,30 +436,9 @@ def _summary(values: list[float | None]) -> dict[str, float] | None:
 # ---------------------------------------------------------------- curated_clips
 
 
-def rejection_reasons(q: dict[str, Any], cfg) -> list[str]:
-    """Every filter a clip fails (empty when it passes), thresholds from params."""
-    reasons = []
-    if q["motion_foreground"] < cfg.min_motion:
-        reasons.append("low_motion")
-    if q["has_text"] and q["text_free_area"] is not None and q["text_free_area"] < cfg.min_text_free_area:
-        reasons.append("text_overlay_uncroppable")
-    if q["sharpness"] < cfg.min_sharpness:
-        reasons.append("blurry")
-    if q["brightness"] < cfg.min_brightness:
-        reasons.append("underexposed")
-    if q["brightness"] > cfg.max_brightness:
-        reasons.append("overexposed")
-    if q["noise"] > cfg.max_noise:
-        reasons.append("noisy")
-    if q["blockiness"] is not None and q["blockiness"] > cfg.max_blockiness:
-        reasons.append("blocky")
-    if q["aesthetic"] is not None and q["aesthetic"] < cfg.min_aesthetic:
-        reasons.append("low_aesthetic")
-    return reasons
-
-
 def curated_clips(ctx: StageContext) -> dict[str, Any]:
-    """Keep clips that pass every filter; crop those with text to their text-free area."""
+    """Keep clips that pass every filter (curation.clip_filters); crop those with text to their
+    text-free area."""
     from curation.clip_writing import Segment, write_segments
 
     cfg = ctx.params.curated_clips
