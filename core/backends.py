@@ -1,9 +1,11 @@
 """Named backends of a capability: one registry per capability, one error for an unknown name.
 
 params.yaml names a backend per capability (`captions.backend: pretrained`,
-`scene_clips.shot_backend: transnetv2`); the package that owns the capability keeps a
+`scene_clips.shot_backend: transnetv2`); the module that owns the capability keeps a
 `BackendRegistry` mapping each name to what builds or loads it, and stages look the name up
-there instead of comparing strings. The registry is the one list of a capability's names:
+there instead of comparing strings. A registry lives beside the stage that uses it (CAPTIONERS
+in curation/annotation_stages.py, SUBJECT_TRACKERS in curation/subject_stages.py, ...), so a
+stage's code version covers its own backends' code and no other's. The registry is the one list of a capability's names:
 the params section models allow exactly its keys (tests/core/test_backend_registries.py
 compares them), so adding a backend is its code, one registry entry and its name in the
 params model.
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from core.errors import ParamsError
+from core.execution import ItemWork
 
 T = TypeVar("T")
 
@@ -96,3 +99,37 @@ class Backend:
     load: Callable[[Any], Any] | None = None
     uses_gpu: bool = False
     build: Callable[..., Any] | None = None
+
+
+def chosen(registry: BackendRegistry[Backend], params: Any) -> Backend:
+    """The entry of `registry` that params choose (at the registry's first params key).
+
+    Raises:
+        ParamsError: params name no backend registered in `registry`.
+    """
+    section, field = registry.params_keys[0].split(".")
+    return registry.get(getattr(getattr(params, section), field))
+
+
+def load_chosen(registry: BackendRegistry[Backend], env: Any) -> Any:
+    """The models of the backend params choose, loaded for one worker (`env`: an ItemEnv),
+    or None when it loads none."""
+    backend = chosen(registry, env.params)
+    return backend.load(env) if backend.load is not None else None
+
+
+def item_work(process: Callable[[Any, Any, Any], Any], registry: BackendRegistry[Backend], params: Any,
+              setup: Callable[[Any], Any] | None = None) -> ItemWork:
+    """The ItemWork of a stage whose models come from the backend params choose.
+
+    Args:
+        process: the item function; its `models` argument is what the backend loaded, or
+            None for a backend that runs without models.
+        setup: a stage setup that wraps the backend's loader (loads more than the backend's
+            models, then calls `load_chosen`); by default the backend's own loader.
+
+    Raises:
+        ParamsError: params name no backend registered in `registry`.
+    """
+    backend = chosen(registry, params)
+    return ItemWork(process, setup=setup or backend.load, uses_gpu=backend.uses_gpu)

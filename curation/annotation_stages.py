@@ -11,26 +11,16 @@ from typing import Any
 
 import numpy as np
 
-from core.execution import ItemEnv, run_items
-from core.stage import StageContext, counts_by
+from core.backends import Backend, BackendRegistry, item_work, load_chosen
+from core.execution import ItemEnv, model_device, run_items
+from core.stage import StageContext
+from core.summaries import counts_by, preview_rows
 from core.tables import read_table, to_table, write_table
 from curation import annotation_schemas as schemas
-from curation.backends import (
-    ATTRIBUTE_READERS,
-    CAPTIONERS,
-    ENTITY_LABELLERS,
-    TIMELINE_BUILDERS,
-    item_work,
-    load_chosen,
-)
 
 
 def _rows(ctx: StageContext, name: str) -> list[dict]:
     return read_table(ctx.store, ctx.table_key(name), needed_by=ctx.stage).to_pylist()
-
-
-def _preview(rows: list[dict], cols: list[str], n: int = 8) -> list[dict]:
-    return [{c: r.get(c) for c in cols} for r in rows[:n]]
 
 
 def _clips(ctx: StageContext) -> dict[str, dict]:
@@ -48,6 +38,59 @@ def _clip_frames(store, clip: dict, n: int, width: int = 448) -> np.ndarray:
         batch = decode_frames(stream, width=width)
     idx = np.linspace(0, len(batch.frames) - 1, min(n, len(batch.frames))).round().astype(int)
     return batch.frames[idx]
+
+
+# ---------------------------------------------------------------- backends
+
+
+def load_vlm(env: ItemEnv, model: str, **kwargs: Any):
+    """Qwen2.5-VL behind the captioner interface, once per worker, on the worker's device."""
+    from curation.pretrained.captioner import VlmCaptioner
+
+    return VlmCaptioner(model, device=model_device(env.params), **kwargs)
+
+
+def load_caption_vlm(env: ItemEnv):
+    cfg = env.params.captions
+    return load_vlm(env, cfg.model, num_frames=cfg.frames)
+
+
+def load_entity_vlm(env: ItemEnv):
+    return load_vlm(env, env.params.entities.model)
+
+
+def load_attribute_vlm(env: ItemEnv):
+    return load_vlm(env, env.params.attributes.model)
+
+
+def load_timeline_models(env: ItemEnv):
+    """Qwen2.5-VL (proposals) and CLIP (alignment re-scoring), once per worker."""
+    from curation.pretrained.timeline import ClipAlignmentScorer, VlmTimelineProposer
+
+    cfg = env.params.timelines
+    device = model_device(env.params)
+    return VlmTimelineProposer(cfg.proposal_model, device=device), ClipAlignmentScorer(cfg.alignment_model, device=device)
+
+
+# The backends of each annotation capability by name; a pretrained one loads a model with the
+# interface its item function calls (VlmCaptioner: `caption(frames)`, `fine_label(frames, label)`,
+# `describe_attributes(frames)`, `name`; timelines: a (proposer, alignment scorer) pair).
+CAPTIONERS = BackendRegistry("caption backend", ("captions.backend",), {
+    "embedded": Backend(),  # the pool's sidecar caption
+    "pretrained": Backend(load_caption_vlm, uses_gpu=True),
+})
+ENTITY_LABELLERS = BackendRegistry("entity backend", ("entities.backend",), {
+    "embedded": Backend(),  # fine labels from caption context (spaCy + taxonomy)
+    "pretrained": Backend(load_entity_vlm, uses_gpu=True),
+})
+ATTRIBUTE_READERS = BackendRegistry("attribute backend", ("attributes.backend",), {
+    "embedded": Backend(),  # the pool's sidecar attributes
+    "pretrained": Backend(load_attribute_vlm, uses_gpu=True),
+})
+TIMELINE_BUILDERS = BackendRegistry("timeline backend", ("timelines.backend",), {
+    "embedded": Backend(),  # change points of the subject tracks
+    "pretrained": Backend(load_timeline_models, uses_gpu=True),
+})
 
 
 # ---------------------------------------------------------------- captions
@@ -108,7 +151,7 @@ def captions(ctx: StageContext) -> dict[str, Any]:
             "word_count": {"median": float(np.median(words)) if len(words) else None,
                            "share_ge_50": float((words >= 50).mean()) if len(words) else None},
             "backend": rows[0]["caption_backend"] if rows else cfg.backend,
-            "preview": _preview(rows, ["clip_id", "word_count", "kept", "drop_reason", "caption"]), **run.metadata()}
+            "preview": preview_rows(rows, ["clip_id", "word_count", "kept", "drop_reason", "caption"]), **run.metadata()}
 
 
 # ---------------------------------------------------------------- entities
@@ -171,7 +214,7 @@ def entities(ctx: StageContext) -> dict[str, Any]:
     write_table(ctx.store, ctx.table_key(), to_table(rows, schemas.ENTITIES))
     return {"table": ctx.table_key(), "clips_in": len(caps), "entities": len(rows),
             "by_category": counts_by([r["category"] for r in rows]), "labels": counts_by([r["label"] for r in rows]),
-            "preview": _preview(rows, ["entity_id", "label", "category", "fine_label"]), **run.metadata()}
+            "preview": preview_rows(rows, ["entity_id", "label", "category", "fine_label"]), **run.metadata()}
 
 
 # ---------------------------------------------------------------- attributes
@@ -221,7 +264,7 @@ def attributes(ctx: StageContext) -> dict[str, Any]:
     return {"table": ctx.table_key(), "humans": len(rows),
             "with_attributes": sum(any(r[k] for k in ATTRIBUTE_KEYS) for r in rows),
             "backends": counts_by([r["attribute_backend"] for r in rows]),
-            "preview": _preview(rows, ["entity_id", *ATTRIBUTE_KEYS]), **run.metadata()}
+            "preview": preview_rows(rows, ["entity_id", *ATTRIBUTE_KEYS]), **run.metadata()}
 
 
 # ---------------------------------------------------------------- timelines
@@ -279,7 +322,7 @@ def timelines(ctx: StageContext) -> dict[str, Any]:
     return {"table": ctx.table_key(), "clips": len(rows), "events": sum(r["event_count"] for r in rows),
             "unparsable_answers": unparsable, **run.metadata(),
             "descriptions": counts_by([ev["description"] for r in rows for ev in r["events"]]),
-            "preview": _preview([{**r, "events": "; ".join(f"{e['start']:.1f}-{e['end']:.1f}s {e['description']}"
+            "preview": preview_rows([{**r, "events": "; ".join(f"{e['start']:.1f}-{e['end']:.1f}s {e['description']}"
                                                           for e in r["events"])} for r in rows], ["clip_id", "events"])}
 
 
@@ -337,5 +380,5 @@ def annotations(ctx: StageContext) -> dict[str, Any]:
     return {"table": ctx.table_key(), "subjects": len(rows), "clips": len({r["clip_id"] for r in rows}),
             "excluded_by_reason": counts_by([x["reason"] for x in excluded]),
             "with_faces": sum(bool(r["face_boxes"]) for r in rows), "with_events": sum(bool(r["events"]) for r in rows),
-            "preview": _preview([{**r, "frames": len(r["frame_indices"]), "events": len(r["events"])} for r in rows],
+            "preview": preview_rows([{**r, "frames": len(r["frame_indices"]), "events": len(r["events"])} for r in rows],
                                 ["clip_id", "label", "fine_label", "frames", "events"])}

@@ -31,11 +31,12 @@ from typing import Any
 import numpy as np
 
 from core.errors import StageInputError
-from core.execution import ItemEnv, run_items
-from core.stage import StageContext, counts_by
+from core.backends import Backend, BackendRegistry, item_work
+from core.execution import ItemEnv, model_device, run_items
+from core.stage import StageContext
+from core.summaries import counts_by
 from core.storage import ObjectStore
 from core.tables import read_json, read_table, to_table, write_json, write_table
-from curation.backends import SIGNATURE_EMBEDDERS, item_work
 from curation.schemas import CLIP_DEDUP, CLIP_SIGNATURES
 
 SHARD_ORDER_PREFIX = "index/shard_order"
@@ -74,6 +75,20 @@ def shards_before(ctx: StageContext) -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------- clip_signatures
+
+
+def load_signature_embedder(env: ItemEnv):
+    """The pretrained frame embedder of `clip_signatures`, loaded once per worker."""
+    from curation.features import build_frame_embedder
+
+    return build_frame_embedder("pretrained", env.params.clip_signatures.pretrained_model,
+                                device=model_device(env.params), params_key="clip_signatures.backend")
+
+
+SIGNATURE_EMBEDDERS = BackendRegistry("signature backend", ("clip_signatures.backend",), {
+    "embedded": Backend(),  # DCT hashes (curation.dedup)
+    "pretrained": Backend(load_signature_embedder, uses_gpu=True),
+})
 
 
 def sign_clip(env: ItemEnv, embedder, clip: dict) -> dict[str, Any]:

@@ -17,19 +17,16 @@ from typing import Any
 
 import numpy as np
 
+from core.backends import Backend, BackendRegistry, item_work, load_chosen
 from core.errors import ParamsError
 from core.execution import ItemEnv, ItemWork, model_device, run_items
 from core.progress import report
-from core.stage import Output, StageContext, StageSpec, counts_by
+from core.stage import Output, StageContext, StageSpec
+from core.summaries import counts_by, min_median_max, preview_rows
 from core.storage import temp_dir
 from core.tables import read_table, to_table, write_table
 from curation import schemas
-from curation.backends import AESTHETIC_SCORERS, TEXT_SCANNERS, item_work, load_chosen
 from curation.clip_filters import rejection_reasons
-
-
-def _preview(rows: list[dict], columns: list[str], n: int = 8) -> list[dict]:
-    return [{c: r.get(c) for c in columns} for r in rows[:n]]
 
 
 # ---------------------------------------------------------------- demo_pool
@@ -136,8 +133,8 @@ def raw_videos(ctx: StageContext) -> dict[str, Any]:
         "quarantine_by_reason": counts_by([r["reason"] for r in quarantined]),
         "total_duration_s": round(sum(r["duration_s"] for r in ok), 2),
         "partial_videos_used": sum(not r["complete"] for r in ok),
-        "quarantine_preview": _preview(quarantined, ["video_id", "reason", "detail"], 20),
-        "preview": _preview(ok, ["video_id", "duration_s", "fps", "width", "height", "codec"]),
+        "quarantine_preview": preview_rows(quarantined, ["video_id", "reason", "detail"], 20),
+        "preview": preview_rows(ok, ["video_id", "duration_s", "fps", "width", "height", "codec"]),
         **run.metadata(),
     }
 
@@ -307,7 +304,7 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
         "videos_with_decode_errors": sum(r["decode_errors"] > 0 for r in cut_rows),
         "detect_seconds": round(sum(r["detect_s"] for r in run.results), 3),
         "write_seconds": round(sum(r["write_s"] for r in run.results), 3),
-        "preview": _preview(kept_rows, ["clip_id", "start_s", "end_s", "duration_s"]),
+        "preview": preview_rows(kept_rows, ["clip_id", "start_s", "end_s", "duration_s"]),
         **run.metadata(),
     }
 
@@ -383,6 +380,40 @@ def analyse_clip(path, cfg, aesthetic_scorer=None) -> dict[str, Any]:
     }
 
 
+def load_rapidocr(env: ItemEnv) -> None:
+    """RapidOCR's sessions at the analysis width, cached per process."""
+    from curation.quality import _rapidocr
+
+    _rapidocr(env.params.clip_quality.analysis_width)
+
+
+def load_laion_aesthetic(env: ItemEnv):
+    """CLIP + the LAION aesthetic head."""
+    from curation.aesthetic import LaionAestheticScorer
+
+    cfg = env.params.clip_quality
+    return LaionAestheticScorer(env.params.resolve(cfg.aesthetic_mlp_path), cfg.aesthetic_clip_model)
+
+
+def embedded_text_scanner(cfg, every: int):
+    """RapidOCR over every `every`-th sampled frame, with the clip_quality thresholds."""
+    from curation.quality import TextScanner
+
+    return TextScanner(every=every, confidence=cfg.ocr_confidence, min_chars=cfg.ocr_min_chars,
+                       max_line_height=cfg.ocr_max_line_height, gate_width=cfg.ocr_gate_width)
+
+
+TEXT_SCANNERS = BackendRegistry("OCR backend", ("clip_quality.ocr_backend",), {
+    "embedded": Backend(load_rapidocr, build=embedded_text_scanner),
+    "none": Backend(),
+})
+# a pretrained aesthetic scorer has `score_clip(frames, n)` and `name`
+AESTHETIC_SCORERS = BackendRegistry("aesthetic backend", ("clip_quality.aesthetic_backend",), {
+    "none": Backend(),
+    "pretrained": Backend(load_laion_aesthetic, uses_gpu=True),
+})
+
+
 def load_quality_models(env: ItemEnv):
     """The models clip_quality runs, loaded once per worker: RapidOCR at the analysis width
     (its sessions are cached per process) and, with the pretrained backend, CLIP + the LAION
@@ -417,20 +448,13 @@ def clip_quality(ctx: StageContext) -> dict[str, Any]:
         "decode_passes_per_clip": round(sum(r["decode_passes"] for r in rows) / max(1, len(rows)), 3),
         "frames_analysed": frames,
         "analysis_frames_per_s": round(frames / seconds, 2) if seconds else None,
-        "motion_foreground": _summary([r["motion_foreground"] for r in rows]),
-        "sharpness": _summary([r["sharpness"] for r in rows]),
+        "motion_foreground": min_median_max([r["motion_foreground"] for r in rows]),
+        "sharpness": min_median_max([r["sharpness"] for r in rows]),
         "aesthetic_backend": rows[0]["aesthetic_backend"] if rows else None,
         "ocr_backend": cfg.ocr_backend,
-        "preview": _preview(rows, ["clip_id", "motion_foreground", "has_text", "text_free_area", "sharpness", "noise"]),
+        "preview": preview_rows(rows, ["clip_id", "motion_foreground", "has_text", "text_free_area", "sharpness", "noise"]),
         **run.metadata(),
     }
-
-
-def _summary(values: list[float | None]) -> dict[str, float] | None:
-    vals = np.asarray([v for v in values if v is not None], float)
-    if not len(vals):
-        return None
-    return {k: round(float(f(vals)), 4) for k, f in (("min", np.min), ("median", np.median), ("max", np.max))}
 
 
 # ---------------------------------------------------------------- curated_clips
@@ -486,9 +510,9 @@ def curated_clips(ctx: StageContext) -> dict[str, Any]:
         "cropped": sum(r["cropped"] for r in kept),
         "rejections_by_reason": counts_by([reason for r in rejected for reason in r["reasons"]]),
         "curated_seconds": round(sum(r["duration_s"] for r in kept), 2),
-        "rejected_preview": _preview([{**r, "reasons": ", ".join(r["reasons"])} for r in rejected],
+        "rejected_preview": preview_rows([{**r, "reasons": ", ".join(r["reasons"])} for r in rejected],
                                      ["clip_id", "reasons", "duplicate_of"], 20),
-        "preview": _preview(kept, ["clip_id", "duration_s", "motion_foreground", "cropped"]),
+        "preview": preview_rows(kept, ["clip_id", "duration_s", "motion_foreground", "cropped"]),
     }
 
 

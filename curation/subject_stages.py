@@ -6,13 +6,57 @@ from typing import Any
 
 import numpy as np
 
-from core.execution import ItemEnv, run_items
-from core.stage import StageContext, counts_by
+from core.backends import Backend, BackendRegistry, item_work
+from core.execution import ItemEnv, model_device, run_items
+from core.stage import StageContext
+from core.summaries import counts_by, preview_rows
 from core.tables import to_table, write_table
 from curation import annotation_schemas as schemas
-from curation.annotation_stages import _clips, _preview, _rows
-from curation.backends import FACE_ANALYZERS, SUBJECT_TRACKERS, item_work
+from curation.annotation_stages import _clips, _rows
 from curation.rle import rle_encode
+
+
+def load_subject_models(env: ItemEnv):
+    """Florence-2, SigLIP and SAM2, once per worker, on the worker's device."""
+    from curation.pretrained.grounding import Florence2Grounder
+    from curation.pretrained.segmentation import Sam2Masker
+    from curation.pretrained.verification import SiglipVerifier
+
+    cfg, device = env.params.subjects, model_device(env.params)
+    return (Florence2Grounder(cfg.grounding_model, device=device), SiglipVerifier(cfg.verifier_model, device=device),
+            Sam2Masker(cfg.segmentation_model, device=device))
+
+
+def load_dlib_face_models(env: ItemEnv) -> None:
+    """dlib's detector, landmark and embedding models, cached per process (the item
+    function calls curation.faces, which reads the cache)."""
+    from curation.faces import _dlib_models
+
+    _dlib_models()
+
+
+def load_insightface(env: ItemEnv):
+    """InsightFace on CUDA when the worker has a GPU and onnxruntime offers it, else on CPU."""
+    import onnxruntime
+
+    from curation.pretrained.faces import InsightFaceAnalyzer
+
+    wanted = ("CUDAExecutionProvider", "CPUExecutionProvider") if model_device(env.params) == "cuda" else ()
+    providers = tuple(p for p in wanted if p in onnxruntime.get_available_providers()) or ("CPUExecutionProvider",)
+    return InsightFaceAnalyzer(str(env.params.resolve(env.params.faces.model_dir)), providers=providers)
+
+
+# Subject trackers: the pretrained one loads a (grounder, verifier, masker) triple. Face
+# analysers: the pretrained one has `detect(frame)` and `name`; dlib's models are cached per
+# process and read by curation.faces.
+SUBJECT_TRACKERS = BackendRegistry("subject backend", ("subjects.backend",), {
+    "embedded": Backend(),  # background model + GrabCut
+    "pretrained": Backend(load_subject_models, uses_gpu=True),
+})
+FACE_ANALYZERS = BackendRegistry("face backend", ("faces.backend",), {
+    "embedded": Backend(load_dlib_face_models),
+    "pretrained": Backend(load_insightface, uses_gpu=True),
+})
 
 
 def _scale_box(box, s: float) -> list[float]:
@@ -120,7 +164,7 @@ def subjects(ctx: StageContext) -> dict[str, Any]:
     return {"table": ctx.table_key(), "entities_in": len(rows), "verified": sum(r["verified"] for r in rows),
             "unverified_by_label": counts_by([r["label"] for r in rows if not r["verified"]]),
             "backend": rows[0]["subject_backend"] if rows else cfg.backend,
-            "preview": _preview([{**r, "frames": len(r["frame_indices"])} for r in rows],
+            "preview": preview_rows([{**r, "frames": len(r["frame_indices"])} for r in rows],
                                 ["entity_id", "label", "frames", "verified", "verification_score"]), **run.metadata()}
 
 
@@ -187,7 +231,7 @@ def faces(ctx: StageContext) -> dict[str, Any]:
     return {"table": ctx.table_key(), "humans_in": len(humans), "with_faces": sum(bool(r["face_boxes"]) for r in rows),
             "faces_kept": sum(len(r["face_boxes"]) for r in rows),
             "hands_filter": "not computed (no embedded hand detector)",
-            "preview": _preview([{**r, "faces": len(r["face_boxes"])} for r in rows],
+            "preview": preview_rows([{**r, "faces": len(r["face_boxes"])} for r in rows],
                                 ["entity_id", "faces", "face_resolution", "representative_frames"]), **run.metadata()}
 
 

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from core.progress import report
-from core.stage import AGGREGATE, Output, StageContext, StageSpec, counts_by, recorded_metadata
+from core.stage import AGGREGATE, Output, StageContext, StageSpec, recorded_metadata
+from core.summaries import counts_by, min_median_max, preview_rows
 from core.tables import read_table, to_table, write_json, write_table
 from training import schemas
 
@@ -37,10 +38,6 @@ def annotations_key(shard: str) -> str:
 
 def _key(stage: str) -> str:
     return f"tables/{stage}/{AGGREGATE}.parquet"
-
-
-def _preview(rows: list[dict], columns: list[str], n: int = 8) -> list[dict]:
-    return [{c: r.get(c) for c in columns} for r in rows[:n]]
 
 
 # ---------------------------------------------------------------- training_samples
@@ -145,8 +142,8 @@ def training_samples(ctx: StageContext) -> dict[str, Any]:
                                                for i in range(len(subjects)))),
         "reference_crops": sum(len(k) for k in keys),
         "similarity_backend": embedder.name,
-        "excluded_preview": _preview(excluded, ["sample_id", "reason", "detail"], 20),
-        "preview": _preview(ok, ["sample_id", "reference_kind", "reference_clip_id", "inter_clip_similarity"]),
+        "excluded_preview": preview_rows(excluded, ["sample_id", "reason", "detail"], 20),
+        "preview": preview_rows(ok, ["sample_id", "reference_kind", "reference_clip_id", "inter_clip_similarity"]),
     }
 
 
@@ -259,17 +256,9 @@ def difficulty_scores(ctx: StageContext) -> dict[str, Any]:
         "weights": {"lambda_sub": weights.lambda_sub, "lambda_app": weights.lambda_app,
                     "lambda_sam": weights.lambda_sam},
         "app_features": counts_by([r["app_features"] for r in scored]),
-        "d_overall": _summary([r["d_overall"] for r in scored]),
-        "preview": _preview(scored, ["sample_id", "d_sub", "d_app", "d_sam", "d_overall", "app_features"]),
+        "d_overall": min_median_max([r["d_overall"] for r in scored]),
+        "preview": preview_rows(scored, ["sample_id", "d_sub", "d_app", "d_sam", "d_overall", "app_features"]),
     }
-
-
-def _summary(values: list[float]) -> dict[str, float] | None:
-    if not values:
-        return None
-    v = np.asarray(values, float)
-    return {"min": round(float(v.min()), 4), "median": round(float(np.median(v)), 4),
-            "max": round(float(v.max()), 4)}
 
 
 def _scores(ctx: StageContext, needed_by: str) -> tuple[np.ndarray, np.ndarray]:

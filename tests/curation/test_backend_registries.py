@@ -20,12 +20,31 @@ from core.stage import StageContext
 from core.storage import LocalObjectStore
 from core.tables import read_table, to_table, write_table
 from core.video import write_video
-from curation import annotation_stages, schemas
-from curation.backends import CAPTIONERS, REGISTRIES
+from core.code_version import module_closure
+from curation import annotation_stages, dedup_stages, schemas, stages, subject_stages
+from curation.annotation_stages import CAPTIONERS
 from curation.features import FRAME_EMBEDDERS
 from curation.shot_detectors import SHOT_DETECTORS
 
-ALL_REGISTRIES = (*REGISTRIES, FRAME_EMBEDDERS, SHOT_DETECTORS)
+ALL_REGISTRIES = tuple(
+    value for module in (annotation_stages, subject_stages, dedup_stages, stages)
+    for value in vars(module).values() if isinstance(value, BackendRegistry)
+) + (FRAME_EMBEDDERS, SHOT_DETECTORS)
+
+
+# Backend fields no curation registry serves: the object store is opened by core.storage, and
+# technical quality has a single classical analyser (the field labels it, it chooses nothing).
+NOT_CURATION_CHOICES = {"storage.backend", "clip_quality.technical_backend"}
+
+
+def test_every_backend_choice_in_params_has_a_registry():
+    choices = set()
+    for section, model in typing.get_type_hints(Params).items():
+        if isinstance(model, type) and hasattr(model, "model_fields"):
+            choices |= {f"{section}.{field}" for field, hint in typing.get_type_hints(model).items()
+                        if field.endswith("backend") and typing.get_origin(hint) is typing.Literal}
+    served = {key for registry in ALL_REGISTRIES for key in registry.params_keys}
+    assert choices - NOT_CURATION_CHOICES == served
 
 
 def _allowed(params_key: str) -> set[str]:
@@ -51,6 +70,16 @@ def test_unknown_name_names_the_key_and_the_known_names():
         registry.register("a", 3)
     registry.register("c", 3)
     assert registry.get("c") == 3 and registry.names() == ("a", "b", "c")
+
+
+def test_a_stage_covers_its_own_backends_code_and_no_other():
+    # registries live beside their stage: the signature stage's code version leaves out the
+    # annotation models, the captions stage's the subject and face models
+    signatures = module_closure(["curation.dedup_stages"])
+    assert "curation.features" in signatures and "curation.pretrained.captioner" not in signatures
+    captions = module_closure(["curation.annotation_stages"])
+    assert "curation.pretrained.captioner" in captions
+    assert not {"curation.pretrained.segmentation", "curation.pretrained.faces"} & set(captions)
 
 
 # ---------------------------------------------------------------- a backend from outside
