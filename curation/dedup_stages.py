@@ -85,6 +85,7 @@ def load_signature_embedder(env: ItemEnv):
                                 device=model_device(env.params), params_key="clip_signatures.backend")
 
 
+# the pretrained backend loads a frame embedder (curation.features: `embed(frames)`, `name`)
 SIGNATURE_EMBEDDERS = BackendRegistry("signature backend", ("clip_signatures.backend",), {
     "embedded": Backend(),  # DCT hashes (curation.dedup)
     "pretrained": Backend(load_signature_embedder, uses_gpu=True),

@@ -403,6 +403,7 @@ def embedded_text_scanner(cfg, every: int):
                        max_line_height=cfg.ocr_max_line_height, gate_width=cfg.ocr_gate_width)
 
 
+# an OCR backend's `build(cfg, every)` makes the per-clip scanner analyse_clip feeds (`add`, `result`)
 TEXT_SCANNERS = BackendRegistry("OCR backend", ("clip_quality.ocr_backend",), {
     "embedded": Backend(load_rapidocr, build=embedded_text_scanner),
     "none": Backend(),
