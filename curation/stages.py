@@ -22,7 +22,9 @@ from core.errors import ParamsError
 from core.execution import ItemEnv, ItemWork, model_device, run_items
 from core.progress import report
 from core.stage import Output, StageContext, StageSpec
-from core.summaries import counts_by, min_median_max, preview_rows
+from core.summaries import counts_by
+from core.summaries import min_median_max as _summary
+from core.summaries import preview_rows as _preview
 from core.storage import temp_dir
 from core.tables import read_table, to_table, write_table
 from curation import schemas
@@ -133,8 +135,8 @@ def raw_videos(ctx: StageContext) -> dict[str, Any]:
         "quarantine_by_reason": counts_by([r["reason"] for r in quarantined]),
         "total_duration_s": round(sum(r["duration_s"] for r in ok), 2),
         "partial_videos_used": sum(not r["complete"] for r in ok),
-        "quarantine_preview": preview_rows(quarantined, ["video_id", "reason", "detail"], 20),
-        "preview": preview_rows(ok, ["video_id", "duration_s", "fps", "width", "height", "codec"]),
+        "quarantine_preview": _preview(quarantined, ["video_id", "reason", "detail"], 20),
+        "preview": _preview(ok, ["video_id", "duration_s", "fps", "width", "height", "codec"]),
         **run.metadata(),
     }
 
@@ -304,7 +306,7 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
         "videos_with_decode_errors": sum(r["decode_errors"] > 0 for r in cut_rows),
         "detect_seconds": round(sum(r["detect_s"] for r in run.results), 3),
         "write_seconds": round(sum(r["write_s"] for r in run.results), 3),
-        "preview": preview_rows(kept_rows, ["clip_id", "start_s", "end_s", "duration_s"]),
+        "preview": _preview(kept_rows, ["clip_id", "start_s", "end_s", "duration_s"]),
         **run.metadata(),
     }
 
@@ -449,11 +451,11 @@ def clip_quality(ctx: StageContext) -> dict[str, Any]:
         "decode_passes_per_clip": round(sum(r["decode_passes"] for r in rows) / max(1, len(rows)), 3),
         "frames_analysed": frames,
         "analysis_frames_per_s": round(frames / seconds, 2) if seconds else None,
-        "motion_foreground": min_median_max([r["motion_foreground"] for r in rows]),
-        "sharpness": min_median_max([r["sharpness"] for r in rows]),
+        "motion_foreground": _summary([r["motion_foreground"] for r in rows]),
+        "sharpness": _summary([r["sharpness"] for r in rows]),
         "aesthetic_backend": rows[0]["aesthetic_backend"] if rows else None,
         "ocr_backend": cfg.ocr_backend,
-        "preview": preview_rows(rows, ["clip_id", "motion_foreground", "has_text", "text_free_area", "sharpness", "noise"]),
+        "preview": _preview(rows, ["clip_id", "motion_foreground", "has_text", "text_free_area", "sharpness", "noise"]),
         **run.metadata(),
     }
 
@@ -511,9 +513,9 @@ def curated_clips(ctx: StageContext) -> dict[str, Any]:
         "cropped": sum(r["cropped"] for r in kept),
         "rejections_by_reason": counts_by([reason for r in rejected for reason in r["reasons"]]),
         "curated_seconds": round(sum(r["duration_s"] for r in kept), 2),
-        "rejected_preview": preview_rows([{**r, "reasons": ", ".join(r["reasons"])} for r in rejected],
+        "rejected_preview": _preview([{**r, "reasons": ", ".join(r["reasons"])} for r in rejected],
                                      ["clip_id", "reasons", "duplicate_of"], 20),
-        "preview": preview_rows(kept, ["clip_id", "duration_s", "motion_foreground", "cropped"]),
+        "preview": _preview(kept, ["clip_id", "duration_s", "motion_foreground", "cropped"]),
     }
 
 

@@ -21,7 +21,9 @@ import numpy as np
 
 from core.progress import report
 from core.stage import AGGREGATE, Output, StageContext, StageSpec, recorded_metadata
-from core.summaries import counts_by, min_median_max, preview_rows
+from core.summaries import counts_by
+from core.summaries import min_median_max as _summary
+from core.summaries import preview_rows as _preview
 from core.tables import read_table, to_table, write_json, write_table
 from training import schemas
 
@@ -45,8 +47,8 @@ def _key(stage: str) -> str:
 
 def training_samples(ctx: StageContext) -> dict[str, Any]:
     """Intra- and inter-clip samples with reference crops written to the object store."""
-    from curation.features import build_frame_embedder
     from core.images import encode_png
+    from curation.features import build_frame_embedder
     from curation.subject_crops import box_at, choose_reference_frames, crop_subject, read_frames
     from training.samples import (
         MISSING_CLIP, MISSING_REFERENCE, SubjectKey, embed_images, pair_inter_clip, reference_key, sample_row,
@@ -142,8 +144,8 @@ def training_samples(ctx: StageContext) -> dict[str, Any]:
                                                for i in range(len(subjects)))),
         "reference_crops": sum(len(k) for k in keys),
         "similarity_backend": embedder.name,
-        "excluded_preview": preview_rows(excluded, ["sample_id", "reason", "detail"], 20),
-        "preview": preview_rows(ok, ["sample_id", "reference_kind", "reference_clip_id", "inter_clip_similarity"]),
+        "excluded_preview": _preview(excluded, ["sample_id", "reason", "detail"], 20),
+        "preview": _preview(ok, ["sample_id", "reference_kind", "reference_clip_id", "inter_clip_similarity"]),
     }
 
 
@@ -168,13 +170,13 @@ def _face_features(
 
 def difficulty_scores(ctx: StageContext) -> dict[str, Any]:
     """D_sub (Eq. 1), D_app (Eq. 2), D_sam and D_overall for every training sample."""
+    from core.images import decode_png
     from curation.features import build_frame_embedder
+    from curation.subject_crops import crop_subject, read_frames
     from training.difficulty import (
         MISSING_REGIONS, DifficultyInputError, DifficultyWeights, appearance_difficulty, overall_difficulty,
         subject_size_difficulty_rle,
     )
-    from core.images import decode_png
-    from curation.subject_crops import crop_subject, read_frames
     from training.samples import embed_images
 
     cfg = ctx.params.difficulty
@@ -256,8 +258,8 @@ def difficulty_scores(ctx: StageContext) -> dict[str, Any]:
         "weights": {"lambda_sub": weights.lambda_sub, "lambda_app": weights.lambda_app,
                     "lambda_sam": weights.lambda_sam},
         "app_features": counts_by([r["app_features"] for r in scored]),
-        "d_overall": min_median_max([r["d_overall"] for r in scored]),
-        "preview": preview_rows(scored, ["sample_id", "d_sub", "d_app", "d_sam", "d_overall", "app_features"]),
+        "d_overall": _summary([r["d_overall"] for r in scored]),
+        "preview": _preview(scored, ["sample_id", "d_sub", "d_app", "d_sam", "d_overall", "app_features"]),
     }
 
 
