@@ -1,4 +1,4 @@
-"""Blocking great-expectations checks on each shard's annotation tables (issue 3).
+"""Blocking great-expectations checks on each shard's annotation tables.
 
 One multi-asset check runs every suite in one op (one GX import, one Data Docs site per
 run) and reports one blocking check per suite on the `annotations` asset, per shard
@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from assets.metadata import markdown_table
 from assets.partitions import shard_partitions
 from assets.resources import ReactIDResource
 from core import layout
 from core.errors import VersioningError
+from core.markdown import markdown_table
 from core.storage import ObjectStore, temp_dir
 from curation.gate_status import GATE_SUITES, run_shard_gates
 

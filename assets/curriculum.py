@@ -8,10 +8,11 @@ clip_previews (per shard), curated_clips, annotations, the curriculum tables -> 
 
 import dagster as dg
 
-from assets.metadata import markdown_table, png_markdown
+from assets.metadata import png_markdown
 from assets.partitions import shard_partitions
 from assets.resources import ReactIDResource
 from assets.runner import asset_code_version, run_stage_in_asset
+from core.markdown import markdown_table
 from core.stage import AGGREGATE, marker_key
 from training.stages import HISTOGRAM_PNG_KEY, TRAINING_STAGES
 

@@ -262,14 +262,6 @@ def run_stage(
     return StageResult(spec.name, shard, fingerprint, False, seconds, metadata)
 
 
-def counts_by(values: list[str | None]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for v in values:
-        if v:
-            out[v] = out.get(v, 0) + 1
-    return dict(sorted(out.items()))
-
-
 def recorded_metadata(store: ObjectStore, stage: str, shard: str) -> Mapping[str, Any] | None:
     key = marker_key(stage, shard)
     return read_json(store, key).get("metadata") if store.exists(key) else None

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from core import layout
+from core.images import encode_png
 from core.progress import report
 from core.stage import StageContext
 from core.storage import temp_dir
@@ -241,7 +242,7 @@ def contact_sheet(thumbnails: list[tuple[str, np.ndarray]], columns: int, thumb_
         sheet[y:y + cell.shape[0], x:x + thumb_width] = cell
         cv2.putText(sheet, _fit_text(title, thumb_width - 6, 0.38), (x + 3, y + cell_h - 4), cv2.FONT_HERSHEY_SIMPLEX,
                     0.38, (20, 20, 20), 1, cv2.LINE_AA)
-    return png_bytes(sheet)
+    return encode_png(sheet)
 
 
 def _fit_text(text: str, width: int, scale: float) -> str:
@@ -256,15 +257,6 @@ def _fit_text(text: str, width: int, scale: float) -> str:
     while head and not fits(f"{head}..{tail}"):
         head, tail = (head[:-1], tail) if len(head) >= len(tail) else (head, tail[1:])
     return f"{head}..{tail}"
-
-
-def png_bytes(rgb: np.ndarray) -> bytes:
-    import cv2
-
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
-    if not ok:
-        raise ValueError(f"PNG encoding failed for an image of shape {rgb.shape}")
-    return buf.tobytes()
 
 
 def clip_overlays(curated: list[dict], annotations: list[dict], timelines: list[dict]) -> dict[str, ClipOverlay]:
@@ -311,7 +303,7 @@ def clip_previews(ctx: StageContext) -> dict[str, Any]:
                                      max_seconds=cfg.max_seconds,
                                      max_fps=cfg.max_fps, crf=cfg.crf, preset=cfg.preset, mask_alpha=cfg.mask_alpha)
             ctx.store.put_file(f"{staging}/{clip['clip_id']}.mp4", local)
-            ctx.store.put_bytes(f"{staging}/{clip['clip_id']}.png", png_bytes(out["thumbnail"]))
+            ctx.store.put_bytes(f"{staging}/{clip['clip_id']}.png", encode_png(out["thumbnail"]))
             status = "kept" if clip["kept"] else "rejected"
             thumbs.append((f"{clip['clip_id']} ({status})", out["thumbnail"]))
             rows.append({

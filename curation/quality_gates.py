@@ -1,4 +1,4 @@
-"""Great-expectations quality gates for the annotation tables (issue 3).
+"""Great-expectations quality gates for the annotation tables.
 
 `run_suites` validates each table's check views (curation/gate_suites.py) with one GX
 expectation suite per view in an ephemeral GX context: a pandas data source, an

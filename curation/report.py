@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from core import layout
+from core.markdown import markdown_table
 from core.params import Params
 from core.stage import marker_key, recorded_metadata
 from core.storage import ObjectStore
@@ -16,21 +17,8 @@ REPORT_KEY = layout.CURATION_REPORT
 METRICS_KEY = layout.CURATION_REPORT_METRICS
 
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "n/a"
-    if isinstance(v, float):
-        return f"{v:.3f}"
-    return str(v)
-
-
 def _table(rows: list[dict[str, Any]]) -> list[str]:
-    if not rows:
-        return ["_(none)_", ""]
-    cols = list(rows[0])
-    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    out += ["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in rows]
-    return [*out, ""]
+    return [*markdown_table(rows, missing="n/a", empty="_(none)_").split("\n"), ""]
 
 
 def shard_accuracy(params: Params, store: ObjectStore, shard: str) -> dict[str, Any] | None:

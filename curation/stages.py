@@ -18,17 +18,18 @@ from typing import Any
 import numpy as np
 
 from core import layout
+from core.backends import Backend, BackendRegistry, item_work, load_chosen
 from core.errors import ParamsError
 from core.execution import ItemEnv, ItemWork, model_device, run_items
 from core.progress import report
-from core.stage import Output, StageContext, StageSpec, counts_by
+from core.stage import Output, StageContext, StageSpec
+from core.summaries import counts_by
+from core.summaries import min_median_max as _summary
+from core.summaries import preview_rows as _preview
 from core.storage import temp_dir
 from core.tables import read_table, to_table, write_table
 from curation import schemas
-
-
-def _preview(rows: list[dict], columns: list[str], n: int = 8) -> list[dict]:
-    return [{c: r.get(c) for c in columns} for r in rows[:n]]
+from curation.clip_filters import rejection_reasons
 
 
 # ---------------------------------------------------------------- demo_pool
@@ -160,13 +161,14 @@ def _raw_pool_hash(ctx: StageContext) -> str:
 def load_shot_models(env: ItemEnv):
     """The models scene_clips runs, loaded once per worker: TransNetV2 and the similarity
     embedder of the PySceneDetect refinement, for the backends params run."""
-    from curation.features import make_embedder
+    from curation.features import build_frame_embedder
     from curation.shot_detectors import backends_to_run
     from curation.shot_transnetv2 import load_transnetv2
 
     cfg = env.params.scene_clips
     backends = backends_to_run(cfg)
-    embedder = make_embedder(cfg.similarity_backend, cfg.pretrained_model) if "pyscenedetect" in backends else None
+    embedder = (build_frame_embedder(cfg.similarity_backend, cfg.pretrained_model, params_key="scene_clips.similarity_backend")
+                if "pyscenedetect" in backends else None)
     transnet = load_transnetv2(model_device(env.params)) if "transnetv2" in backends else None
     return embedder, transnet
 
@@ -322,7 +324,7 @@ def analyse_clip(path, cfg, aesthetic_scorer=None) -> dict[str, Any]:
 
     `path`: a file path or a seekable binary stream (curation.video_io.VideoSource).
     """
-    from curation.quality import FrameSpread, TextScanner, merge_motion, motion_score, technical_quality
+    from curation.quality import FrameSpread, merge_motion, motion_score, technical_quality
     from curation.video_io import DECODE_STATS, FrameBatch, VideoDecoder
 
     t0 = time.perf_counter()
@@ -331,10 +333,8 @@ def analyse_clip(path, cfg, aesthetic_scorer=None) -> dict[str, Any]:
     window = -(-cfg.window_frames // every) * every  # a multiple of `every`: OCR reads the same frames as one pass
     decoder = VideoDecoder(path, width=cfg.analysis_width, sample_fps=cfg.sample_fps)
     motions, spread, previous, frames = [], FrameSpread(cfg.window_frames), None, 0
-    scanner = None
-    if cfg.ocr_backend == "embedded":
-        scanner = TextScanner(every=every, confidence=cfg.ocr_confidence, min_chars=cfg.ocr_min_chars,
-                              max_line_height=cfg.ocr_max_line_height, gate_width=cfg.ocr_gate_width)
+    build_scanner = TEXT_SCANNERS.get(cfg.ocr_backend).build
+    scanner = build_scanner(cfg, every) if build_scanner is not None else None
     for batch in decoder.windows(window):
         frames += len(batch.frames)
         chained = batch if previous is None else FrameBatch(
@@ -382,20 +382,47 @@ def analyse_clip(path, cfg, aesthetic_scorer=None) -> dict[str, Any]:
     }
 
 
+def load_rapidocr(env: ItemEnv) -> None:
+    """RapidOCR's sessions at the analysis width, cached per process."""
+    from curation.quality import _rapidocr
+
+    _rapidocr(env.params.clip_quality.analysis_width)
+
+
+def load_laion_aesthetic(env: ItemEnv):
+    """CLIP + the LAION aesthetic head."""
+    from curation.aesthetic import LaionAestheticScorer
+
+    cfg = env.params.clip_quality
+    return LaionAestheticScorer(env.params.resolve(cfg.aesthetic_mlp_path), cfg.aesthetic_clip_model)
+
+
+def embedded_text_scanner(cfg, every: int):
+    """RapidOCR over every `every`-th sampled frame, with the clip_quality thresholds."""
+    from curation.quality import TextScanner
+
+    return TextScanner(every=every, confidence=cfg.ocr_confidence, min_chars=cfg.ocr_min_chars,
+                       max_line_height=cfg.ocr_max_line_height, gate_width=cfg.ocr_gate_width)
+
+
+# an OCR backend's `build(cfg, every)` makes the per-clip scanner analyse_clip feeds (`add`, `result`)
+TEXT_SCANNERS = BackendRegistry("OCR backend", ("clip_quality.ocr_backend",), {
+    "embedded": Backend(load_rapidocr, build=embedded_text_scanner),
+    "none": Backend(),
+})
+# a pretrained aesthetic scorer has `score_clip(frames, n)` and `name`
+AESTHETIC_SCORERS = BackendRegistry("aesthetic backend", ("clip_quality.aesthetic_backend",), {
+    "none": Backend(),
+    "pretrained": Backend(load_laion_aesthetic, uses_gpu=True),
+})
+
+
 def load_quality_models(env: ItemEnv):
     """The models clip_quality runs, loaded once per worker: RapidOCR at the analysis width
     (its sessions are cached per process) and, with the pretrained backend, CLIP + the LAION
     aesthetic head."""
-    cfg = env.params.clip_quality
-    if cfg.ocr_backend == "embedded":
-        from curation.quality import _rapidocr
-
-        _rapidocr(cfg.analysis_width)
-    if cfg.aesthetic_backend == "pretrained":
-        from curation.aesthetic import LaionAestheticScorer
-
-        return LaionAestheticScorer(env.params.resolve(cfg.aesthetic_mlp_path), cfg.aesthetic_clip_model)
-    return None
+    load_chosen(TEXT_SCANNERS, env)
+    return load_chosen(AESTHETIC_SCORERS, env)
 
 
 def analyse_stored_clip(env: ItemEnv, scorer, clip: dict) -> dict[str, Any]:
@@ -410,7 +437,7 @@ def clip_quality(ctx: StageContext) -> dict[str, Any]:
     item per clip through an actor pool that holds the OCR (and aesthetic) models."""
     cfg = ctx.params.clip_quality
     clips = [r for r in read_table(ctx.store, ctx.table_key("scene_clips"), needed_by="clip_quality").to_pylist() if r["kept"]]
-    work = ItemWork(analyse_stored_clip, setup=load_quality_models, uses_gpu=cfg.aesthetic_backend == "pretrained")
+    work = item_work(analyse_stored_clip, AESTHETIC_SCORERS, ctx.params, setup=load_quality_models)
     run = run_items(ctx, work, clips, label=lambda c: c["clip_id"])
     # Timings vary from run to run and engine to engine: metadata, never table data.
     seconds = sum(r["analysis_seconds"] for r in run.results)
@@ -433,40 +460,12 @@ def clip_quality(ctx: StageContext) -> dict[str, Any]:
     }
 
 
-def _summary(values: list[float | None]) -> dict[str, float] | None:
-    vals = np.asarray([v for v in values if v is not None], float)
-    if not len(vals):
-        return None
-    return {k: round(float(f(vals)), 4) for k, f in (("min", np.min), ("median", np.median), ("max", np.max))}
-
-
 # ---------------------------------------------------------------- curated_clips
 
 
-def rejection_reasons(q: dict[str, Any], cfg) -> list[str]:
-    """Every filter a clip fails (empty when it passes), thresholds from params."""
-    reasons = []
-    if q["motion_foreground"] < cfg.min_motion:
-        reasons.append("low_motion")
-    if q["has_text"] and q["text_free_area"] is not None and q["text_free_area"] < cfg.min_text_free_area:
-        reasons.append("text_overlay_uncroppable")
-    if q["sharpness"] < cfg.min_sharpness:
-        reasons.append("blurry")
-    if q["brightness"] < cfg.min_brightness:
-        reasons.append("underexposed")
-    if q["brightness"] > cfg.max_brightness:
-        reasons.append("overexposed")
-    if q["noise"] > cfg.max_noise:
-        reasons.append("noisy")
-    if q["blockiness"] is not None and q["blockiness"] > cfg.max_blockiness:
-        reasons.append("blocky")
-    if q["aesthetic"] is not None and q["aesthetic"] < cfg.min_aesthetic:
-        reasons.append("low_aesthetic")
-    return reasons
-
-
 def curated_clips(ctx: StageContext) -> dict[str, Any]:
-    """Keep clips that pass every filter; crop those with text to their text-free area."""
+    """Keep clips that pass every filter (curation.clip_filters); crop those with text to their
+    text-free area."""
     from curation.clip_writing import Segment, write_segments
 
     cfg = ctx.params.curated_clips
@@ -566,24 +565,23 @@ CURATION_STAGES = ("raw_videos", "scene_clips", "clip_quality", "clip_signatures
 
 
 def _annotation_specs() -> list[StageSpec]:
-    from curation import annotation_stages as A
-    from curation import subject_stages as B
+    from curation import annotation_stages, subject_stages
 
     curated = ("curated_clips", "scene_clips")
     return [
-        StageSpec("captions", A.captions, ("captions",), (*curated, "raw_videos"),
+        StageSpec("captions", annotation_stages.captions, ("captions",), (*curated, "raw_videos"),
                   "Subject-centric caption per clip; plural-entity captions dropped."),
-        StageSpec("entities", A.entities, ("entities",), ("captions",),
+        StageSpec("entities", annotation_stages.entities, ("entities",), ("captions",),
                   "Taxonomy entities (living / non-living) with fine-grained labels."),
-        StageSpec("subjects", B.subjects, ("subjects",), ("entities", *curated),
+        StageSpec("subjects", subject_stages.subjects, ("subjects",), ("entities", *curated),
                   "Boxes, masks (COCO RLE) and verification per entity."),
-        StageSpec("faces", B.faces, ("faces",), ("subjects", "entities", *curated),
+        StageSpec("faces", subject_stages.faces, ("faces",), ("subjects", "entities", *curated),
                   "Faces of human subjects (2 FPS, NMS, outliers)."),
-        StageSpec("attributes", A.attributes, ("attributes",), ("entities", "raw_videos", *curated),
+        StageSpec("attributes", annotation_stages.attributes, ("attributes",), ("entities", "raw_videos", *curated),
                   "DH-FaceVid attributes of human subjects."),
-        StageSpec("timelines", A.timelines, ("timelines",), ("subjects", "entities", "captions", *curated),
+        StageSpec("timelines", annotation_stages.timelines, ("timelines",), ("subjects", "entities", "captions", *curated),
                   "Sub-actions with start/end seconds per clip."),
-        StageSpec("annotations", A.annotations, (), ("subjects", "entities", "captions", "faces", "timelines", *curated),
+        StageSpec("annotations", annotation_stages.annotations, (), ("subjects", "entities", "captions", "faces", "timelines", *curated),
                   "One joined row per verified subject: the input of training."),
     ]
 

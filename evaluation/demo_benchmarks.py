@@ -91,7 +91,7 @@ class SetPlan:
 def candidates(rows: Sequence[Mapping[str, Any]], held_out: Sequence[str], seed: int) -> list[Candidate]:
     """Verified subjects of held-out identities with a boxed frame; identities take turns (in
     draw order), so a small set covers every held-out identity before repeating one."""
-    from training.samples import choose_reference_frames
+    from curation.subject_crops import choose_reference_frames
 
     held = set(held_out)
     out = []
@@ -299,7 +299,8 @@ def _crop_images(
     store: ObjectStore, used: list[tuple[Candidate, str]], size: int, subject_padding: float, face_padding: float
 ) -> dict[tuple[str, str], bytes]:
     """PNG crops keyed by (entity id, 'subject' | 'face'), decoding each clip once."""
-    from training.samples import box_at, crop_subject, encode_png, read_frames
+    from core.images import encode_png
+    from curation.subject_crops import box_at, crop_subject, read_frames
 
     wanted: dict[str, dict[tuple[str, str], tuple[Candidate, str]]] = defaultdict(dict)
     for c, kind in used:

@@ -178,7 +178,7 @@ def _generate(pipeline: Any, requests: Sequence[GenerationRequest], store: Objec
     import torch
 
     from core.progress import report
-    from training.samples import decode_png
+    from core.images import decode_png
 
     fps = float(pipeline.config.fps)
     temporal = int(pipeline.vae_scale_factor_temporal)

@@ -144,10 +144,10 @@ def benchmark_scores(ctx: StageContext) -> dict[str, Any]:
     """Per-video metric rows and the benchmark's score card (every value with its backend)."""
     from dataclasses import asdict
 
+    from evaluation.benchmark_scores import SCORE_ROWS, build_metrics, score_card_json, score_rows, score_videos
     from evaluation.demo_benchmarks import TIMELINE_BENCHMARKS
     from evaluation.generation import benchmark_domain, benchmark_requests, videos_prefix
     from models.registry import read_record
-    from evaluation.scoring import SCORE_ROWS, build_metrics, score_card_json, score_rows, score_videos
 
     benchmark, model = split_run(ctx.shard)
     cfg = ctx.params.evaluation.metrics

@@ -360,14 +360,9 @@ def difficulty_histogram(d_overall: np.ndarray, bins: int) -> tuple[np.ndarray, 
 
 def histogram_png(counts: np.ndarray, edges: np.ndarray, taus: Sequence[float], levels: Sequence[float]) -> bytes:
     """A bar chart of D_overall with each phase's tau drawn as a labelled vertical line."""
-    import io
+    from core.images import figure_png, pyplot
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=100)
+    fig, ax = pyplot().subplots(figsize=(7, 3.2), dpi=100)
     ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="#8aa9c8", edgecolor="#4a6a8a")
     top = ax.get_ylim()[1]
     for k, (tau, level) in enumerate(zip(taus, levels), start=1):
@@ -379,7 +374,4 @@ def histogram_png(counts: np.ndarray, edges: np.ndarray, taus: Sequence[float], 
     ax.set_ylabel("samples")
     ax.set_title("Difficulty of the training samples and the curriculum thresholds")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig)

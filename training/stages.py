@@ -21,7 +21,10 @@ import numpy as np
 
 from core import layout
 from core.progress import report
-from core.stage import AGGREGATE, Output, StageContext, StageSpec, counts_by, recorded_metadata
+from core.stage import AGGREGATE, Output, StageContext, StageSpec, recorded_metadata
+from core.summaries import counts_by
+from core.summaries import min_median_max as _summary
+from core.summaries import preview_rows as _preview
 from core.tables import read_table, to_table, write_json, write_table
 from training import schemas
 
@@ -40,19 +43,17 @@ def _key(stage: str) -> str:
     return layout.table(stage, AGGREGATE)
 
 
-def _preview(rows: list[dict], columns: list[str], n: int = 8) -> list[dict]:
-    return [{c: r.get(c) for c in columns} for r in rows[:n]]
-
-
 # ---------------------------------------------------------------- training_samples
 
 
 def training_samples(ctx: StageContext) -> dict[str, Any]:
     """Intra- and inter-clip samples with reference crops written to the object store."""
-    from curation.features import make_embedder
+    from core.images import encode_png
+    from curation.features import build_frame_embedder
+    from curation.subject_crops import box_at, choose_reference_frames, crop_subject, read_frames
     from training.samples import (
-        MISSING_CLIP, MISSING_REFERENCE, SubjectKey, box_at, choose_reference_frames, crop_subject, embed_images,
-        encode_png, pair_inter_clip, read_frames, reference_key, sample_row, screen_subject,
+        MISSING_CLIP, MISSING_REFERENCE, SubjectKey, embed_images, pair_inter_clip, reference_key, sample_row,
+        screen_subject,
     )
 
     from core.holdout import held_out_identities
@@ -72,7 +73,8 @@ def training_samples(ctx: StageContext) -> dict[str, Any]:
     frames = [choose_reference_frames(r, cfg.reference_frames, cfg.references_per_sample) if ref_reason[i] is None
               else [] for i, r in enumerate(subjects)]
     keys: list[list[str]] = [[] for _ in subjects]
-    embedder = make_embedder(cfg.similarity_backend, cfg.similarity_model)
+    embedder = build_frame_embedder(cfg.similarity_backend, cfg.similarity_model,
+                                    params_key="training_samples.similarity_backend")
     descriptors: np.ndarray | None = None
     by_clip: dict[str, list[int]] = defaultdict(list)
     for i, r in enumerate(subjects):
@@ -169,12 +171,14 @@ def _face_features(
 
 def difficulty_scores(ctx: StageContext) -> dict[str, Any]:
     """D_sub (Eq. 1), D_app (Eq. 2), D_sam and D_overall for every training sample."""
-    from curation.features import make_embedder
+    from core.images import decode_png
+    from curation.features import build_frame_embedder
+    from curation.subject_crops import crop_subject, read_frames
     from training.difficulty import (
         MISSING_REGIONS, DifficultyInputError, DifficultyWeights, appearance_difficulty, overall_difficulty,
         subject_size_difficulty_rle,
     )
-    from training.samples import crop_subject, decode_png, embed_images, read_frames
+    from training.samples import embed_images
 
     cfg = ctx.params.difficulty
     crop = ctx.params.training_samples
@@ -185,7 +189,8 @@ def difficulty_scores(ctx: StageContext) -> dict[str, Any]:
     for key in sorted({s["annotation_key"] for s in ok} | {s["reference_annotation_key"] for s in ok}):
         for row in read_table(ctx.store, key, needed_by="difficulty_scores").to_pylist():
             annotations[(key, row["entity_id"])] = row
-    encoder = make_embedder(cfg.appearance_backend, cfg.appearance_model)
+    encoder = build_frame_embedder(cfg.appearance_backend, cfg.appearance_model,
+                                   params_key="difficulty.appearance_backend")
     faces = {s["sample_id"]: _face_features(annotations[(s["annotation_key"], s["entity_id"])],
                                             annotations[(s["reference_annotation_key"], s["reference_entity_id"])],
                                             s["reference_frames"]) for s in ok}
@@ -257,14 +262,6 @@ def difficulty_scores(ctx: StageContext) -> dict[str, Any]:
         "d_overall": _summary([r["d_overall"] for r in scored]),
         "preview": _preview(scored, ["sample_id", "d_sub", "d_app", "d_sam", "d_overall", "app_features"]),
     }
-
-
-def _summary(values: list[float]) -> dict[str, float] | None:
-    if not values:
-        return None
-    v = np.asarray(values, float)
-    return {"min": round(float(v.min()), 4), "median": round(float(np.median(v)), 4),
-            "max": round(float(v.max()), 4)}
 
 
 def _scores(ctx: StageContext, needed_by: str) -> tuple[np.ndarray, np.ndarray]:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from curation.quality import blockiness, immerkaer_noise, largest_free_rectangle, motion_score
-from curation.stages import rejection_reasons
+from curation.clip_filters import rejection_reasons
 from curation.video_io import FrameBatch
 
 
