@@ -15,7 +15,8 @@ import pytest
 
 from core.backends import Backend, BackendRegistry
 from core.errors import ParamsError
-from core.params import Params, load_params
+from orchestration.params import ProjectParams as Params
+from orchestration.params import load_params
 from core.stage import StageContext
 from core.storage import LocalObjectStore
 from core.tables import read_table, to_table, write_table

@@ -7,7 +7,8 @@ import typing
 
 import pytest
 
-from core.params import Params, load_params
+from orchestration.params import ProjectParams as Params
+from orchestration.params import load_params
 from core.stage import StageContext
 from core.storage import LocalObjectStore
 from core.tables import read_table, to_table, write_table
