@@ -1,4 +1,4 @@
-"""Blocking great-expectations checks on each shard's annotation tables (issue 3).
+"""Blocking great-expectations checks on each shard's annotation tables.
 
 One multi-asset check runs every suite in one op (one GX import, one Data Docs site per
 run) and reports one blocking check per suite on the `annotations` asset, per shard
@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from assets.metadata import markdown_table
 from assets.partitions import shard_partitions
 from assets.resources import ReactIDResource
+from core import layout
 from core.errors import VersioningError
+from core.markdown import markdown_table
 from core.storage import ObjectStore, temp_dir
 from curation.gate_status import GATE_SUITES, run_shard_gates
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 # the check function's signature at definition time.
 
 ANNOTATIONS_ASSET = "annotations"
-DOCS_PREFIX = "reports/gx"
+DOCS_PREFIX = layout.GX_DOCS
 
 
 def check_name(suite: str) -> str:
@@ -73,7 +74,7 @@ def annotation_quality_gates(
     with temp_dir() as tmp:
         docs_dir = Path(tmp) / "data_docs" if cfg.data_docs else None
         results = run_shard_gates(params, store, shard, data_docs_dir=docs_dir, run_name=run_id, suites=suites)
-        docs_url = _publish_docs(store, docs_dir, f"{DOCS_PREFIX}/{shard}/{run_id}") if docs_dir else None
+        docs_url = _publish_docs(store, docs_dir, layout.gx_docs(shard, run_id)) if docs_dir else None
     lakefs, lakefs_error = None, None
     if params.lakefs.enabled and set(suites) == set(GATE_SUITES):  # a full run recorded the verdict
         from versioning.hooks import version_gate_verdict

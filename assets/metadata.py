@@ -7,20 +7,7 @@ from typing import Any
 
 import dagster as dg
 
-
-def markdown_table(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return "_(no rows)_"
-    cols = list(rows[0])
-
-    def fmt(v: Any) -> str:
-        if isinstance(v, float):
-            return f"{v:.3f}"
-        return "" if v is None else str(v).replace("|", "\\|")
-
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in rows]
-    return "\n".join(lines)
+from core.markdown import markdown_table
 
 
 def to_dagster(metadata: dict[str, Any], *, skipped: bool, root: str) -> dict[str, dg.MetadataValue]:

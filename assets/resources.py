@@ -7,8 +7,9 @@ from typing import Any
 
 import dagster as dg
 
-from core.params import Params, load_params
+from core.params import Params
 from core.storage import ObjectStore, open_params_store
+from orchestration.params import ProjectParams, load_params
 
 
 class ReactIDResource(dg.ConfigurableResource):
@@ -28,7 +29,7 @@ class ReactIDResource(dg.ConfigurableResource):
     s3_secret_key: str | None = None
     s3_session_token: str | None = None
 
-    def load_params(self) -> Params:
+    def load_params(self) -> ProjectParams:
         return load_params(Path(self.project_dir) / self.params_file)
 
     def store(self, params: Params) -> ObjectStore:

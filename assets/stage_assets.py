@@ -22,15 +22,18 @@ from typing import Any
 import dagster as dg
 
 from assets.declarations import PARTITION_LISTS, after_run, params_value, producers, project_stages, read_partitioning
-from assets.metadata import markdown_table, png_markdown
+from assets.metadata import png_markdown
 from assets.partitions import MODELS, ablation_partitions, benchmark_model_partitions, shard_partitions
 from assets.pools import GPU_POOL
 from assets.resources import ReactIDResource
 from assets.runner import asset_code_version, run_stage_in_asset
-from core.params import Params, load_params
+from core import layout
+from core.markdown import markdown_table
+from core.params import Params
 from core.stage import AGGREGATE, StageResult, StageSpec, marker_key
 from evaluation.demo_benchmarks import BENCHMARKS
 from evaluation.stages import LEADERBOARD_HTML, LEADERBOARD_MD, LEADERBOARD_PLOTS, run_key
+from orchestration.params import load_params
 from training.run_stages import phase_number
 from training.stages import HISTOGRAM_PNG_KEY
 
@@ -160,9 +163,10 @@ def asset_traits(name: str) -> AssetTraits:
 
 
 def location(store, key: str) -> dg.MetadataValue:
-    """Where `key` lives: a file path on the local backend, else the object's URI."""
-    if hasattr(store, "path"):
-        return dg.MetadataValue.path(str(store.path(key)))
+    """Where `key` lives: a file path on a filesystem store, else the object's URI."""
+    path = store.filesystem_path(key)
+    if path is not None:
+        return dg.MetadataValue.path(str(path))
     return dg.MetadataValue.url(store.uri(key))
 
 
@@ -301,7 +305,7 @@ def _run_each_model(context: dg.AssetExecutionContext, spec: StageSpec, params: 
         skipped.append(result.skipped)
         _register(context.instance, model)
     return dg.MaterializeResult(
-        metadata={"models": dg.MetadataValue.json(fingerprints), "registry": location(store, "models"),
+        metadata={"models": dg.MetadataValue.json(fingerprints), "registry": location(store, layout.MODELS),
                   "up_to_date_skip": dg.MetadataValue.bool(all(skipped))},
         data_version=dg.DataVersion("-".join(fingerprints[n] for n in sorted(fingerprints))),
     )
@@ -320,4 +324,4 @@ STAGE_ASSETS = build_stage_assets(PROJECT_STAGES)
 
 def model_producers(stages: Mapping[str, StageSpec]) -> list[str]:
     """Stages whose runs export a model (they write under models/): each registers "models" partitions."""
-    return [name for name, spec in stages.items() if any(out.path.startswith("models/") for out in spec.written)]
+    return [name for name, spec in stages.items() if any(out.path.startswith(f"{layout.MODELS}/") for out in spec.written)]

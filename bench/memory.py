@@ -115,7 +115,7 @@ def _rss_mb(field: str) -> float:
 
 def child(kind: str, project: Path, video: Path) -> dict:
     """One measurement in this (fresh) process."""
-    from core.params import load_params
+    from orchestration.params import load_params
     from core.stage import run_stage
     from core.storage import LocalObjectStore
     from curation.stages import STAGES, analyse_clip

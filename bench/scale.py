@@ -155,7 +155,7 @@ def _run_stages(params, store, stages) -> dict[str, float]:
 
 def child_curate(params_path: Path) -> dict:
     """Local engine: the curation stages, then a decode-only pass over the same videos."""
-    from core.params import load_params
+    from orchestration.params import load_params
     from core.storage import LocalObjectStore
     from core.tables import read_table
     from curation.video_io import decode_frames
@@ -179,7 +179,7 @@ def child_curate(params_path: Path) -> dict:
 def child_fanout(params_path: Path) -> dict:
     """The fanned-out stages on the engine params `execution` names."""
     from core.execution import connect_ray
-    from core.params import load_params
+    from orchestration.params import load_params
     from core.storage import LocalObjectStore
 
     params = load_params(params_path)

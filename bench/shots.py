@@ -23,14 +23,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.params import load_params  # noqa: E402
 from curation.accuracy import match_boundaries  # noqa: E402
-from curation.features import make_embedder  # noqa: E402
+from curation.features import build_frame_embedder  # noqa: E402
 from curation.scenes import precision_recall_f1  # noqa: E402
-from curation.shot_detectors import BACKENDS, make_detectors  # noqa: E402
+from curation.shot_detectors import SHOT_DETECTORS, make_detectors  # noqa: E402
 from curation.shot_transnetv2 import load_transnetv2  # noqa: E402
 from curation.synth.real_cuts import build_real_cuts_shard  # noqa: E402
 from curation.video_io import iter_frames  # noqa: E402
+from orchestration.params import load_params  # noqa: E402
 
 
 def main() -> None:
@@ -42,9 +42,9 @@ def main() -> None:
     args = ap.parse_args()
     cfg = params.scene_clips
     rc = params.demo_pool.real_cuts
-    model, embedder = load_transnetv2(), make_embedder(cfg.similarity_backend, cfg.pretrained_model)
-    totals = {b: dict.fromkeys(("tp", "fp", "fn", "tp_cut", "n_cut", "tp_gradual", "n_gradual"), 0) for b in BACKENDS}
-    seconds = dict.fromkeys(BACKENDS, 0.0)
+    model, embedder = load_transnetv2(), build_frame_embedder(cfg.similarity_backend, cfg.pretrained_model)
+    totals = {b: dict.fromkeys(("tp", "fp", "fn", "tp_cut", "n_cut", "tp_gradual", "n_gradual"), 0) for b in SHOT_DETECTORS}
+    seconds = dict.fromkeys(SHOT_DETECTORS, 0.0)
     frames_total = 0
     with tempfile.TemporaryDirectory() as tmp:
         truth = build_real_cuts_shard(Path(tmp), "bench", seed=args.seed, n_videos=args.videos,
@@ -52,7 +52,7 @@ def main() -> None:
         for video in truth["videos"]:
             frames = [f for _, f in iter_frames(Path(tmp) / video["file"], width=cfg.analysis_width)]
             frames_total += len(frames)
-            for backend in BACKENDS:
+            for backend in SHOT_DETECTORS:
                 det = make_detectors(cfg.model_copy(update={"shot_backend": backend, "compare_backends": False}),
                                      video["fps"], embedder, model)[backend]
                 t0 = time.perf_counter()

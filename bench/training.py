@@ -187,7 +187,7 @@ class MemoryMeter:
 def _training_params(args: argparse.Namespace):
     import yaml
 
-    from core.params import parse_params
+    from orchestration.params import parse_params
 
     raw = copy.deepcopy(yaml.safe_load((ROOT / "params.yaml").read_text()))
     raw["training"].update(preset=args.preset, use_demo=False, global_batch=args.global_batch,

@@ -59,6 +59,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core import layout
 from core.errors import StorageError
 from core.progress import report
 from core.storage import current_scratch_root
@@ -127,7 +128,7 @@ class ItemRun:
 
 def progress_prefix(stage: str, shard: str) -> str:
     """Where a stage's finished items of one shard are recorded until its marker is written."""
-    return f"progress/{stage}/{shard}"
+    return layout.progress(stage, shard)
 
 
 class ItemProgress:

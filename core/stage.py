@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from core import layout
 from core.code_version import CodeVersion, code_version
 from core.errors import StageInputError
 from core.execution import progress_prefix, scratch_area
@@ -44,7 +45,8 @@ class StageContext:
     fingerprint: str = ""
 
     def table_key(self, name: str | None = None) -> str:
-        return f"tables/{name or self.stage}/{self.shard}.parquet"
+        """This run's table of `name` (default: the stage's own), keyed by the run's partition."""
+        return layout.table(name or self.stage, self.shard)
 
 
 StageFn = Callable[[StageContext], dict[str, Any]]
@@ -72,7 +74,7 @@ class Output:
 # variant, one per untrained model, one per (benchmark, model).
 PARTITIONINGS = ("shard", "aggregate", "variant", "model", "benchmark_model")
 # The key of one run of a stage in store paths, as a template (a marker is metrics/<stage>/<key>.json).
-PARTITION_KEYS = {"shard": "{shard}", "aggregate": "all-shards", "variant": "{variant}", "model": "{model}",
+PARTITION_KEYS = {"shard": "{shard}", "aggregate": layout.AGGREGATE, "variant": "{variant}", "model": "{model}",
                   "benchmark_model": "{benchmark}/{model}"}
 
 
@@ -124,7 +126,7 @@ class StageSpec:
         """The stage's outputs besides its marker."""
         if self.outputs is not None:
             return self.outputs
-        return (Output(f"tables/{self.name}/{PARTITION_KEYS[self.partitions]}.parquet"),)
+        return (Output(layout.table(self.name, PARTITION_KEYS[self.partitions])),)
 
     @property
     def partitions(self) -> str:
@@ -132,7 +134,7 @@ class StageSpec:
         return self.partitioning or ("aggregate" if self.aggregate else "shard")
 
 
-AGGREGATE = "all-shards"
+AGGREGATE = layout.AGGREGATE
 
 
 @dataclass
@@ -146,7 +148,8 @@ class StageResult:
 
 
 def marker_key(stage: str, shard: str) -> str:
-    return f"metrics/{stage}/{shard}.json"
+    """The completion marker of `stage` for `shard` (core.layout.marker)."""
+    return layout.marker(stage, shard)
 
 
 def code_roots(spec: StageSpec) -> tuple[str, ...]:
@@ -260,14 +263,6 @@ def run_stage(
     # resume are no longer needed.
     store.delete_prefix(progress_prefix(spec.name, shard))
     return StageResult(spec.name, shard, fingerprint, False, seconds, metadata)
-
-
-def counts_by(values: list[str | None]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for v in values:
-        if v:
-            out[v] = out.get(v, 0) + 1
-    return dict(sorted(out.items()))
 
 
 def recorded_metadata(store: ObjectStore, stage: str, shard: str) -> Mapping[str, Any] | None:

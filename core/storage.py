@@ -2,8 +2,10 @@
 
 Keys are POSIX-style relative paths ("tables/raw_videos/demo-000.parquet"). The local
 directory backend is the embedded default; S3-compatible stores (MinIO, AWS, lakeFS's S3
-gateway) plug in behind the same methods (`core.storage_s3`). Every write is atomic:
-readers see either the old object or the whole new one, never a partial file.
+gateway) plug in behind the same methods (`core.storage_s3`). Both implement
+`core.object_store.ObjectStore` and import nothing of each other; `open_store` picks one.
+Every write is atomic: readers see either the old object or the whole new one, never a
+partial file.
 
 `open_params_store(params)` builds the store params `storage` names; that is how the CLI,
 the Dagster resource and the demo get it, so stages only ever see this interface.
@@ -19,39 +21,16 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any
 
 from core.errors import StorageError
+from core.object_store import ObjectStore, check_key, location
+
+__all__ = ["LocalObjectStore", "ObjectStore", "check_key", "current_scratch_root", "location", "open_params_store",
+           "open_store", "scratch_root", "temp_dir"]
 
 if TYPE_CHECKING:
     from core.params import Params
-
-
-def _check_key(key: str) -> str:
-    if not key or key.startswith("/") or "\\" in key:
-        raise StorageError(f"invalid object key {key!r}: expected a relative POSIX path")
-    parts = key.split("/")
-    if any(p in ("", ".", "..") for p in parts):
-        raise StorageError(f"invalid object key {key!r}: empty, '.' or '..' segment")
-    return key
-
-
-class ObjectStore(Protocol):
-    """What every storage backend offers to stages."""
-
-    @property
-    def root_uri(self) -> str: ...
-    def uri(self, key: str) -> str: ...
-    def exists(self, key: str) -> bool: ...
-    def put_bytes(self, key: str, data: bytes) -> None: ...
-    def put_file(self, key: str, src: Path) -> None: ...
-    def writer(self, key: str) -> contextlib.AbstractContextManager[Path]: ...
-    def get_bytes(self, key: str) -> bytes: ...
-    def list(self, prefix: str) -> list[str]: ...
-    def delete_prefix(self, prefix: str) -> None: ...
-    def local_path(self, key: str) -> contextlib.AbstractContextManager[Path]: ...
-    def open_stream(self, key: str) -> contextlib.AbstractContextManager[IO[bytes]]: ...
-    def staged_prefix(self, prefix: str) -> contextlib.AbstractContextManager[str]: ...
 
 
 class LocalObjectStore:
@@ -66,7 +45,11 @@ class LocalObjectStore:
 
     def path(self, key: str) -> Path:
         """Filesystem path of `key` (the object may not exist)."""
-        return self.root / _check_key(key)
+        return self.root / check_key(key)
+
+    def filesystem_path(self, key: str) -> Path:
+        """Every object of this store is a file: `key`'s path (the object may not exist)."""
+        return self.path(key)
 
     @property
     def root_uri(self) -> str:
@@ -184,12 +167,6 @@ class LocalObjectStore:
                 shutil.rmtree(staging)
 
 
-def location(store: ObjectStore, key: str) -> str:
-    """Where `key` is, for people: a file path on the local backend, else the object's URI."""
-    path = getattr(store, "path", None)
-    return str(path(key)) if path is not None else store.uri(key)
-
-
 def open_store(backend: str, root: str, s3: Any = None, *,
                credentials: tuple[str, str, str | None] | None = None) -> ObjectStore:
     """Build the store named by params `storage.backend`.
@@ -211,7 +188,7 @@ def open_store(backend: str, root: str, s3: Any = None, *,
 
 def open_params_store(params: Params, *, credentials: tuple[str, str, str | None] | None = None) -> ObjectStore:
     """The store params `storage` names (its backend already reflects the
-    REACTID_STORAGE_BACKEND override applied by core.params.load_params)."""
+    REACTID_STORAGE_BACKEND override applied by core.params.read_params)."""
     storage = params.storage
     return open_store(storage.backend, str(params.resolve(storage.root)), storage.s3, credentials=credentials)
 

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import StorageError
-from core.storage import _check_key
+from core.object_store import check_key
 
 if TYPE_CHECKING:
     from minio import Minio
@@ -240,7 +240,7 @@ class S3ObjectStore:
     # ------------------------------------------------------------------ names
 
     def _name(self, key: str) -> str:
-        _check_key(key)
+        check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _key(self, name: str) -> str:
@@ -252,6 +252,11 @@ class S3ObjectStore:
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._name(key)}"
+
+    def filesystem_path(self, key: str) -> None:
+        """Objects live in the bucket, never as local files: always None."""
+        self._name(key)
+        return None
 
     def _fail(self, exc: Exception, what: str) -> StorageError:
         """A StorageError for a failed request: code and message, never credentials."""

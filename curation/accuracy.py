@@ -199,7 +199,7 @@ def duplicate_accuracy(truth: dict, raw_rows: list[dict], curated_rows: list[dic
     return {"planted": len(rows), "removed": sum(r["removed"] for r in rows), "rows": rows}
 
 
-# ---------------------------------------------------------------- annotation (issue 3)
+# ---------------------------------------------------------------- annotation
 
 
 def _clip_offset(clip: dict, curated: dict) -> tuple[float, float]:

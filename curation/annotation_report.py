@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from core import layout
 from core.params import Params
 from core.stage import marker_key, recorded_metadata
 from core.storage import ObjectStore
@@ -13,14 +14,14 @@ from core.tables import read_table, write_json
 from curation import accuracy
 from curation.report import _table
 
-REPORT_KEY = "reports/annotation_report.md"
-METRICS_KEY = "metrics/annotation_report.json"
+REPORT_KEY = layout.ANNOTATION_REPORT
+METRICS_KEY = layout.ANNOTATION_REPORT_METRICS
 STAGES = ("captions", "entities", "subjects", "faces", "attributes", "timelines", "annotations")
 PAPER_TIMELINE_F1 = 0.78  # ReactID Table 7, its ensemble annotator
 
 
 def _t(store: ObjectStore, name: str, shard: str) -> list[dict]:
-    return read_table(store, f"tables/{name}/{shard}.parquet").to_pylist()
+    return read_table(store, layout.table(name, shard)).to_pylist()
 
 
 def shard_annotation_accuracy(params: Params, store: ObjectStore, shard: str) -> dict[str, Any] | None:

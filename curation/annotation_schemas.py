@@ -1,4 +1,4 @@
-"""Explicit Parquet schemas of the annotation tables (issue 3), one row shape per stage.
+"""Explicit Parquet schemas of the annotation tables, one row shape per stage.
 
 Boxes are [x0, y0, x1, y1] in pixels of the curated clip; frame indices count frames of
 the curated clip from 0; masks are COCO RLE (`{"size": [h, w], "counts": str}`) stored as

@@ -11,18 +11,16 @@ from typing import Any
 
 import numpy as np
 
-from core.execution import ItemEnv, ItemWork, model_device, run_items
-from core.stage import StageContext, counts_by
+from core.backends import Backend, BackendRegistry, item_work, load_chosen
+from core.execution import ItemEnv, model_device, run_items
+from core.stage import StageContext
+from core.summaries import counts_by, preview_rows
 from core.tables import read_table, to_table, write_table
-from curation import annotation_schemas as S
+from curation import annotation_schemas as schemas
 
 
 def _rows(ctx: StageContext, name: str) -> list[dict]:
     return read_table(ctx.store, ctx.table_key(name), needed_by=ctx.stage).to_pylist()
-
-
-def _preview(rows: list[dict], cols: list[str], n: int = 8) -> list[dict]:
-    return [{c: r.get(c) for c in cols} for r in rows[:n]]
 
 
 def _clips(ctx: StageContext) -> dict[str, dict]:
@@ -42,11 +40,57 @@ def _clip_frames(store, clip: dict, n: int, width: int = 448) -> np.ndarray:
     return batch.frames[idx]
 
 
-def _load_vlm(env: ItemEnv, model: str, **kwargs):
+# ---------------------------------------------------------------- backends
+
+
+def load_vlm(env: ItemEnv, model: str, **kwargs: Any):
     """Qwen2.5-VL behind the captioner interface, once per worker, on the worker's device."""
     from curation.pretrained.captioner import VlmCaptioner
 
     return VlmCaptioner(model, device=model_device(env.params), **kwargs)
+
+
+def load_caption_vlm(env: ItemEnv):
+    cfg = env.params.captions
+    return load_vlm(env, cfg.model, num_frames=cfg.frames)
+
+
+def load_entity_vlm(env: ItemEnv):
+    return load_vlm(env, env.params.entities.model)
+
+
+def load_attribute_vlm(env: ItemEnv):
+    return load_vlm(env, env.params.attributes.model)
+
+
+def load_timeline_models(env: ItemEnv):
+    """Qwen2.5-VL (proposals) and CLIP (alignment re-scoring), once per worker."""
+    from curation.pretrained.timeline import ClipAlignmentScorer, VlmTimelineProposer
+
+    cfg = env.params.timelines
+    device = model_device(env.params)
+    return VlmTimelineProposer(cfg.proposal_model, device=device), ClipAlignmentScorer(cfg.alignment_model, device=device)
+
+
+# The backends of each annotation capability by name; a pretrained one loads a model with the
+# interface its item function calls (VlmCaptioner: `caption(frames)`, `fine_label(frames, label)`,
+# `describe_attributes(frames)`, `name`; timelines: a (proposer, alignment scorer) pair).
+CAPTIONERS = BackendRegistry("caption backend", ("captions.backend",), {
+    "embedded": Backend(),  # the pool's sidecar caption
+    "pretrained": Backend(load_caption_vlm, uses_gpu=True),
+})
+ENTITY_LABELLERS = BackendRegistry("entity backend", ("entities.backend",), {
+    "embedded": Backend(),  # fine labels from caption context (spaCy + taxonomy)
+    "pretrained": Backend(load_entity_vlm, uses_gpu=True),
+})
+ATTRIBUTE_READERS = BackendRegistry("attribute backend", ("attributes.backend",), {
+    "embedded": Backend(),  # the pool's sidecar attributes
+    "pretrained": Backend(load_attribute_vlm, uses_gpu=True),
+})
+TIMELINE_BUILDERS = BackendRegistry("timeline backend", ("timelines.backend",), {
+    "embedded": Backend(),  # change points of the subject tracks
+    "pretrained": Backend(load_timeline_models, uses_gpu=True),
+})
 
 
 # ---------------------------------------------------------------- captions
@@ -72,8 +116,7 @@ def load_caption_models(env: ItemEnv):
     from curation.entities import extract_entities
 
     extract_entities("a man")  # builds the cached spaCy pipeline of this worker
-    cfg = env.params.captions
-    return _load_vlm(env, cfg.model, num_frames=cfg.frames) if cfg.backend == "pretrained" else None
+    return load_chosen(CAPTIONERS, env)
 
 
 def caption_clip(env: ItemEnv, captioner, item: tuple[dict, dict]) -> dict[str, Any]:
@@ -98,17 +141,17 @@ def captions(ctx: StageContext) -> dict[str, Any]:
     cfg = ctx.params.captions
     clips = _clips(ctx)
     videos = {r["video_id"]: r for r in _rows(ctx, "raw_videos")}
-    work = ItemWork(caption_clip, setup=load_caption_models, uses_gpu=cfg.backend == "pretrained")
+    work = item_work(caption_clip, CAPTIONERS, ctx.params, setup=load_caption_models)
     run = run_items(ctx, work, [(c, videos[c["video_id"]]) for c in clips.values()], label=lambda it: it[0]["clip_id"])
     rows = run.results
-    write_table(ctx.store, ctx.table_key(), to_table(rows, S.CAPTIONS))
+    write_table(ctx.store, ctx.table_key(), to_table(rows, schemas.CAPTIONS))
     words = np.array([r["word_count"] for r in rows]) if rows else np.zeros(0)
     return {"table": ctx.table_key(), "clips_in": len(rows), "captions_kept": sum(r["kept"] for r in rows),
             "dropped_by_reason": counts_by([r["drop_reason"] for r in rows]),
             "word_count": {"median": float(np.median(words)) if len(words) else None,
                            "share_ge_50": float((words >= 50).mean()) if len(words) else None},
             "backend": rows[0]["caption_backend"] if rows else cfg.backend,
-            "preview": _preview(rows, ["clip_id", "word_count", "kept", "drop_reason", "caption"]), **run.metadata()}
+            "preview": preview_rows(rows, ["clip_id", "word_count", "kept", "drop_reason", "caption"]), **run.metadata()}
 
 
 # ---------------------------------------------------------------- entities
@@ -128,8 +171,7 @@ def load_entity_models(env: ItemEnv):
     from curation.entities import extract_entities
 
     extract_entities("a man")  # builds the cached spaCy pipeline of this worker
-    cfg = env.params.entities
-    return _load_vlm(env, cfg.model) if cfg.backend == "pretrained" else None
+    return load_chosen(ENTITY_LABELLERS, env)
 
 
 def clip_entities(env: ItemEnv, vlm, item: tuple[dict, dict]) -> list[dict[str, Any]]:
@@ -164,16 +206,15 @@ def entities(ctx: StageContext) -> dict[str, Any]:
     """Taxonomy entities of each kept caption (one item per caption); living subjects get a
     fine-grained label from caption context (embedded) or from the VLM looking at the clip
     (pretrained)."""
-    cfg = ctx.params.entities
     clips = _clips(ctx)
     caps = [r for r in _rows(ctx, "captions") if r["kept"]]
-    work = ItemWork(clip_entities, setup=load_entity_models, uses_gpu=cfg.backend == "pretrained")
+    work = item_work(clip_entities, ENTITY_LABELLERS, ctx.params, setup=load_entity_models)
     run = run_items(ctx, work, [(c, clips[c["clip_id"]]) for c in caps], label=lambda it: it[0]["clip_id"])
     rows = [row for clip_rows in run.results for row in clip_rows]
-    write_table(ctx.store, ctx.table_key(), to_table(rows, S.ENTITIES))
+    write_table(ctx.store, ctx.table_key(), to_table(rows, schemas.ENTITIES))
     return {"table": ctx.table_key(), "clips_in": len(caps), "entities": len(rows),
             "by_category": counts_by([r["category"] for r in rows]), "labels": counts_by([r["label"] for r in rows]),
-            "preview": _preview(rows, ["entity_id", "label", "category", "fine_label"]), **run.metadata()}
+            "preview": preview_rows(rows, ["entity_id", "label", "category", "fine_label"]), **run.metadata()}
 
 
 # ---------------------------------------------------------------- attributes
@@ -190,11 +231,6 @@ def sidecar_attributes(video: dict, start_s: float, end_s: float) -> dict | None
     if best is not None and best.get("attributes"):
         return best["attributes"]
     return json.loads(video["attributes_json"]) if video.get("attributes_json") else None
-
-
-def load_attribute_models(env: ItemEnv):
-    cfg = env.params.attributes
-    return _load_vlm(env, cfg.model) if cfg.backend == "pretrained" else None
 
 
 def human_attributes(env: ItemEnv, vlm, item: tuple[dict, dict, dict]) -> dict[str, Any]:
@@ -217,32 +253,21 @@ def human_attributes(env: ItemEnv, vlm, item: tuple[dict, dict, dict]) -> dict[s
 
 def attributes(ctx: StageContext) -> dict[str, Any]:
     """DH-FaceVid attributes of human subjects (ethnicity, gender, age, expression, attire)."""
-    cfg = ctx.params.attributes
     clips = _clips(ctx)
     videos = {r["video_id"]: r for r in _rows(ctx, "raw_videos")}
     items = [(e, clips[e["clip_id"]], videos[clips[e["clip_id"]]["video_id"]])
              for e in _rows(ctx, "entities") if e["is_human"]]
-    work = ItemWork(human_attributes, setup=load_attribute_models if cfg.backend == "pretrained" else None,
-                    uses_gpu=cfg.backend == "pretrained")
+    work = item_work(human_attributes, ATTRIBUTE_READERS, ctx.params)
     run = run_items(ctx, work, items, label=lambda it: it[0]["entity_id"])
     rows = run.results
-    write_table(ctx.store, ctx.table_key(), to_table(rows, S.ATTRIBUTES))
+    write_table(ctx.store, ctx.table_key(), to_table(rows, schemas.ATTRIBUTES))
     return {"table": ctx.table_key(), "humans": len(rows),
             "with_attributes": sum(any(r[k] for k in ATTRIBUTE_KEYS) for r in rows),
             "backends": counts_by([r["attribute_backend"] for r in rows]),
-            "preview": _preview(rows, ["entity_id", *ATTRIBUTE_KEYS]), **run.metadata()}
+            "preview": preview_rows(rows, ["entity_id", *ATTRIBUTE_KEYS]), **run.metadata()}
 
 
 # ---------------------------------------------------------------- timelines
-
-
-def load_timeline_models(env: ItemEnv):
-    """Qwen2.5-VL (proposals) and CLIP (alignment re-scoring), once per worker."""
-    from curation.pretrained.timeline import ClipAlignmentScorer, VlmTimelineProposer
-
-    cfg = env.params.timelines
-    device = model_device(env.params)
-    return VlmTimelineProposer(cfg.proposal_model, device=device), ClipAlignmentScorer(cfg.alignment_model, device=device)
 
 
 def clip_timeline(env: ItemEnv, models, item: tuple[dict, list[dict], dict, dict]) -> dict[str, Any]:
@@ -280,7 +305,6 @@ def clip_timeline(env: ItemEnv, models, item: tuple[dict, list[dict], dict, dict
 
 def timelines(ctx: StageContext) -> dict[str, Any]:
     """Sub-actions with start/end seconds, in ReactID-Data's timeline shape (one item per clip)."""
-    cfg = ctx.params.timelines
     clips = _clips(ctx)
     caps = {r["clip_id"]: r for r in _rows(ctx, "captions") if r["kept"]}
     ents = {e["entity_id"]: e for e in _rows(ctx, "entities")}
@@ -290,16 +314,15 @@ def timelines(ctx: StageContext) -> dict[str, Any]:
             by_clip.setdefault(s["clip_id"], []).append(s)
     items = [(clips[clip_id], subs, caps[clip_id], {s["entity_id"]: ents[s["entity_id"]] for s in subs})
              for clip_id, subs in by_clip.items()]
-    pretrained = cfg.backend == "pretrained"
-    work = ItemWork(clip_timeline, setup=load_timeline_models if pretrained else None, uses_gpu=pretrained)
+    work = item_work(clip_timeline, TIMELINE_BUILDERS, ctx.params)
     run = run_items(ctx, work, items, label=lambda it: it[0]["clip_id"])
     rows = [r for r in run.results if "unparsable" not in r]
     unparsable = {it[0]["clip_id"]: r["unparsable"] for it, r in zip(items, run.results, strict=True) if "unparsable" in r}
-    write_table(ctx.store, ctx.table_key(), to_table(rows, S.TIMELINES))
+    write_table(ctx.store, ctx.table_key(), to_table(rows, schemas.TIMELINES))
     return {"table": ctx.table_key(), "clips": len(rows), "events": sum(r["event_count"] for r in rows),
             "unparsable_answers": unparsable, **run.metadata(),
             "descriptions": counts_by([ev["description"] for r in rows for ev in r["events"]]),
-            "preview": _preview([{**r, "events": "; ".join(f"{e['start']:.1f}-{e['end']:.1f}s {e['description']}"
+            "preview": preview_rows([{**r, "events": "; ".join(f"{e['start']:.1f}-{e['end']:.1f}s {e['description']}"
                                                           for e in r["events"])} for r in rows], ["clip_id", "events"])}
 
 
@@ -353,9 +376,9 @@ def annotations(ctx: StageContext) -> dict[str, Any]:
             "global_caption": t.get("global_caption") or caps[s["clip_id"]]["caption"], "events": t.get("events") or [],
             "backends": json.dumps(backends, sort_keys=True),
         })
-    write_table(ctx.store, ctx.table_key(), to_table(rows, S.ANNOTATIONS))
+    write_table(ctx.store, ctx.table_key(), to_table(rows, schemas.ANNOTATIONS))
     return {"table": ctx.table_key(), "subjects": len(rows), "clips": len({r["clip_id"] for r in rows}),
             "excluded_by_reason": counts_by([x["reason"] for x in excluded]),
             "with_faces": sum(bool(r["face_boxes"]) for r in rows), "with_events": sum(bool(r["events"]) for r in rows),
-            "preview": _preview([{**r, "frames": len(r["frame_indices"]), "events": len(r["events"])} for r in rows],
+            "preview": preview_rows([{**r, "frames": len(r["frame_indices"]), "events": len(r["events"])} for r in rows],
                                 ["clip_id", "label", "fine_label", "frames", "events"])}

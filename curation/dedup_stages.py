@@ -30,14 +30,17 @@ from typing import Any
 
 import numpy as np
 
+from core import layout
 from core.errors import StageInputError
-from core.execution import ItemEnv, ItemWork, run_items
-from core.stage import StageContext, counts_by
+from core.backends import Backend, BackendRegistry, item_work
+from core.execution import ItemEnv, model_device, run_items
+from core.stage import StageContext
+from core.summaries import counts_by
 from core.storage import ObjectStore
 from core.tables import read_json, read_table, to_table, write_json, write_table
 from curation.schemas import CLIP_DEDUP, CLIP_SIGNATURES
 
-SHARD_ORDER_PREFIX = "index/shard_order"
+SHARD_ORDER_PREFIX = layout.SHARD_ORDER
 EMBEDDED_BACKEND = "embedded:dct-hash"
 
 # ---------------------------------------------------------------- shard order
@@ -45,7 +48,7 @@ EMBEDDED_BACKEND = "embedded:dct-hash"
 
 def register_shard(store: ObjectStore, shard: str) -> dict[str, Any]:
     """Record that `shard` joined the duplicate index, unless it already has; return its record."""
-    key = f"{SHARD_ORDER_PREFIX}/{shard}.json"
+    key = layout.shard_order_record(shard)
     if store.exists(key):
         return read_json(store, key)
     record = {"shard": shard, "registered_ns": time.time_ns()}
@@ -77,10 +80,17 @@ def shards_before(ctx: StageContext) -> tuple[str, ...]:
 
 def load_signature_embedder(env: ItemEnv):
     """The pretrained frame embedder of `clip_signatures`, loaded once per worker."""
-    from core.execution import model_device
-    from curation.features import make_embedder
+    from curation.features import build_frame_embedder
 
-    return make_embedder("pretrained", env.params.clip_signatures.pretrained_model, device=model_device(env.params))
+    return build_frame_embedder("pretrained", env.params.clip_signatures.pretrained_model,
+                                device=model_device(env.params), params_key="clip_signatures.backend")
+
+
+# the pretrained backend loads a frame embedder (curation.features: `embed(frames)`, `name`)
+SIGNATURE_EMBEDDERS = BackendRegistry("signature backend", ("clip_signatures.backend",), {
+    "embedded": Backend(),  # DCT hashes (curation.dedup)
+    "pretrained": Backend(load_signature_embedder, uses_gpu=True),
+})
 
 
 def sign_clip(env: ItemEnv, embedder, clip: dict) -> dict[str, Any]:
@@ -114,12 +124,12 @@ def clip_signatures(ctx: StageContext) -> dict[str, Any]:
     sha256 = {r["video_id"]: r["content_sha256"] for r in raw}
     scenes = read_table(ctx.store, ctx.table_key("scene_clips"), needed_by="clip_signatures").to_pylist()
     clips = [{**r, "video_sha256": sha256[r["video_id"]]} for r in scenes if r["kept"]]
-    pretrained = cfg.backend == "pretrained"
-    work = ItemWork(sign_clip, setup=load_signature_embedder if pretrained else None, uses_gpu=pretrained)
+    work = item_work(sign_clip, SIGNATURE_EMBEDDERS, ctx.params)
     run = run_items(ctx, work, clips, label=lambda c: c["clip_id"])
     seconds = sum(r["signature_seconds"] for r in run.results)
     rows = [{k: v for k, v in r.items() if k != "signature_seconds"} for r in run.results]
-    backend = rows[0]["backend"] if rows else (f"pretrained:dinov2({cfg.pretrained_model})" if pretrained else EMBEDDED_BACKEND)
+    backend = rows[0]["backend"] if rows else (EMBEDDED_BACKEND if cfg.backend == "embedded"
+                                               else f"pretrained:dinov2({cfg.pretrained_model})")
     write_table(ctx.store, ctx.table_key(), to_table(rows, CLIP_SIGNATURES))
     record = register_shard(ctx.store, ctx.shard)
     order = shard_order(ctx.store)
@@ -153,7 +163,7 @@ def _indexed(store: ObjectStore, shard: str, settings: dict[str, Any]) -> list:
     from curation.dedup import IndexedClip
 
     out = []
-    for row in read_table(store, f"tables/clip_signatures/{shard}.parquet", needed_by="clip_dedup").to_pylist():
+    for row in read_table(store, layout.table("clip_signatures", shard), needed_by="clip_dedup").to_pylist():
         if _settings(row) != settings:
             raise StageInputError(f"clip_signatures of shard {shard!r} were computed with {_settings(row)}, this "
                                   f"shard's with {settings}: rerun clip_signatures for {shard!r}")

@@ -1,6 +1,7 @@
 """Frame descriptors for adjacent-frame similarity (scene-cut refinement).
 
-Two backends behind one call, `FrameEmbedder.embed(frames) -> (N, D) L2-normalised`:
+Two backends behind one call, `FrameEmbedder.embed(frames) -> (N, D) L2-normalised`, built by
+name with `build_frame_embedder` (registry `FRAME_EMBEDDERS`):
 - embedded: a colour + texture descriptor (HSV histogram and a spatial grid of gradient-
   orientation histograms), classical and CPU-cheap;
 - pretrained: DINOv2 CLS features through transformers (paper App. B.1), loaded with
@@ -9,9 +10,12 @@ Two backends behind one call, `FrameEmbedder.embed(frames) -> (N, D) L2-normalis
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
+
+from core.backends import BackendRegistry
 
 
 class FrameEmbedder(Protocol):
@@ -97,9 +101,31 @@ class Dinov2Embedder:
         return _l2(np.concatenate(out))
 
 
-def make_embedder(backend: str, model_path: str, device: str = "cpu") -> FrameEmbedder:
-    if backend == "embedded":
-        return ColourTextureEmbedder()
-    if backend == "pretrained":
-        return Dinov2Embedder(model_path, device=device)
-    raise ValueError(f"unknown similarity backend {backend!r}; expected 'embedded' or 'pretrained'")
+def _colour_texture(model_path: str, device: str) -> FrameEmbedder:
+    return ColourTextureEmbedder()
+
+
+def _dinov2(model_path: str, device: str) -> FrameEmbedder:
+    return Dinov2Embedder(model_path, device=device)
+
+
+# Every params key that chooses a frame embedder allows exactly these names.
+FRAME_EMBEDDERS: BackendRegistry[Callable[[str, str], FrameEmbedder]] = BackendRegistry(
+    "frame embedder",
+    ("scene_clips.similarity_backend", "training_samples.similarity_backend", "difficulty.appearance_backend"),
+    {"embedded": _colour_texture, "pretrained": _dinov2},
+)
+
+
+def build_frame_embedder(backend: str, model_path: str, device: str = "cpu", *,
+                         params_key: str | None = None) -> FrameEmbedder:
+    """The frame embedder registered as `backend`.
+
+    Args:
+        model_path: the pretrained model (hub id or local directory); embedded backends ignore it.
+        params_key: the key `backend` was read from, named by the error for an unknown name.
+
+    Raises:
+        ParamsError: no frame embedder is registered as `backend`.
+    """
+    return FRAME_EMBEDDERS.get(backend, params_key)(model_path, device)

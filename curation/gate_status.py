@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core import layout
 from core.params import Params
 from core.stage import marker_key
 from core.storage import ObjectStore
@@ -20,7 +21,8 @@ GATE_SUITES = ("captions", "entities", "subjects", "faces", "timelines", "annota
 
 
 def gate_key(shard: str) -> str:
-    return f"metrics/quality_gates/{shard}.json"
+    """The quality gates' verdict on a shard's annotations."""
+    return layout.marker("quality_gates", shard)
 
 
 def _annotations_fingerprint(store: ObjectStore, shard: str) -> str | None:
@@ -66,8 +68,8 @@ def run_shard_gates(params: Params, store: ObjectStore, shard: str, *, data_docs
     from curation.quality_gates import run_suites
 
     needed_by = "annotation quality gates"
-    tables = {s: read_table(store, f"tables/{s}/{shard}.parquet", needed_by=needed_by) for s in suites}
-    clips = read_table(store, f"tables/curated_clips/{shard}.parquet", needed_by=needed_by)
+    tables = {s: read_table(store, layout.table(s, shard), needed_by=needed_by) for s in suites}
+    clips = read_table(store, layout.table("curated_clips", shard), needed_by=needed_by)
     results = run_suites(tables, params=params.quality_gates, clips=clips, data_docs_dir=data_docs_dir,
                          run_name=run_name)
     if set(suites) == set(GATE_SUITES):

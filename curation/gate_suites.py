@@ -15,8 +15,7 @@ import pandas as pd
 import pyarrow as pa
 
 from core.errors import ReactIDError
-from core.params import QualityGatesParams
-from curation import annotation_schemas as S
+from curation import annotation_schemas as schemas
 from curation.entities import Taxonomy
 from curation.gate_rules import (
     CheckView,
@@ -45,10 +44,11 @@ from curation.gate_views import (
     first_row_per_clip,
     text_chars,
 )
+from curation.params import QualityGatesParams
 
 SUITES = ("captions", "entities", "subjects", "faces", "timelines", "annotations")
-SCHEMAS = {"captions": S.CAPTIONS, "entities": S.ENTITIES, "subjects": S.SUBJECTS, "faces": S.FACES,
-           "timelines": S.TIMELINES, "annotations": S.ANNOTATIONS}
+SCHEMAS = {"captions": schemas.CAPTIONS, "entities": schemas.ENTITIES, "subjects": schemas.SUBJECTS, "faces": schemas.FACES,
+           "timelines": schemas.TIMELINES, "annotations": schemas.ANNOTATIONS}
 # Suites that check against the curated clip (frame size, duration) they annotate.
 NEEDS_CLIPS = {"faces": "frame size for face boxes", "timelines": "clip duration for event ends"}
 CLIP_COLUMNS = ("clip_id", "width", "height", "duration_s")

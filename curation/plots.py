@@ -2,33 +2,24 @@
 
 from __future__ import annotations
 
-import io
 
+from core import layout
+from core.images import figure_png, pyplot
 from core.storage import ObjectStore
 from core.tables import read_table
 
 
 def _png(fig) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig, dpi=90, bbox_inches="tight")
 
 
 def _figure(w: float, h: float):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(1, 2, figsize=(w, h))
+    return pyplot().subplots(1, 2, figsize=(w, h))
 
 
 def quality_plot(store: ObjectStore, shard: str, min_motion: float | None = None) -> bytes | None:
     """Foreground motion and sharpness per clip of a shard."""
-    key = f"tables/clip_quality/{shard}.parquet"
+    key = layout.table("clip_quality", shard)
     if not store.exists(key):
         return None
     rows = read_table(store, key).to_pylist()

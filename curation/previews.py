@@ -20,12 +20,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from core import layout
+from core.images import encode_png
 from core.progress import report
 from core.stage import StageContext
 from core.storage import temp_dir
 from core.tables import read_table, to_table, write_table
 
-PREFIX = "previews"
+PREFIX = layout.PREVIEWS
 SHEET_NAME = "contact_sheet.png"
 BAR_HEIGHT = 22  # px under the frame: the timeline bar
 BANNER_HEIGHT = 20  # px over the frame: rejection reasons or "no verified subject"
@@ -50,15 +52,15 @@ REJECT_COLOUR = (200, 30, 30)
 
 
 def preview_key(shard: str, clip_id: str) -> str:
-    return f"{PREFIX}/{shard}/{clip_id}.mp4"
+    return layout.join(layout.previews(shard), f"{clip_id}.mp4")
 
 
 def thumbnail_key(shard: str, clip_id: str) -> str:
-    return f"{PREFIX}/{shard}/{clip_id}.png"
+    return layout.join(layout.previews(shard), f"{clip_id}.png")
 
 
 def contact_sheet_key(shard: str) -> str:
-    return f"{PREFIX}/{shard}/{SHEET_NAME}"
+    return layout.join(layout.previews(shard), SHEET_NAME)
 
 
 @dataclass(frozen=True)
@@ -240,7 +242,7 @@ def contact_sheet(thumbnails: list[tuple[str, np.ndarray]], columns: int, thumb_
         sheet[y:y + cell.shape[0], x:x + thumb_width] = cell
         cv2.putText(sheet, _fit_text(title, thumb_width - 6, 0.38), (x + 3, y + cell_h - 4), cv2.FONT_HERSHEY_SIMPLEX,
                     0.38, (20, 20, 20), 1, cv2.LINE_AA)
-    return png_bytes(sheet)
+    return encode_png(sheet)
 
 
 def _fit_text(text: str, width: int, scale: float) -> str:
@@ -255,15 +257,6 @@ def _fit_text(text: str, width: int, scale: float) -> str:
     while head and not fits(f"{head}..{tail}"):
         head, tail = (head[:-1], tail) if len(head) >= len(tail) else (head, tail[1:])
     return f"{head}..{tail}"
-
-
-def png_bytes(rgb: np.ndarray) -> bytes:
-    import cv2
-
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
-    if not ok:
-        raise ValueError(f"PNG encoding failed for an image of shape {rgb.shape}")
-    return buf.tobytes()
 
 
 def clip_overlays(curated: list[dict], annotations: list[dict], timelines: list[dict]) -> dict[str, ClipOverlay]:
@@ -298,7 +291,7 @@ def clip_previews(ctx: StageContext) -> dict[str, Any]:
     annotations = read_table(ctx.store, ctx.table_key("annotations"), needed_by="clip_previews").to_pylist()
     timelines = read_table(ctx.store, ctx.table_key("timelines"), needed_by="clip_previews").to_pylist()
     overlays = clip_overlays(curated, annotations, timelines)
-    prefix = f"{PREFIX}/{ctx.shard}"
+    prefix = layout.previews(ctx.shard)
     rows, thumbs = [], []
     with temp_dir() as tmp, ctx.store.staged_prefix(prefix) as staging:
         for i, clip in enumerate(curated):
@@ -310,7 +303,7 @@ def clip_previews(ctx: StageContext) -> dict[str, Any]:
                                      max_seconds=cfg.max_seconds,
                                      max_fps=cfg.max_fps, crf=cfg.crf, preset=cfg.preset, mask_alpha=cfg.mask_alpha)
             ctx.store.put_file(f"{staging}/{clip['clip_id']}.mp4", local)
-            ctx.store.put_bytes(f"{staging}/{clip['clip_id']}.png", png_bytes(out["thumbnail"]))
+            ctx.store.put_bytes(f"{staging}/{clip['clip_id']}.png", encode_png(out["thumbnail"]))
             status = "kept" if clip["kept"] else "rejected"
             thumbs.append((f"{clip['clip_id']} ({status})", out["thumbnail"]))
             rows.append({

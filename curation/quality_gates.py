@@ -1,4 +1,4 @@
-"""Great-expectations quality gates for the annotation tables (issue 3).
+"""Great-expectations quality gates for the annotation tables.
 
 `run_suites` validates each table's check views (curation/gate_suites.py) with one GX
 expectation suite per view in an ephemeral GX context: a pandas data source, an
@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from core.params import QualityGatesParams
 from curation.entities import Taxonomy, load_taxonomy
 from curation.gate_rules import CheckView
 from curation.gate_suites import SUITES, QualityGateError, build_views
 from curation.gate_views import caption_word_stats
+from curation.params import QualityGatesParams
 
 __all__ = ["SUITES", "GateFailure", "GateResult", "QualityGateError", "run_suite", "run_suites"]
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Protocol
 
+from core import layout
 from core.errors import StageInputError
 
 if TYPE_CHECKING:
@@ -217,7 +218,7 @@ class StorePool:
         Raises:
             StageInputError: the shard folder holds no object.
         """
-        base = f"{self.prefix.strip('/')}/{shard}"
+        base = layout.pool_shard(self.prefix, shard)
         objects = {k[len(base) + 1:]: k for k in self.store.list(base) if k.startswith(base + "/")}
         if not objects:
             raise StageInputError(f"shard {shard!r} not found: no object under {self.store.uri(base)}/ "
@@ -225,7 +226,7 @@ class StorePool:
         return objects
 
     def where(self, shard: str) -> str:
-        return self.store.uri(f"{self.prefix.strip('/')}/{shard}") + "/"
+        return self.store.uri(layout.pool_shard(self.prefix, shard)) + "/"
 
     def list_shard(self, shard: str) -> list[PoolEntry]:
         objects = self._objects(shard)

@@ -5,31 +5,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from core import layout
+from core.markdown import markdown_table
 from core.params import Params
 from core.stage import marker_key, recorded_metadata
 from core.storage import ObjectStore
 from core.tables import read_table, write_json
 from curation import accuracy
 
-REPORT_KEY = "reports/curation_report.md"
-METRICS_KEY = "metrics/curation_report.json"
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "n/a"
-    if isinstance(v, float):
-        return f"{v:.3f}"
-    return str(v)
+REPORT_KEY = layout.CURATION_REPORT
+METRICS_KEY = layout.CURATION_REPORT_METRICS
 
 
 def _table(rows: list[dict[str, Any]]) -> list[str]:
-    if not rows:
-        return ["_(none)_", ""]
-    cols = list(rows[0])
-    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    out += ["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in rows]
-    return [*out, ""]
+    return [*markdown_table(rows, missing="n/a", empty="_(none)_").split("\n"), ""]
 
 
 def shard_accuracy(params: Params, store: ObjectStore, shard: str) -> dict[str, Any] | None:
@@ -38,11 +27,11 @@ def shard_accuracy(params: Params, store: ObjectStore, shard: str) -> dict[str, 
     if not truth_path.is_file():
         return None
     truth = json.loads(truth_path.read_text())
-    raw = read_table(store, f"tables/raw_videos/{shard}.parquet").to_pylist()
-    cuts = read_table(store, f"tables/scene_cuts/{shard}.parquet").to_pylist()
-    clips = read_table(store, f"tables/scene_clips/{shard}.parquet").to_pylist()
-    quality = {r["clip_id"]: r for r in read_table(store, f"tables/clip_quality/{shard}.parquet").to_pylist()}
-    curated = {r["clip_id"]: r for r in read_table(store, f"tables/curated_clips/{shard}.parquet").to_pylist()}
+    raw = read_table(store, layout.table("raw_videos", shard)).to_pylist()
+    cuts = read_table(store, layout.table("scene_cuts", shard)).to_pylist()
+    clips = read_table(store, layout.table("scene_clips", shard)).to_pylist()
+    quality = {r["clip_id"]: r for r in read_table(store, layout.table("clip_quality", shard)).to_pylist()}
+    curated = {r["clip_id"]: r for r in read_table(store, layout.table("curated_clips", shard)).to_pylist()}
     kept_clips = [c for c in clips if c["kept"]]
     return {
         "scene_cuts": accuracy.scene_cut_accuracy(truth, cuts),

@@ -30,71 +30,15 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-BACKENDS = ("transnetv2", "pyscenedetect")
+from core.backends import BackendRegistry
+from curation.shot_boundaries import BackendShots, ShotDetection, Transition, frame_runs
+
+
 TRANSITION_REASON = "gradual_transition"
-
-
-@dataclass(frozen=True)
-class Transition:
-    """A gradual boundary (dissolve, fade): frames [start_frame, end_frame) blend two shots."""
-
-    start_frame: int
-    end_frame: int  # exclusive
-
-    @property
-    def frames(self) -> int:
-        return self.end_frame - self.start_frame
-
-
-@dataclass(frozen=True)
-class BackendShots:
-    """One backend's boundaries over one video.
-
-    Attributes:
-        cuts: hard cuts, each the first frame of the new shot.
-        transitions: gradual transitions, sorted, not overlapping.
-        candidates: the backend's intermediate proposals by name (e.g. PySceneDetect's own
-            cuts before refinement), recorded for the report.
-    """
-
-    backend: str
-    cuts: list[int]
-    transitions: list[Transition]
-    seconds: float
-    candidates: dict[str, list[int]] = field(default_factory=dict)
-    min_adjacent_similarity: float | None = None
-
-
-@dataclass(frozen=True)
-class ShotDetection:
-    """The selected backend's boundaries and, by name, every backend that ran."""
-
-    selected: str
-    n_frames: int
-    by_backend: dict[str, BackendShots]
-
-    @property
-    def cuts(self) -> list[int]:
-        return self.by_backend[self.selected].cuts
-
-    @property
-    def transitions(self) -> list[Transition]:
-        return self.by_backend[self.selected].transitions
-
-
-# ---------------------------------------------------------------- shared
-
-
-def frame_runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """Runs [start, end) of consecutive True frames in `mask`."""
-    padded = np.concatenate([[False], np.asarray(mask, bool), [False]])
-    edges = np.flatnonzero(padded[1:] != padded[:-1])
-    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
 # ---------------------------------------------------------------- PySceneDetect + similarity
@@ -247,8 +191,36 @@ def ramp_transitions(ramp: np.ndarray, hard_cuts: list[int], *, span: int, thres
 
 def backends_to_run(cfg) -> tuple[str, ...]:
     """The selected backend first, then (with `compare_backends`) every other one."""
-    others = tuple(b for b in BACKENDS if b != cfg.shot_backend) if cfg.compare_backends else ()
+    others = tuple(b for b in SHOT_DETECTORS if b != cfg.shot_backend) if cfg.compare_backends else ()
     return (cfg.shot_backend, *others)
+
+
+def _transnetv2(cfg, fps: float, embedder, transnet_model):
+    from curation.shot_transnetv2 import TransNetV2Detector, load_transnetv2
+
+    return TransNetV2Detector(
+        transnet_model if transnet_model is not None else load_transnetv2(),
+        threshold=cfg.transnetv2_threshold, transition_threshold=cfg.transnetv2_transition_threshold,
+        extend_threshold=cfg.transnetv2_extend_threshold, min_transition_frames=cfg.min_transition_frames,
+        min_peak=cfg.transnetv2_min_peak,
+    )
+
+
+def _pyscenedetect(cfg, fps: float, embedder, transnet_model):
+    if embedder is None:
+        raise ValueError("the pyscenedetect shot backend needs a frame embedder (scene_clips.similarity_backend)")
+    return PySceneDetectDetector(
+        embedder, fps, detector=cfg.detector, adaptive_threshold=cfg.adaptive_threshold,
+        content_threshold=cfg.content_threshold, min_scene_len=cfg.min_scene_len_frames,
+        similarity_threshold=cfg.similarity_threshold, tolerance=cfg.merge_tolerance_frames,
+        ramp_span=cfg.ramp_span_frames, ramp_threshold=cfg.ramp_threshold,
+        min_transition_frames=cfg.min_transition_frames,
+    )
+
+
+# name -> builder(cfg, fps, embedder, transnet_model) of a fresh streaming detector for one video
+SHOT_DETECTORS = BackendRegistry("shot backend", ("scene_clips.shot_backend",),
+                                 {"transnetv2": _transnetv2, "pyscenedetect": _pyscenedetect})
 
 
 def make_detectors(cfg, fps: float, embedder, transnet_model=None) -> dict[str, Any]:
@@ -256,31 +228,11 @@ def make_detectors(cfg, fps: float, embedder, transnet_model=None) -> dict[str, 
 
     Args:
         transnet_model: a loaded TransNetV2 (reused across videos); loaded when None.
-    """
-    detectors: dict[str, Any] = {}
-    for name in backends_to_run(cfg):
-        if name == "transnetv2":
-            from curation.shot_transnetv2 import TransNetV2Detector, load_transnetv2
 
-            detectors[name] = TransNetV2Detector(
-                transnet_model if transnet_model is not None else load_transnetv2(),
-                threshold=cfg.transnetv2_threshold, transition_threshold=cfg.transnetv2_transition_threshold,
-                extend_threshold=cfg.transnetv2_extend_threshold, min_transition_frames=cfg.min_transition_frames,
-                min_peak=cfg.transnetv2_min_peak,
-            )
-        elif name == "pyscenedetect":
-            if embedder is None:
-                raise ValueError("the pyscenedetect shot backend needs a frame embedder (scene_clips.similarity_backend)")
-            detectors[name] = PySceneDetectDetector(
-                embedder, fps, detector=cfg.detector, adaptive_threshold=cfg.adaptive_threshold,
-                content_threshold=cfg.content_threshold, min_scene_len=cfg.min_scene_len_frames,
-                similarity_threshold=cfg.similarity_threshold, tolerance=cfg.merge_tolerance_frames,
-                ramp_span=cfg.ramp_span_frames, ramp_threshold=cfg.ramp_threshold,
-                min_transition_frames=cfg.min_transition_frames,
-            )
-        else:
-            raise ValueError(f"unknown shot backend {name!r}; expected one of {BACKENDS}")
-    return detectors
+    Raises:
+        ParamsError: `scene_clips.shot_backend` names no registered backend.
+    """
+    return {name: SHOT_DETECTORS.get(name)(cfg, fps, embedder, transnet_model) for name in backends_to_run(cfg)}
 
 
 def detect_shots(frames: Iterable[np.ndarray], fps: float, cfg, embedder=None, *, transnet_model=None) -> ShotDetection:

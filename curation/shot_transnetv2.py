@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from curation.shot_detectors import BackendShots, Transition, frame_runs
+from curation.shot_boundaries import BackendShots, Transition, frame_runs
 
 
 def load_transnetv2(device: str = "cpu"):

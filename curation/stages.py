@@ -17,17 +17,19 @@ from typing import Any
 
 import numpy as np
 
+from core import layout
+from core.backends import Backend, BackendRegistry, item_work, load_chosen
 from core.errors import ParamsError
 from core.execution import ItemEnv, ItemWork, model_device, run_items
 from core.progress import report
-from core.stage import Output, StageContext, StageSpec, counts_by
+from core.stage import Output, StageContext, StageSpec
+from core.summaries import counts_by
+from core.summaries import min_median_max as _summary
+from core.summaries import preview_rows as _preview
 from core.storage import temp_dir
 from core.tables import read_table, to_table, write_table
 from curation import schemas
-
-
-def _preview(rows: list[dict], columns: list[str], n: int = 8) -> list[dict]:
-    return [{c: r.get(c) for c in columns} for r in rows[:n]]
+from curation.clip_filters import rejection_reasons
 
 
 # ---------------------------------------------------------------- demo_pool
@@ -56,7 +58,7 @@ def demo_pool(ctx: StageContext) -> dict[str, Any]:
     files = sorted(p.name for p in folder.iterdir() if p.suffix == ".mp4")
     location = str(folder)
     if prefix:
-        shard_prefix = f"{prefix}/{ctx.shard}"
+        shard_prefix = layout.pool_shard(prefix, ctx.shard)
         with ctx.store.staged_prefix(shard_prefix) as staging:  # a rebuilt shard replaces the old one whole
             for path in sorted(folder.iterdir()):
                 ctx.store.put_file(f"{staging}/{path.name}", path)
@@ -159,13 +161,14 @@ def _raw_pool_hash(ctx: StageContext) -> str:
 def load_shot_models(env: ItemEnv):
     """The models scene_clips runs, loaded once per worker: TransNetV2 and the similarity
     embedder of the PySceneDetect refinement, for the backends params run."""
-    from curation.features import make_embedder
+    from curation.features import build_frame_embedder
     from curation.shot_detectors import backends_to_run
     from curation.shot_transnetv2 import load_transnetv2
 
     cfg = env.params.scene_clips
     backends = backends_to_run(cfg)
-    embedder = make_embedder(cfg.similarity_backend, cfg.pretrained_model) if "pyscenedetect" in backends else None
+    embedder = (build_frame_embedder(cfg.similarity_backend, cfg.pretrained_model, params_key="scene_clips.similarity_backend")
+                if "pyscenedetect" in backends else None)
     transnet = load_transnetv2(model_device(env.params)) if "transnetv2" in backends else None
     return embedder, transnet
 
@@ -182,7 +185,6 @@ def cut_video(env: ItemEnv, models, video: dict) -> dict[str, Any]:
     cfg = env.params.scene_clips
     embedder, transnet = models
     passes_before = DECODE_STATS.total_passes()
-    prefix = f"clips/{env.shard}"
     t0 = time.perf_counter()
     with temp_dir() as tmp:
         # a video of a store pool is one stream for both passes (ranged reads, no copy)
@@ -211,7 +213,7 @@ def cut_video(env: ItemEnv, models, video: dict) -> dict[str, Any]:
                 crf=cfg.encode_crf, preset=cfg.encode_preset, rate=rate,
             )
         for s in kept:  # each clip an object of this run before the result naming it is recorded
-            env.store.put_file(f"{env.objects_prefix}/clips/{local[s.index].name}", local[s.index])
+            env.store.put_file(layout.join(env.objects_prefix, layout.CLIPS, local[s.index].name), local[s.index])
     t2 = time.perf_counter()
     psd = shots.by_backend.get("pyscenedetect")
     cut_row = {
@@ -240,7 +242,7 @@ def cut_video(env: ItemEnv, models, video: dict) -> dict[str, Any]:
             "duration_s": s.duration_s, "fps": float(rate),
             "width": video["width"] - video["width"] % 2, "height": video["height"] - video["height"] % 2,
             "kept": s.kept, "drop_reason": s.drop_reason,
-            "clip_key": f"{prefix}/{clip_id}.mp4" if s.kept else None,
+            "clip_key": layout.clip(env.shard, clip_id) if s.kept else None,
             "caption": video["caption"], "identity": video["identity"],
         })
     # Timings and decode counts vary from run to run and engine to engine: metadata only.
@@ -272,12 +274,12 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
     run = run_items(ctx, work, videos, label=lambda v: v["video_id"])
     cut_rows = [r["cuts"] for r in run.results]
     clip_rows = [c for r in run.results for c in r["clips"]]
-    prefix = f"clips/{ctx.shard}"
+    prefix = layout.clips(ctx.shard)
     with ctx.store.staged_prefix(prefix) as staging:
         for row in clip_rows:
             if row["kept"]:
-                with ctx.store.local_path(f"{run.objects_prefix}/clips/{row['clip_id']}.mp4") as path:
-                    ctx.store.put_file(f"{staging}/{row['clip_id']}.mp4", path)
+                with ctx.store.local_path(layout.join(run.objects_prefix, layout.CLIPS, layout.clip_file(row["clip_id"]))) as path:
+                    ctx.store.put_file(layout.join(staging, layout.clip_file(row["clip_id"])), path)
     if not ctx.fingerprint:  # no progress to resume from: this run's objects are not needed again
         ctx.store.delete_prefix(run.objects_prefix)
     write_table(ctx.store, ctx.table_key("scene_cuts"), to_table(cut_rows, schemas.SCENE_CUTS))
@@ -322,7 +324,7 @@ def analyse_clip(path, cfg, aesthetic_scorer=None) -> dict[str, Any]:
 
     `path`: a file path or a seekable binary stream (curation.video_io.VideoSource).
     """
-    from curation.quality import FrameSpread, TextScanner, merge_motion, motion_score, technical_quality
+    from curation.quality import FrameSpread, merge_motion, motion_score, technical_quality
     from curation.video_io import DECODE_STATS, FrameBatch, VideoDecoder
 
     t0 = time.perf_counter()
@@ -331,10 +333,8 @@ def analyse_clip(path, cfg, aesthetic_scorer=None) -> dict[str, Any]:
     window = -(-cfg.window_frames // every) * every  # a multiple of `every`: OCR reads the same frames as one pass
     decoder = VideoDecoder(path, width=cfg.analysis_width, sample_fps=cfg.sample_fps)
     motions, spread, previous, frames = [], FrameSpread(cfg.window_frames), None, 0
-    scanner = None
-    if cfg.ocr_backend == "embedded":
-        scanner = TextScanner(every=every, confidence=cfg.ocr_confidence, min_chars=cfg.ocr_min_chars,
-                              max_line_height=cfg.ocr_max_line_height, gate_width=cfg.ocr_gate_width)
+    build_scanner = TEXT_SCANNERS.get(cfg.ocr_backend).build
+    scanner = build_scanner(cfg, every) if build_scanner is not None else None
     for batch in decoder.windows(window):
         frames += len(batch.frames)
         chained = batch if previous is None else FrameBatch(
@@ -382,20 +382,47 @@ def analyse_clip(path, cfg, aesthetic_scorer=None) -> dict[str, Any]:
     }
 
 
+def load_rapidocr(env: ItemEnv) -> None:
+    """RapidOCR's sessions at the analysis width, cached per process."""
+    from curation.quality import _rapidocr
+
+    _rapidocr(env.params.clip_quality.analysis_width)
+
+
+def load_laion_aesthetic(env: ItemEnv):
+    """CLIP + the LAION aesthetic head."""
+    from curation.aesthetic import LaionAestheticScorer
+
+    cfg = env.params.clip_quality
+    return LaionAestheticScorer(env.params.resolve(cfg.aesthetic_mlp_path), cfg.aesthetic_clip_model)
+
+
+def embedded_text_scanner(cfg, every: int):
+    """RapidOCR over every `every`-th sampled frame, with the clip_quality thresholds."""
+    from curation.quality import TextScanner
+
+    return TextScanner(every=every, confidence=cfg.ocr_confidence, min_chars=cfg.ocr_min_chars,
+                       max_line_height=cfg.ocr_max_line_height, gate_width=cfg.ocr_gate_width)
+
+
+# an OCR backend's `build(cfg, every)` makes the per-clip scanner analyse_clip feeds (`add`, `result`)
+TEXT_SCANNERS = BackendRegistry("OCR backend", ("clip_quality.ocr_backend",), {
+    "embedded": Backend(load_rapidocr, build=embedded_text_scanner),
+    "none": Backend(),
+})
+# a pretrained aesthetic scorer has `score_clip(frames, n)` and `name`
+AESTHETIC_SCORERS = BackendRegistry("aesthetic backend", ("clip_quality.aesthetic_backend",), {
+    "none": Backend(),
+    "pretrained": Backend(load_laion_aesthetic, uses_gpu=True),
+})
+
+
 def load_quality_models(env: ItemEnv):
     """The models clip_quality runs, loaded once per worker: RapidOCR at the analysis width
     (its sessions are cached per process) and, with the pretrained backend, CLIP + the LAION
     aesthetic head."""
-    cfg = env.params.clip_quality
-    if cfg.ocr_backend == "embedded":
-        from curation.quality import _rapidocr
-
-        _rapidocr(cfg.analysis_width)
-    if cfg.aesthetic_backend == "pretrained":
-        from curation.aesthetic import LaionAestheticScorer
-
-        return LaionAestheticScorer(env.params.resolve(cfg.aesthetic_mlp_path), cfg.aesthetic_clip_model)
-    return None
+    load_chosen(TEXT_SCANNERS, env)
+    return load_chosen(AESTHETIC_SCORERS, env)
 
 
 def analyse_stored_clip(env: ItemEnv, scorer, clip: dict) -> dict[str, Any]:
@@ -410,7 +437,7 @@ def clip_quality(ctx: StageContext) -> dict[str, Any]:
     item per clip through an actor pool that holds the OCR (and aesthetic) models."""
     cfg = ctx.params.clip_quality
     clips = [r for r in read_table(ctx.store, ctx.table_key("scene_clips"), needed_by="clip_quality").to_pylist() if r["kept"]]
-    work = ItemWork(analyse_stored_clip, setup=load_quality_models, uses_gpu=cfg.aesthetic_backend == "pretrained")
+    work = item_work(analyse_stored_clip, AESTHETIC_SCORERS, ctx.params, setup=load_quality_models)
     run = run_items(ctx, work, clips, label=lambda c: c["clip_id"])
     # Timings vary from run to run and engine to engine: metadata, never table data.
     seconds = sum(r["analysis_seconds"] for r in run.results)
@@ -433,40 +460,12 @@ def clip_quality(ctx: StageContext) -> dict[str, Any]:
     }
 
 
-def _summary(values: list[float | None]) -> dict[str, float] | None:
-    vals = np.asarray([v for v in values if v is not None], float)
-    if not len(vals):
-        return None
-    return {k: round(float(f(vals)), 4) for k, f in (("min", np.min), ("median", np.median), ("max", np.max))}
-
-
 # ---------------------------------------------------------------- curated_clips
 
 
-def rejection_reasons(q: dict[str, Any], cfg) -> list[str]:
-    """Every filter a clip fails (empty when it passes), thresholds from params."""
-    reasons = []
-    if q["motion_foreground"] < cfg.min_motion:
-        reasons.append("low_motion")
-    if q["has_text"] and q["text_free_area"] is not None and q["text_free_area"] < cfg.min_text_free_area:
-        reasons.append("text_overlay_uncroppable")
-    if q["sharpness"] < cfg.min_sharpness:
-        reasons.append("blurry")
-    if q["brightness"] < cfg.min_brightness:
-        reasons.append("underexposed")
-    if q["brightness"] > cfg.max_brightness:
-        reasons.append("overexposed")
-    if q["noise"] > cfg.max_noise:
-        reasons.append("noisy")
-    if q["blockiness"] is not None and q["blockiness"] > cfg.max_blockiness:
-        reasons.append("blocky")
-    if q["aesthetic"] is not None and q["aesthetic"] < cfg.min_aesthetic:
-        reasons.append("low_aesthetic")
-    return reasons
-
-
 def curated_clips(ctx: StageContext) -> dict[str, Any]:
-    """Keep clips that pass every filter; crop those with text to their text-free area."""
+    """Keep clips that pass every filter (curation.clip_filters); crop those with text to their
+    text-free area."""
     from curation.clip_writing import Segment, write_segments
 
     cfg = ctx.params.curated_clips
@@ -476,7 +475,7 @@ def curated_clips(ctx: StageContext) -> dict[str, Any]:
     copies = {r["clip_id"]: r for r in read_table(ctx.store, ctx.table_key("clip_dedup"), needed_by="curated_clips").to_pylist()
               if r["duplicate"]}
     rows = []
-    prefix = f"clips_cropped/{ctx.shard}"
+    prefix = layout.cropped_clips(ctx.shard)
     with temp_dir() as tmp, ctx.store.staged_prefix(prefix) as staging:
         for i, q in enumerate(quality):
             report(f"curated_clips[{ctx.shard}]", i, len(quality), q["clip_id"])
@@ -492,8 +491,8 @@ def curated_clips(ctx: StageContext) -> dict[str, Any]:
                 local = Path(tmp) / f"{q['clip_id']}.mp4"
                 with ctx.store.open_stream(clip["clip_key"]) as src:
                     write_segments(src, [Segment(0, 1 << 40, local, crop=(x, y, w, h))], crf=enc.encode_crf, preset=enc.encode_preset)
-                ctx.store.put_file(f"{staging}/{q['clip_id']}.mp4", local)
-                key = f"{prefix}/{q['clip_id']}.mp4"
+                ctx.store.put_file(layout.join(staging, layout.clip_file(q["clip_id"])), local)
+                key = layout.cropped_clip(ctx.shard, q["clip_id"])
             rows.append({
                 "clip_id": q["clip_id"], "video_id": clip["video_id"], "shard": ctx.shard, "kept": not reasons,
                 "reasons": reasons, "clip_key": key, "cropped": cropped, "crop": q["crop"],
@@ -532,13 +531,13 @@ STAGES: dict[str, StageSpec] = {
                   "Register a shard and probe each file; quarantine unusable ones.", input_hash=_raw_pool_hash,
                   inputs=("${raw_videos.pool_root}/{shard}",)),
         StageSpec("scene_clips", scene_clips, ("scene_clips",), ("raw_videos",), "Scene cuts and H.264 clips.",
-                  outputs=(Output("clips/{shard}"), Output("tables/scene_clips/{shard}.parquet"),
-                           Output("tables/scene_cuts/{shard}.parquet"))),
+                  outputs=(Output(layout.clips("{shard}")), Output(layout.table("scene_clips", "{shard}")),
+                           Output(layout.table("scene_cuts", "{shard}")))),
         StageSpec("clip_quality", clip_quality, ("clip_quality",), ("scene_clips",),
                   "Motion, text, technical and aesthetic scores."),
         StageSpec("curated_clips", curated_clips, ("curated_clips", "scene_clips"), ("scene_clips", "clip_quality", "clip_dedup"),
                   "Clips passing every filter and not repeating an earlier clip, with rejection reasons.",
-                  outputs=(Output("clips_cropped/{shard}"), Output("tables/curated_clips/{shard}.parquet"))),
+                  outputs=(Output(layout.cropped_clips("{shard}")), Output(layout.table("curated_clips", "{shard}")))),
     )
 }
 
@@ -550,14 +549,14 @@ def _dedup_specs() -> list[StageSpec]:
         StageSpec("clip_signatures", dedup_stages.clip_signatures, ("clip_signatures",), ("scene_clips", "raw_videos"),
                   "Perceptual signature of every clip; the shard joins the duplicate index.",
                   # when the shard joined the duplicate index: written once, kept across reruns
-                  outputs=(Output("tables/clip_signatures/{shard}.parquet"),
-                           Output("index/shard_order/{shard}.json", persist=True, cache=False))),
+                  outputs=(Output(layout.table("clip_signatures", "{shard}")),
+                           Output(layout.shard_order_record("{shard}"), persist=True, cache=False))),
         # DVC cannot name "the shards registered before": its stage reads every shard's
         # signatures and so reruns when any shard's change, with the same result.
         StageSpec("clip_dedup", dedup_stages.clip_dedup, ("clip_dedup",), ("clip_signatures",),
                   "Exact and near duplicates of earlier clips of the shard and of every shard registered before it.",
                   prior_upstream=("clip_signatures",), prior_shards=dedup_stages.shards_before,
-                  inputs=("tables/clip_signatures", "index/shard_order")),
+                  inputs=(layout.tables_prefix("clip_signatures"), layout.SHARD_ORDER)),
     ]
 
 
@@ -566,24 +565,23 @@ CURATION_STAGES = ("raw_videos", "scene_clips", "clip_quality", "clip_signatures
 
 
 def _annotation_specs() -> list[StageSpec]:
-    from curation import annotation_stages as A
-    from curation import subject_stages as B
+    from curation import annotation_stages, subject_stages
 
     curated = ("curated_clips", "scene_clips")
     return [
-        StageSpec("captions", A.captions, ("captions",), (*curated, "raw_videos"),
+        StageSpec("captions", annotation_stages.captions, ("captions",), (*curated, "raw_videos"),
                   "Subject-centric caption per clip; plural-entity captions dropped."),
-        StageSpec("entities", A.entities, ("entities",), ("captions",),
+        StageSpec("entities", annotation_stages.entities, ("entities",), ("captions",),
                   "Taxonomy entities (living / non-living) with fine-grained labels."),
-        StageSpec("subjects", B.subjects, ("subjects",), ("entities", *curated),
+        StageSpec("subjects", subject_stages.subjects, ("subjects",), ("entities", *curated),
                   "Boxes, masks (COCO RLE) and verification per entity."),
-        StageSpec("faces", B.faces, ("faces",), ("subjects", "entities", *curated),
+        StageSpec("faces", subject_stages.faces, ("faces",), ("subjects", "entities", *curated),
                   "Faces of human subjects (2 FPS, NMS, outliers)."),
-        StageSpec("attributes", A.attributes, ("attributes",), ("entities", "raw_videos", *curated),
+        StageSpec("attributes", annotation_stages.attributes, ("attributes",), ("entities", "raw_videos", *curated),
                   "DH-FaceVid attributes of human subjects."),
-        StageSpec("timelines", A.timelines, ("timelines",), ("subjects", "entities", "captions", *curated),
+        StageSpec("timelines", annotation_stages.timelines, ("timelines",), ("subjects", "entities", "captions", *curated),
                   "Sub-actions with start/end seconds per clip."),
-        StageSpec("annotations", A.annotations, (), ("subjects", "entities", "captions", "faces", "timelines", *curated),
+        StageSpec("annotations", annotation_stages.annotations, (), ("subjects", "entities", "captions", "faces", "timelines", *curated),
                   "One joined row per verified subject: the input of training."),
     ]
 
@@ -598,7 +596,7 @@ def _preview_spec() -> StageSpec:
     return StageSpec("clip_previews", clip_previews, ("clip_previews",), ("annotations", "timelines", "curated_clips"),
                      "Annotated H.264 preview per clip (boxes, masks, faces, timeline bar; rejected clips with "
                      "their reasons) and a contact sheet per shard.",
-                     outputs=(Output("tables/clip_previews/{shard}.parquet"), Output("previews/{shard}")))
+                     outputs=(Output(layout.table("clip_previews", "{shard}")), Output(layout.previews("{shard}"))))
 
 
 STAGES["clip_previews"] = _preview_spec()

@@ -6,12 +6,57 @@ from typing import Any
 
 import numpy as np
 
-from core.execution import ItemEnv, ItemWork, model_device, run_items
-from core.stage import StageContext, counts_by
+from core.backends import Backend, BackendRegistry, item_work
+from core.execution import ItemEnv, model_device, run_items
+from core.stage import StageContext
+from core.summaries import counts_by, preview_rows
 from core.tables import to_table, write_table
-from curation import annotation_schemas as S
-from curation.annotation_stages import _clips, _preview, _rows
+from curation import annotation_schemas as schemas
+from curation.annotation_stages import _clips, _rows
 from curation.rle import rle_encode
+
+
+def load_subject_models(env: ItemEnv):
+    """Florence-2, SigLIP and SAM2, once per worker, on the worker's device."""
+    from curation.pretrained.grounding import Florence2Grounder
+    from curation.pretrained.segmentation import Sam2Masker
+    from curation.pretrained.verification import SiglipVerifier
+
+    cfg, device = env.params.subjects, model_device(env.params)
+    return (Florence2Grounder(cfg.grounding_model, device=device), SiglipVerifier(cfg.verifier_model, device=device),
+            Sam2Masker(cfg.segmentation_model, device=device))
+
+
+def load_dlib_face_models(env: ItemEnv) -> None:
+    """dlib's detector, landmark and embedding models, cached per process (the item
+    function calls curation.faces, which reads the cache)."""
+    from curation.faces import _dlib_models
+
+    _dlib_models()
+
+
+def load_insightface(env: ItemEnv):
+    """InsightFace on CUDA when the worker has a GPU and onnxruntime offers it, else on CPU."""
+    import onnxruntime
+
+    from curation.pretrained.faces import InsightFaceAnalyzer
+
+    wanted = ("CUDAExecutionProvider", "CPUExecutionProvider") if model_device(env.params) == "cuda" else ()
+    providers = tuple(p for p in wanted if p in onnxruntime.get_available_providers()) or ("CPUExecutionProvider",)
+    return InsightFaceAnalyzer(str(env.params.resolve(env.params.faces.model_dir)), providers=providers)
+
+
+# Subject trackers: the pretrained one loads a (grounder, verifier, masker) triple. Face
+# analysers: the pretrained one has `detect(frame)` and `name`; dlib's models are cached per
+# process and read by curation.faces.
+SUBJECT_TRACKERS = BackendRegistry("subject backend", ("subjects.backend",), {
+    "embedded": Backend(),  # background model + GrabCut
+    "pretrained": Backend(load_subject_models, uses_gpu=True),
+})
+FACE_ANALYZERS = BackendRegistry("face backend", ("faces.backend",), {
+    "embedded": Backend(load_dlib_face_models),
+    "pretrained": Backend(load_insightface, uses_gpu=True),
+})
 
 
 def _scale_box(box, s: float) -> list[float]:
@@ -76,17 +121,6 @@ def _pretrained_tracks(cfg, batch, ents: list[dict], models):
     return out, f"{grounder.name}+{verifier.name}+{masker.name}"
 
 
-def load_subject_models(env: ItemEnv):
-    """Florence-2, SigLIP and SAM2, once per worker, on the worker's device."""
-    from curation.pretrained.grounding import Florence2Grounder
-    from curation.pretrained.segmentation import Sam2Masker
-    from curation.pretrained.verification import SiglipVerifier
-
-    cfg, device = env.params.subjects, model_device(env.params)
-    return (Florence2Grounder(cfg.grounding_model, device=device), SiglipVerifier(cfg.verifier_model, device=device),
-            Sam2Masker(cfg.segmentation_model, device=device))
-
-
 def clip_subjects(env: ItemEnv, models, item: tuple[dict, list[dict]]) -> list[dict[str, Any]]:
     """The subjects rows of one clip: a track (boxes, masks) and a verdict per entity."""
     from curation.video_io import decode_frames
@@ -122,40 +156,21 @@ def subjects(ctx: StageContext) -> dict[str, Any]:
     by_clip: dict[str, list[dict]] = {}
     for e in _rows(ctx, "entities"):
         by_clip.setdefault(e["clip_id"], []).append(e)
-    pretrained = cfg.backend == "pretrained"
-    work = ItemWork(clip_subjects, setup=load_subject_models if pretrained else None, uses_gpu=pretrained)
+    work = item_work(clip_subjects, SUBJECT_TRACKERS, ctx.params)
     run = run_items(ctx, work, [(clips[clip_id], ents) for clip_id, ents in by_clip.items()],
                     label=lambda it: it[0]["clip_id"])
     rows = [row for clip_rows in run.results for row in clip_rows]
-    write_table(ctx.store, ctx.table_key(), to_table(rows, S.SUBJECTS))
+    write_table(ctx.store, ctx.table_key(), to_table(rows, schemas.SUBJECTS))
     return {"table": ctx.table_key(), "entities_in": len(rows), "verified": sum(r["verified"] for r in rows),
             "unverified_by_label": counts_by([r["label"] for r in rows if not r["verified"]]),
             "backend": rows[0]["subject_backend"] if rows else cfg.backend,
-            "preview": _preview([{**r, "frames": len(r["frame_indices"])} for r in rows],
+            "preview": preview_rows([{**r, "frames": len(r["frame_indices"])} for r in rows],
                                 ["entity_id", "label", "frames", "verified", "verification_score"]), **run.metadata()}
-
-
-def load_face_models(env: ItemEnv):
-    """The face models, once per worker: InsightFace (pretrained) or dlib's detector,
-    landmark and embedding models (embedded, cached per process)."""
-    cfg = env.params.faces
-    if cfg.backend == "pretrained":
-        import onnxruntime
-
-        from curation.pretrained.faces import InsightFaceAnalyzer
-
-        wanted = ("CUDAExecutionProvider", "CPUExecutionProvider") if model_device(env.params) == "cuda" else ()
-        providers = tuple(p for p in wanted if p in onnxruntime.get_available_providers()) or ("CPUExecutionProvider",)
-        return InsightFaceAnalyzer(str(env.params.resolve(cfg.model_dir)), providers=providers)
-    from curation.faces import _dlib_models
-
-    _dlib_models()
-    return None
 
 
 def subject_faces(env: ItemEnv, analyzer, item: tuple[dict, dict]) -> dict[str, Any]:
     """The faces row of one verified human subject."""
-    from curation import faces as F
+    from curation import faces as face_tools
     from curation.video_io import decode_frames
 
     cfg = env.params.faces
@@ -167,25 +182,25 @@ def subject_faces(env: ItemEnv, analyzer, item: tuple[dict, dict]) -> dict[str, 
     found = []
     for frame, idx in zip(batch.frames, batch.indices, strict=True):
         if analyzer is not None:
-            dets = [(F.Face(int(idx), tuple(d.box), d.score), d.embedding) for d in analyzer.detect(frame)]
+            dets = [(face_tools.Face(int(idx), tuple(d.box), d.score), d.embedding) for d in analyzer.detect(frame)]
         else:
-            dets = [(f, None) for f in F.detect_faces(frame, int(idx), cfg.upsample)]
+            dets = [(f, None) for f in face_tools.detect_faces(frame, int(idx), cfg.upsample)]
         for face, emb in dets:
             body = boxes_by_frame.get(int(idx))
             cx, cy = (face.box[0] + face.box[2]) / 2 / s, (face.box[1] + face.box[3]) / 2 / s
             if body is not None and not (body[0] <= cx <= body[2] and body[1] <= cy <= body[3]):
                 continue  # a face outside this subject belongs to someone else
             found.append((face, frame, emb))
-    kept_faces = F.nms([f for f, _, _ in found], cfg.nms_overlap)
+    kept_faces = face_tools.nms([f for f, _, _ in found], cfg.nms_overlap)
     kept = [t for t in found if t[0] in kept_faces]
-    emb = [e if e is not None else F.face_embedding(fr, f.box) for f, fr, e in kept]
-    keep = F.remove_outliers([f for f, _, _ in kept], emb, cfg.max_embedding_distance)
+    emb = [e if e is not None else face_tools.face_embedding(fr, f.box) for f, fr, e in kept]
+    keep = face_tools.remove_outliers([f for f, _, _ in kept], emb, cfg.max_embedding_distance)
     kept, emb = [kept[j] for j in keep], [emb[j] for j in keep]
     reps = sorted(range(len(kept)), key=lambda j: -kept[j][0].score)[: cfg.representative]
     face_boxes = [_scale_box(f.box, s) for f, _, _ in kept]
     masks = []
     for j in reps:
-        m = F.face_mask(kept[j][1], kept[j][0].box) if analyzer is None else _box_mask(kept[j][1], kept[j][0].box)
+        m = face_tools.face_mask(kept[j][1], kept[j][0].box) if analyzer is None else _box_mask(kept[j][1], kept[j][0].box)
         masks.append(rle_encode(_full_res(m, clip["width"], clip["height"])))
     sides = [min(b[2] - b[0], b[3] - b[1]) for b in face_boxes]
     return {
@@ -196,7 +211,7 @@ def subject_faces(env: ItemEnv, analyzer, item: tuple[dict, dict]) -> dict[str, 
         "representative_frames": [kept[j][0].frame_index for j in reps],
         "embeddings": [np.round(emb[j], 5).tolist() for j in reps], "face_mask_rles": masks,
         "face_resolution": float(np.median(sides)) if sides else None,
-        "face_torso_crop": list(F.face_torso_crop(face_boxes, clip["width"], clip["height"])) if face_boxes else None,
+        "face_torso_crop": list(face_tools.face_torso_crop(face_boxes, clip["width"], clip["height"])) if face_boxes else None,
         "hands_occluding": None,
         "face_backend": analyzer.name if analyzer else "embedded:dlib(hog+resnet128)",
     }
@@ -205,19 +220,18 @@ def subject_faces(env: ItemEnv, analyzer, item: tuple[dict, dict]) -> dict[str, 
 def faces(ctx: StageContext) -> dict[str, Any]:
     """Faces of verified human subjects: 2 FPS detection, NMS, outliers, representatives
     (one item per subject, through an actor pool holding the face models)."""
-    cfg = ctx.params.faces
     clips = _clips(ctx)
     humans = [r for r in _rows(ctx, "subjects") if r["verified"]]
     ents = {e["entity_id"]: e for e in _rows(ctx, "entities")}
     humans = [r for r in humans if ents[r["entity_id"]]["is_human"]]
-    work = ItemWork(subject_faces, setup=load_face_models, uses_gpu=cfg.backend == "pretrained")
+    work = item_work(subject_faces, FACE_ANALYZERS, ctx.params)
     run = run_items(ctx, work, [(subj, clips[subj["clip_id"]]) for subj in humans], label=lambda it: it[0]["entity_id"])
     rows = run.results
-    write_table(ctx.store, ctx.table_key(), to_table(rows, S.FACES))
+    write_table(ctx.store, ctx.table_key(), to_table(rows, schemas.FACES))
     return {"table": ctx.table_key(), "humans_in": len(humans), "with_faces": sum(bool(r["face_boxes"]) for r in rows),
             "faces_kept": sum(len(r["face_boxes"]) for r in rows),
             "hands_filter": "not computed (no embedded hand detector)",
-            "preview": _preview([{**r, "faces": len(r["face_boxes"])} for r in rows],
+            "preview": preview_rows([{**r, "faces": len(r["face_boxes"])} for r in rows],
                                 ["entity_id", "faces", "face_resolution", "representative_frames"]), **run.metadata()}
 
 

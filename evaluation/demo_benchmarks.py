@@ -30,12 +30,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core import layout
 from core.errors import StageInputError
 from core.holdout import has_face, held_out_identities, identity_draw
 from core.storage import ObjectStore
 
 BENCHMARKS = ("opens2v", "reactid_seq", "ipvg_track1", "ipvg_track2")
-PREFIX = "benchmarks"
+PREFIX = layout.BENCHMARKS
 FILES = {
     "opens2v": "Open-Domain_Eval.json",
     "reactid_seq": "ReactID-Eval-SEQ.json",
@@ -44,14 +45,14 @@ FILES = {
 }
 TIMELINE_BENCHMARKS = frozenset({"reactid_seq", "ipvg_track2"})
 IPVG_TRACKS = {"ipvg_track1": 1, "ipvg_track2": 2}
-MANIFEST_KEY = f"{PREFIX}/manifest.json"
+MANIFEST_KEY = layout.BENCHMARK_MANIFEST
 
 
 def benchmark_key(name: str) -> str:
     """Object key of a benchmark's file."""
     if name not in FILES:
         raise KeyError(f"unknown benchmark {name!r}; expected one of {BENCHMARKS}")
-    return f"{PREFIX}/{name}/{FILES[name]}"
+    return layout.benchmark_file(name, FILES[name])
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ class SetPlan:
 def candidates(rows: Sequence[Mapping[str, Any]], held_out: Sequence[str], seed: int) -> list[Candidate]:
     """Verified subjects of held-out identities with a boxed frame; identities take turns (in
     draw order), so a small set covers every held-out identity before repeating one."""
-    from training.samples import choose_reference_frames
+    from curation.subject_crops import choose_reference_frames
 
     held = set(held_out)
     out = []
@@ -298,7 +299,8 @@ def _crop_images(
     store: ObjectStore, used: list[tuple[Candidate, str]], size: int, subject_padding: float, face_padding: float
 ) -> dict[tuple[str, str], bytes]:
     """PNG crops keyed by (entity id, 'subject' | 'face'), decoding each clip once."""
-    from training.samples import box_at, crop_subject, encode_png, read_frames
+    from core.images import encode_png
+    from curation.subject_crops import box_at, crop_subject, read_frames
 
     wanted: dict[str, dict[tuple[str, str], tuple[Candidate, str]]] = defaultdict(dict)
     for c, kind in used:

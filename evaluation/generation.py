@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from core import layout
 from core.storage import ObjectStore, temp_dir
 from core.timeline import DEFAULT_SUBJECT, Timeline
 from evaluation.benchmarks import (
@@ -177,7 +178,7 @@ def _generate(pipeline: Any, requests: Sequence[GenerationRequest], store: Objec
     import torch
 
     from core.progress import report
-    from training.samples import decode_png
+    from core.images import decode_png
 
     fps = float(pipeline.config.fps)
     temporal = int(pipeline.vae_scale_factor_temporal)
@@ -225,7 +226,7 @@ def _generate(pipeline: Any, requests: Sequence[GenerationRequest], store: Objec
 
 def videos_prefix(benchmark: str, model: str) -> str:
     """Where a model's videos of a benchmark live: ``videos/<benchmark>/<model>``."""
-    return f"videos/{benchmark}/{model}"
+    return layout.benchmark_videos(benchmark, model)
 
 
 def video_key(prefix: str, sample_id: str) -> str:

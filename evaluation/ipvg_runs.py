@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.layout import SUBMISSIONS, submission_folder
 from core.errors import StageInputError
 from core.storage import ObjectStore, temp_dir
 from evaluation.demo_benchmarks import IPVG_TRACKS, benchmark_key
 from evaluation.generation import video_key, videos_prefix
 
-PREFIX = "submissions"
+PREFIX = SUBMISSIONS
 
 
 @dataclass(frozen=True)
@@ -82,13 +83,13 @@ def package_submission(
             manifest_key = package_runs(sources, track, f"{staging}/{folder}", layout=layout, eval_json=eval_json,
                                         store=store)
             manifest = json.loads(store.get_bytes(manifest_key))
-            manifests.append(f"{PREFIX}/{folder}/manifest.json")
+            manifests.append(f"{submission_folder(folder)}/manifest.json")
             for packaged in manifest["runs"]:
                 archives.append({
                     "track": track, "layout": layout, "run": packaged["name"],
                     "model": next(r.model for r in runs if r.name == packaged["name"]),
                     "primary": packaged["primary"], "videos": packaged["videos"], "sha256": packaged["sha256"],
-                    "key": f"{PREFIX}/{folder}/{packaged['archive']}", "archive_name": ARCHIVE_NAMES[track],
+                    "key": f"{submission_folder(folder)}/{packaged['archive']}", "archive_name": ARCHIVE_NAMES[track],
                 })
     return {"archives": archives, "manifests": manifests}
 

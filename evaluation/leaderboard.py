@@ -86,7 +86,7 @@ def build_leaderboard(
     """Render the leaderboard from the score cards of every scored (benchmark, model).
 
     Args:
-        cards: ``scoring.score_card_json`` outputs (each carries its model record).
+        cards: ``benchmark_scores.score_card_json`` outputs (each carries its model record).
         logs: model name -> training-log records (``step``, ``loss``), for the loss curves.
         reference_variant: ablation deltas are measured against the model of this variant.
         held_out: ``{"identities": [...], "in_training": {identity: samples}, "checked": bool}``.

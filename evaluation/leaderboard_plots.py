@@ -6,30 +6,21 @@ Every metric axis label names the backend as the table headers do: ``name [embed
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
+
+from core.images import figure_png, pyplot
 
 # benchmark -> model -> metric -> value in %
 Values = Mapping[str, Mapping[str, Mapping[str, float]]]
 
 
 def _figure(n: int, width: float = 4.6, height: float = 3.2):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False)
+    fig, axes = pyplot().subplots(1, n, figsize=(width * n, height), squeeze=False)
     return fig, list(axes[0])
 
 
 def _png(fig) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig, dpi=90, bbox_inches="tight")
 
 
 def _grouped_bars(ax, metrics: Sequence[str], series: Mapping[str, Mapping[str, float]], unit: str) -> None:

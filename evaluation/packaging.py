@@ -90,7 +90,8 @@ def _join(prefix: str, name: str) -> str:
 
 
 def _located(store: ObjectStore, key: str, local: bool) -> Any:
-    return store.path(key) if local else key  # type: ignore[attr-defined]
+    """A local destination's file path of ``key``, else the key itself."""
+    return store.filesystem_path(key) if local else key
 
 
 def _write_archive(video_dir: Path, track: int, store: ObjectStore, key: str, layout: Layout,

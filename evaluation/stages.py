@@ -17,17 +17,18 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from core import layout
 from core.errors import StageInputError
 from core.stage import AGGREGATE, Output, StageContext, StageSpec, marker_key
 from core.tables import read_json, read_table, to_table, write_json, write_table
 from evaluation.demo_benchmarks import BENCHMARKS, IPVG_TRACKS, MANIFEST_KEY
 
-LEADERBOARD_MD = "reports/leaderboard.md"
-LEADERBOARD_HTML = "reports/leaderboard.html"
-LEADERBOARD_PLOTS = "reports/leaderboard"
-LEADERBOARD_CSV = "plots/leaderboard.csv"
-LOSS_CSV = "plots/training_loss.csv"
-TRAINING_SAMPLES_KEY = f"tables/training_samples/{AGGREGATE}.parquet"
+LEADERBOARD_MD = layout.LEADERBOARD_MD
+LEADERBOARD_HTML = layout.LEADERBOARD_HTML
+LEADERBOARD_PLOTS = layout.LEADERBOARD_PLOTS
+LEADERBOARD_CSV = layout.LEADERBOARD_CSV
+LOSS_CSV = layout.TRAINING_LOSS_CSV
+TRAINING_SAMPLES_KEY = layout.table("training_samples", AGGREGATE)
 
 
 def run_key(benchmark: str, model: str) -> str:
@@ -46,7 +47,7 @@ def split_run(shard: str) -> tuple[str, str]:
 
 
 def score_card_key(shard: str) -> str:
-    return f"scores/{shard}.json"
+    return layout.score_card(shard)
 
 
 def submission_runs(params: Any) -> tuple[str, ...]:
@@ -63,7 +64,7 @@ def demo_benchmarks(ctx: StageContext) -> dict[str, Any]:
     from evaluation.demo_benchmarks import build_demo_benchmarks
 
     rows = [r for shard in ctx.shards
-            for r in read_table(ctx.store, f"tables/annotations/{shard}.parquet", needed_by=ctx.stage).to_pylist()]
+            for r in read_table(ctx.store, layout.table("annotations", shard), needed_by=ctx.stage).to_pylist()]
     cfg = ctx.params.evaluation
     manifest = build_demo_benchmarks(rows, ctx.store, cfg.held_out, cfg.demo_sets.entries_per_set,
                                      cfg.demo_sets.reference_crop_size, cfg.demo_sets.subject_padding,
@@ -100,7 +101,7 @@ def untrained_model(ctx: StageContext) -> dict[str, Any]:
             description=f"random weights (not trained): preset {cfg.preset}, variant {cfg.variant}, seed {cfg.seed}",
         )
     return {"model": record.name, "kind": record.kind, "layout": record.layout, "variant": record.variant,
-            "export_sha256": record.export_sha256, "model_key": f"models/{record.name}"}
+            "export_sha256": record.export_sha256, "model_key": layout.model(record.name)}
 
 
 # ---------------------------------------------------------------- benchmark_videos
@@ -143,10 +144,10 @@ def benchmark_scores(ctx: StageContext) -> dict[str, Any]:
     """Per-video metric rows and the benchmark's score card (every value with its backend)."""
     from dataclasses import asdict
 
+    from evaluation.benchmark_scores import SCORE_ROWS, build_metrics, score_card_json, score_rows, score_videos
     from evaluation.demo_benchmarks import TIMELINE_BENCHMARKS
     from evaluation.generation import benchmark_domain, benchmark_requests, videos_prefix
     from models.registry import read_record
-    from evaluation.scoring import SCORE_ROWS, build_metrics, score_card_json, score_rows, score_videos
 
     benchmark, model = split_run(ctx.shard)
     cfg = ctx.params.evaluation.metrics
@@ -265,42 +266,43 @@ EVAL_STAGES: dict[str, StageSpec] = {
     "demo_benchmarks": StageSpec(
         "demo_benchmarks", demo_benchmarks, ("evaluation.held_out", "evaluation.demo_sets"), ("annotations",),
         "OpenS2V, ReactID-Eval-SEQ and IPVG Track 1/2 demo sets from held-out identities.", aggregate=True,
-        outputs=(Output("benchmarks"),), inputs=("metrics/quality_gates/{shard}.json",),
+        outputs=(Output(layout.BENCHMARKS),), inputs=(layout.marker("quality_gates", "{shard}"),),
     ),
     "untrained_model": StageSpec(
         "untrained_model", untrained_model, ("evaluation.untrained_models",), (),
         "Random-weight baseline pipelines registered as models (named untrained-…).",
-        partitioning="model", outputs=(Output("models/{model}"),),
+        partitioning="model", outputs=(Output(layout.model("{model}")),),
     ),
     "benchmark_videos": StageSpec(
         "benchmark_videos", benchmark_videos, ("evaluation.generation",), (),
         "One H.264 video per benchmark entry with a registered model.", input_hash=_videos_inputs,
-        partitioning="benchmark_model", outputs=(Output("videos/{benchmark}/{model}"),), inputs=("benchmarks", "models"),
+        partitioning="benchmark_model", outputs=(Output(layout.benchmark_videos("{benchmark}", "{model}")),),
+        inputs=(layout.BENCHMARKS, layout.MODELS),
     ),
     "benchmark_scores": StageSpec(
         "benchmark_scores", benchmark_scores, ("evaluation.metrics",), ("benchmark_videos",),
         "OpenS2V metrics (with their backends) and the timeline measure per video; the score card.",
-        partitioning="benchmark_model", inputs=("benchmarks",),
-        outputs=(Output("tables/benchmark_scores/{benchmark}/{model}.parquet"),
-                 Output("scores/{benchmark}/{model}.json", "metrics", cache=False)),
+        partitioning="benchmark_model", inputs=(layout.BENCHMARKS,),
+        outputs=(Output(layout.table("benchmark_scores", "{benchmark}/{model}")),
+                 Output(layout.score_card("{benchmark}/{model}"), "metrics", cache=False)),
     ),
     "leaderboard": StageSpec(
         "leaderboard", leaderboard, ("evaluation.leaderboard",), ("benchmark_scores",),
         "Every scored model per benchmark as Markdown and HTML with plots.", input_hash=_leaderboard_inputs,
-        aggregate=True, inputs=("models", "tables/training_samples/all-shards.parquet"),
-        outputs=(Output("reports/leaderboard.md", cache=False), Output("reports/leaderboard.html", cache=False),
-                 Output("reports/leaderboard", cache=False),
-                 Output("plots/leaderboard.csv", "plots", cache=False, plot=(
+        aggregate=True, inputs=(layout.MODELS, TRAINING_SAMPLES_KEY),
+        outputs=(Output(LEADERBOARD_MD, cache=False), Output(LEADERBOARD_HTML, cache=False),
+                 Output(LEADERBOARD_PLOTS, cache=False),
+                 Output(LEADERBOARD_CSV, "plots", cache=False, plot=(
                      ("x", "run"), ("y", "motion_amplitude"),
                      ("title", "OpenS2V motion amplitude (embedded, %) per benchmark/model; all metrics in "
-                               "reports/leaderboard.html"))),
-                 Output("plots/training_loss.csv", "plots", cache=False, plot=(
+                               f"{LEADERBOARD_HTML}"))),
+                 Output(LOSS_CSV, "plots", cache=False, plot=(
                      ("x", "step"), ("y", "loss"), ("title", "Training loss of the registered models"))))
     ),
     "ipvg_submission": StageSpec(
         "ipvg_submission", ipvg_submission, ("evaluation.submission",), ("benchmark_videos",),
         "Validated IPVG 2026 zips (Track 1 facial, Track 2 sequential) of the chosen models.",
-        input_hash=_submission_inputs, aggregate=True, inputs=("benchmarks",), outputs=(Output("submissions"),),
+        input_hash=_submission_inputs, aggregate=True, inputs=(layout.BENCHMARKS,), outputs=(Output(layout.SUBMISSIONS),),
         reads=submission_runs,
     ),
 }

@@ -30,13 +30,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from core.layout import MODELS, model_export, model_record, model_training_log
 from core.errors import ReactIDError
 from core.params import MODEL_NAME_PATTERN
 from core.storage import ObjectStore, temp_dir
 
 Kind = Literal["untrained", "phase", "ablation", "external"]
 KINDS: tuple[str, ...] = ("untrained", "phase", "ablation", "external")
-PREFIX = "models"
+PREFIX = MODELS
 
 
 class ModelRegistryError(ReactIDError, ValueError):
@@ -82,15 +83,15 @@ class ModelRecord:
 
 
 def record_key(name: str) -> str:
-    return f"{PREFIX}/{check_model_name(name)}/model.json"
+    return model_record(check_model_name(name))
 
 
 def export_prefix(name: str) -> str:
-    return f"{PREFIX}/{check_model_name(name)}/export"
+    return model_export(check_model_name(name))
 
 
 def training_log_key(name: str) -> str:
-    return f"{PREFIX}/{check_model_name(name)}/steps.jsonl"
+    return model_training_log(check_model_name(name))
 
 
 def check_model_name(name: str) -> str:

@@ -23,7 +23,7 @@ def cli(ctx: click.Context, params_path: Path) -> None:
 
 
 def _params(ctx: click.Context):
-    from core.params import load_params
+    from orchestration.params import load_params
 
     return load_params(ctx.obj["params"])
 

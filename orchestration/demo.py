@@ -6,11 +6,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from core.params import load_params
 from core.stage import completed
 from core.storage import open_params_store
 from curation.gate_status import gate_passed
 from curation.stages import ANNOTATION_STAGES, CURATION_STAGES, PREVIEW_STAGES, STAGES
+from orchestration.params import load_params
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 

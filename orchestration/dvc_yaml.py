@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import yaml
 
 from assets.declarations import PARTITION_LISTS, project_stages
+from core import layout
 from core.code_version import code_version
 from core.stage import PARTITION_KEYS, Output, StageSpec, code_roots, marker_key
 
@@ -75,19 +76,19 @@ class DvcStage:
 _ANNOTATION_TABLES = ("curated_clips", "captions", "entities", "subjects", "faces", "timelines", "annotations")
 OTHER_STAGES = (
     DvcStage("quality_gates", "reactid gate --shard {shard}", "shard", ("quality_gates",), _ANNOTATION_TABLES, (),
-             (Output("metrics/quality_gates/{shard}.json", "metrics"),), ("curation.gate_status",)),
+             (Output(layout.marker("quality_gates", "{shard}"), "metrics"),), ("curation.gate_status",)),
     DvcStage("annotation_report", "reactid report --kind annotation", "aggregate",
              ("demo_pool.shards", "demo_pool.ground_truth_root", "timelines.min_tiou", "captions.backend",
               "entities.backend", "subjects.backend", "faces.backend", "attributes.backend", "timelines.backend"),
              ("scene_clips", "curated_clips", "captions", "entities", "subjects", "faces", "attributes", "timelines",
               "annotations"), ("${demo_pool.ground_truth_root}",),
-             (Output("reports/annotation_report.md", cache=False),
-              Output("metrics/annotation_report.json", "metrics", cache=False)), ("curation.annotation_report",)),
+             (Output(layout.ANNOTATION_REPORT, cache=False),
+              Output(layout.ANNOTATION_REPORT_METRICS, "metrics", cache=False)), ("curation.annotation_report",)),
     DvcStage("curation_report", "reactid report --kind curation", "aggregate",
              ("demo_pool.shards", "demo_pool.ground_truth_root", "scene_clips.min_duration_s"),
              ("raw_videos", "scene_clips", "clip_quality", "clip_dedup", "curated_clips"), ("${demo_pool.ground_truth_root}",),
-             (Output("reports/curation_report.md", cache=False),
-              Output("metrics/curation_report.json", "metrics", cache=False)), ("curation.report",)),
+             (Output(layout.CURATION_REPORT, cache=False),
+              Output(layout.CURATION_REPORT_METRICS, "metrics", cache=False)), ("curation.report",)),
 )
 
 

@@ -13,7 +13,7 @@ import os
 import string
 from pathlib import Path
 
-from core.params import Params
+from orchestration.params import ProjectParams
 
 TEMPLATE = Path(__file__).with_name("dagster.yaml")
 MARKER = "# reactid-generated"
@@ -23,7 +23,7 @@ MAX_RETRIES_TAG = "dagster/max_retries"
 RETRY_ON_FAILURE_TAG = "dagster/retry_on_asset_or_op_failure"
 
 
-def render_dagster_yaml(params: Params) -> str:
+def render_dagster_yaml(params: ProjectParams) -> str:
     """The instance configuration for `params` (the template with its fields filled)."""
     o = params.orchestration
     values = {
@@ -43,7 +43,7 @@ def dagster_home(project_dir: Path) -> Path:
     return Path(os.environ.get("DAGSTER_HOME") or project_dir / ".dagster_home").resolve()
 
 
-def ensure_dagster_home(home: Path, params: Params, force: bool = False) -> tuple[Path, str]:
+def ensure_dagster_home(home: Path, params: ProjectParams, force: bool = False) -> tuple[Path, str]:
     """Write `home/dagster.yaml` when it is absent, or generated from other params.
 
     A file without the generated-marker line (hand-written, or the marker deleted to keep
@@ -70,7 +70,7 @@ def ensure_dagster_home(home: Path, params: Params, force: bool = False) -> tupl
     return path, action
 
 
-def retry_tags(params: Params) -> dict[str, str]:
+def retry_tags(params: ProjectParams) -> dict[str, str]:
     """Run tags of every job: Dagster's per-job run-retry settings (they override the instance's)."""
     r = params.orchestration.run_retries
     return {MAX_RETRIES_TAG: str(r.max_retries), RETRY_ON_FAILURE_TAG: str(r.retry_on_asset_or_op_failure).lower()}

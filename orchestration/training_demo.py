@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from core import layout
 from core.stage import AGGREGATE, recorded_metadata
 from training.run_stages import ablation_steps, phase_name
 
@@ -60,6 +61,6 @@ def run_training(defs: Any, instance: Any, params: Any, store: Any, echo: Callab
         m = recorded_metadata(store, "ablation_runs", variant) or {}
         echo(f"  {variant:<18} ({m['table']}, model {m['model_variant']}): loss {m['loss_first']:.3f} -> "
              f"{m['loss_final']:.3f}  registered as {m['registered_model']}")
-    echo(f"[ablations] done in {time.perf_counter() - started:.0f}s; models under {location(store, 'models')}")
+    echo(f"[ablations] done in {time.perf_counter() - started:.0f}s; models under {location(store, layout.MODELS)}")
     return True
 

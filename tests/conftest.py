@@ -53,7 +53,7 @@ def curated_project(tmp_path_factory, base_params_raw):
     from assets.checks import ANNOTATION_CHECKS
     from assets.curation import CURATION_ASSETS
     from assets.resources import ReactIDResource
-    from core.params import load_params
+    from orchestration.params import load_params
     from core.storage import LocalObjectStore
 
     project = tmp_path_factory.mktemp("project")
@@ -151,7 +151,7 @@ def build_traced_project(project: Path, raw: dict):
 
     Returns (params, store).
     """
-    from core.params import load_params
+    from orchestration.params import load_params
     from core.stage import AGGREGATE, run_stage
     from core.storage import open_params_store
     from curation.gate_status import run_shard_gates

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from core.tables import to_table
-from curation import annotation_schemas as S
+from curation import annotation_schemas
 from curation import schemas
 from curation.rle import rle_encode
 
@@ -123,8 +123,10 @@ def good_rows() -> dict[str, list[dict]]:
     return rows
 
 
-TABLE_SCHEMAS = {"captions": S.CAPTIONS, "entities": S.ENTITIES, "subjects": S.SUBJECTS, "faces": S.FACES,
-                 "timelines": S.TIMELINES, "annotations": S.ANNOTATIONS, "curated_clips": schemas.CURATED_CLIPS}
+TABLE_SCHEMAS = {"captions": annotation_schemas.CAPTIONS, "entities": annotation_schemas.ENTITIES,
+                 "subjects": annotation_schemas.SUBJECTS, "faces": annotation_schemas.FACES,
+                 "timelines": annotation_schemas.TIMELINES, "annotations": annotation_schemas.ANNOTATIONS,
+                 "curated_clips": schemas.CURATED_CLIPS}
 
 
 def to_tables(rows: dict[str, list[dict]]) -> dict[str, pa.Table]:

@@ -1,1 +1,1 @@
-"""Training: difficulty-aware curriculum (issue 4) and DeepSpeed phases (issue 6)."""
+"""Training: difficulty-aware curriculum and DeepSpeed phases."""

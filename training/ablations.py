@@ -28,7 +28,7 @@ exactly the drawn samples.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -83,6 +83,13 @@ def check_variant(name: str) -> str:
     return name
 
 
+def variant_weights(variant: str, weights: DifficultyWeights) -> DifficultyWeights:
+    """The lambdas a variant scores with: the params' own, with a ``no_d_*`` variant's set to 0."""
+    if variant not in ("no_d_sub", "no_d_app", "no_d_sam"):
+        return weights
+    return replace(weights, **{variant.replace("no_d_", "lambda_"): 0.0})
+
+
 def ablation_plan(
     variant: str,
     cues: DifficultyCues,
@@ -113,10 +120,9 @@ def ablation_plan(
     check_variant(variant)
     inter = cues.is_inter
     n_phases = len(phase_ratios)
-    lambdas = {"lambda_sub": weights.lambda_sub, "lambda_app": weights.lambda_app, "lambda_sam": weights.lambda_sam}
-    if variant in ("no_d_sub", "no_d_app", "no_d_sam"):
-        lambdas[variant.replace("no_d_", "lambda_")] = 0.0
-    d = overall_difficulty(cues.d_sub, cues.d_app, cues.d_sam, DifficultyWeights(**lambdas))
+    scored = variant_weights(variant, weights)
+    lambdas = {"lambda_sub": scored.lambda_sub, "lambda_app": scored.lambda_app, "lambda_sam": scored.lambda_sam}
+    d = overall_difficulty(cues.d_sub, cues.d_app, cues.d_sam, scored)
     levels, taus = phase_thresholds(d, n_phases)
     steps_ratios = list(phase_ratios)
     if variant == "full_data":

@@ -163,7 +163,7 @@ class CachedBatchSource:
     def sample(self, sample_id: str) -> dict[str, Any]:
         import torch
 
-        from training.latents import load_tensors
+        from training.tensor_objects import load_tensors
 
         record = self.index.get(sample_id)
         if record is None:

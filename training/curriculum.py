@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 
 from core.errors import ReactIDError
-from core.steps import phase_bounds
 
 SCHEDULE_FORMAT = "reactid.curriculum_schedule/1"
 # Inter-clip draws per step are counted with integer arithmetic (ratio x batch in millionths)
@@ -63,26 +62,27 @@ def phase_thresholds(d_overall: np.ndarray, n_phases: int) -> tuple[np.ndarray, 
 
 
 def phase_boundaries(total_steps: int, ratios: Sequence[float]) -> list[int]:
-    """Split [0, total_steps) into phases by ratio: boundary_k = floor(T * sum_{j<=k} r_j / sum r).
+    """Split [0, total_steps) into phases by ratio: [0, b_1, ..., total_steps] with
+    b_k = floor(T * sum_{j<=k} r_j / sum r), exact in fractions.
 
-    4:2:1:1 of 10000 steps gives [0, 5000, 7500, 8750, 10000]. Fractions keep the split exact.
-
-    Raises:
-        CurriculumError: a ratio is negative or not finite, they sum to <= 0, or a phase gets
-            no step (naming curriculum.phase_ratios and the step counts).
+    4:2:1:1 of 10000 steps gives [0, 5000, 7500, 8750, 10000]. The ratios (finite, >= 0,
+    summing to > 0) and every run's step count (at least one step per phase) are checked
+    where params load (training/params.py).
     """
-    if total_steps < 1:
-        raise CurriculumError(f"training.total_steps must be >= 1, got {total_steps}")
-    if not ratios or any(not math.isfinite(r) or r < 0 for r in ratios) or not sum(ratios) > 0:
-        raise CurriculumError(f"curriculum.phase_ratios must be finite, >= 0 and sum > 0, got {list(ratios)}")
-    bounds = phase_bounds(total_steps, ratios)
-    lengths = [b - a for a, b in zip(bounds, bounds[1:])]
-    if min(lengths) < 1:
-        raise CurriculumError(
-            f"curriculum.phase_ratios {list(ratios)} over training.total_steps={total_steps} gives phase "
-            f"lengths {lengths}: every phase needs at least one step"
-        )
+    exact = [Fraction(r) for r in ratios]
+    total = sum(exact)
+    bounds, acc = [0], Fraction(0)
+    for r in exact:
+        acc += r
+        bounds.append(math.floor(total_steps * acc / total))
+    bounds[-1] = total_steps
     return bounds
+
+
+def phase_lengths(total_steps: int, ratios: Sequence[float]) -> list[int]:
+    """Steps of each phase (see `phase_boundaries`)."""
+    bounds = phase_boundaries(total_steps, ratios)
+    return [b - a for a, b in zip(bounds, bounds[1:])]
 
 
 def eligible_counts(
@@ -360,14 +360,9 @@ def difficulty_histogram(d_overall: np.ndarray, bins: int) -> tuple[np.ndarray, 
 
 def histogram_png(counts: np.ndarray, edges: np.ndarray, taus: Sequence[float], levels: Sequence[float]) -> bytes:
     """A bar chart of D_overall with each phase's tau drawn as a labelled vertical line."""
-    import io
+    from core.images import figure_png, pyplot
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=100)
+    fig, ax = pyplot().subplots(figsize=(7, 3.2), dpi=100)
     ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="#8aa9c8", edgecolor="#4a6a8a")
     top = ax.get_ylim()[1]
     for k, (tau, level) in enumerate(zip(taus, levels), start=1):
@@ -379,7 +374,4 @@ def histogram_png(counts: np.ndarray, edges: np.ndarray, taus: Sequence[float], 
     ax.set_ylabel("samples")
     ax.set_title("Difficulty of the training samples and the curriculum thresholds")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig)

@@ -21,11 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from core import layout
 from core.errors import StageInputError
 from core.stage import AGGREGATE, StageContext, marker_key
 from core.tables import read_json, read_table
 
-PAGE_KEY = "reports/dataset_browser.html"
+PAGE_KEY = layout.DATASET_BROWSER
 _AGGREGATE_INPUTS = ("training_samples", "difficulty_scores", "difficulty_quartiles")
 
 
@@ -105,18 +106,18 @@ def render_page(rows: list[dict[str, Any]], examples: list[list[dict[str, Any]]]
 
 def dataset_browser(ctx: StageContext) -> dict[str, Any]:
     """The static browser page over `ctx.shards` (their clips, previews and curriculum difficulty)."""
-    samples = read_table(ctx.store, f"tables/training_samples/{AGGREGATE}.parquet", needed_by="dataset_browser")
-    scores_table = read_table(ctx.store, f"tables/difficulty_scores/{AGGREGATE}.parquet", needed_by="dataset_browser")
-    quartiles = read_table(ctx.store, f"tables/difficulty_quartiles/{AGGREGATE}.parquet", needed_by="dataset_browser")
+    samples = read_table(ctx.store, layout.table("training_samples", AGGREGATE), needed_by="dataset_browser")
+    scores_table = read_table(ctx.store, layout.table("difficulty_scores", AGGREGATE), needed_by="dataset_browser")
+    quartiles = read_table(ctx.store, layout.table("difficulty_quartiles", AGGREGATE), needed_by="dataset_browser")
     scores = {r["sample_id"]: r["d_overall"] for r in scores_table.to_pylist() if r["status"] == "ok"}
     taus = [q["tau"] for q in sorted(quartiles.to_pylist(), key=lambda q: q["phase"])]
     sample_rows = samples.to_pylist()
     rows: list[dict[str, Any]] = []
     for shard in ctx.shards:
-        curated = read_table(ctx.store, f"tables/curated_clips/{shard}.parquet",
+        curated = read_table(ctx.store, layout.table("curated_clips", shard),
                              needed_by="dataset_browser").to_pylist()
-        annotations = read_table(ctx.store, f"tables/annotations/{shard}.parquet", needed_by="dataset_browser")
-        previews_key = f"tables/clip_previews/{shard}.parquet"
+        annotations = read_table(ctx.store, layout.table("annotations", shard), needed_by="dataset_browser")
+        previews_key = layout.table("clip_previews", shard)
         previews = {r["clip_id"]: r for r in read_table(ctx.store, previews_key).to_pylist()} \
             if ctx.store.exists(marker_key("clip_previews", shard)) else {}
         rows += browser_rows(curated, annotations.to_pylist(), previews,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import ParamsError
-from core.params import TrainingParams
+from training.params import TrainingParams
 
 
 @dataclass(frozen=True)

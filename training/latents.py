@@ -27,10 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core import layout
 from core.timeline import Timeline
 from training.batches import CachedSample
+from training.tensor_objects import load_tensors, put_tensors
 
-DEFAULT_PREFIX = "cache/embeddings"
+DEFAULT_PREFIX = layout.EMBEDDINGS
 
 
 @dataclass(frozen=True)
@@ -130,19 +132,6 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_tensors(store: Any, key: str) -> dict[str, Any]:
-    """The tensors of one cached safetensors object."""
-    from safetensors.torch import load
-
-    return load(store.get_bytes(key))
-
-
-def _put_tensors(store: Any, key: str, tensors: dict[str, Any], metadata: dict[str, str]) -> None:
-    from safetensors.torch import save
-
-    store.put_bytes(key, save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata))
-
-
 def clip_frame_picks(total_frames: int, num_frames: int) -> Any:
     """Indices of the ``num_frames`` frames spread evenly over a clip of ``total_frames``."""
     import numpy as np
@@ -197,7 +186,7 @@ class EmbeddingCache:
 
     def __init__(self, store: Any, encoders: CacheEncoders, prefix: str = DEFAULT_PREFIX) -> None:
         self.store, self.encoders = store, encoders
-        self.root = f"{prefix}/{encoders.fingerprint}"
+        self.root = layout.embeddings(encoders.fingerprint, prefix)
         self.hits = self.misses = 0
 
     def _lookup(self, key: str) -> bool:
@@ -240,7 +229,7 @@ class EmbeddingCache:
             enc = self.encoders
             pixels = clip_pixels(clip, enc.height, enc.width, enc.num_frames).unsqueeze(0)
             latents = self._encode_pixels(pixels)[0]
-            _put_tensors(self.store, key, {"latents": latents}, {"source": clip.name})
+            put_tensors(self.store, key, {"latents": latents}, {"source": clip.name})
         return key
 
     def reference_latents(self, image: str | Path) -> str:
@@ -258,7 +247,7 @@ class EmbeddingCache:
                 pixels = letterbox_reference(opened.convert("RGB"), self.encoders.height,
                                              self.encoders.width)
             latents = self._encode_pixels(pixels.unsqueeze(0).unsqueeze(2))[0, :, 0]
-            _put_tensors(self.store, key, {"latents": latents}, {"source": image.name})
+            put_tensors(self.store, key, {"latents": latents}, {"source": image.name})
         return key
 
     def text_embeddings(self, texts: Sequence[str], max_length: int) -> list[str]:
@@ -282,7 +271,7 @@ class EmbeddingCache:
             embeds, mask = encode_texts(enc.tokenizer, enc.text_encoder, list(todo.values()),
                                         max_length)
             for row, key in enumerate(todo):
-                _put_tensors(self.store, key,
+                put_tensors(self.store, key,
                              {"embeds": embeds[row].float().cpu(), "mask": mask[row].cpu()},
                              {"max_length": str(max_length)})
         return keys
@@ -297,7 +286,7 @@ class EmbeddingCache:
         digest = hashlib.sha256(str(tuple(tensor.shape)).encode() + tensor.numpy().tobytes())
         key = f"{self.root}/masks/{digest.hexdigest()}.safetensors"
         if not self._lookup(key):
-            _put_tensors(self.store, key, {"masks": tensor}, {})
+            put_tensors(self.store, key, {"masks": tensor}, {})
         return key
 
     def null_prompt_embeds(self) -> Any:

@@ -126,12 +126,15 @@ def cache_inputs(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from core.params import load_params
+    from core.params import read_params
     from training.distributed import is_main_process
+    from training.params import TrainingSections
     from training.phase import PhaseSpec, run_phase
 
     args = build_parser().parse_args(argv)
-    params = load_params(args.params)
+    # Training's sections and core's, with their rules; the other domains' sections are
+    # theirs to check (`reactid check-params` and `reactid phase-plan` load the whole file).
+    params = read_params(TrainingSections, args.params, only_model_sections=True)
     run = params.training.effective()
     if args.data == "synthetic":
         step_ids, source, null = synthetic_inputs(run.preset, run.global_batch, run.seed,

@@ -30,8 +30,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.params import TrainingParams
 from training.batches import BatchSource
+from training.params import TrainingParams
 from training.trainer import StepRecord
 
 # Sample ids of one optimizer step, by 0-based global step, or one entry per phase step.

@@ -143,7 +143,8 @@ def _previous_checkpoint(
             f"phase starts at step {start_step} of the schedule: re-run {previous}"
         )
     key = recorded["checkpoint_dir"]
-    if hasattr(store, "path"):
-        return Path(store.path(key)), None
+    local = store.filesystem_path(key)
+    if local is not None:
+        return Path(local), None
     return None, (f"{previous}'s checkpoint is {store.uri(key)}: copy that folder to a filesystem "
                   "every node sees and pass it as --start-checkpoint")

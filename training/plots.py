@@ -4,18 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from core.images import figure_png, pyplot
+
 
 def loss_curve_png(steps: Sequence[int], losses: Sequence[float], title: str) -> bytes:
     """The training loss per optimizer step, with a running mean over a quarter of the steps."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
-    fig, ax = plt.subplots(figsize=(6, 3), dpi=100)
+    fig, ax = pyplot().subplots(figsize=(6, 3), dpi=100)
     ax.plot(steps, losses, color="#8aa9c8", lw=1, label="loss")
     if len(losses) >= 4:
         window = max(2, len(losses) // 4)
@@ -26,7 +22,4 @@ def loss_curve_png(steps: Sequence[int], losses: Sequence[float], title: str) ->
     ax.set_title(title)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig)

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 
+from core import layout
 from core.errors import StageInputError
 from core.params import section_dict
 from core.stage import AGGREGATE, Output, StageContext, StageSpec, recorded_metadata
@@ -44,9 +45,9 @@ from core.tables import read_json, read_table
 from training.run_names import TRAINER_CODE_ROOTS, run_name, stored_digest
 from training.stages import SCHEDULE_KEY
 
-LATENT_INDEX_KEY = "cache/index.json"
-MAIN_RUN_PREFIX = "training/main"
-ABLATION_PREFIX = "training/ablations"
+LATENT_INDEX_KEY = layout.LATENT_INDEX
+MAIN_RUN_PREFIX = layout.MAIN_RUNS
+ABLATION_PREFIX = layout.ABLATION_RUNS
 PHASE_PREFIX = "curriculum_phase_"
 SAMPLE_LOG = "sample_ids.jsonl"
 
@@ -68,37 +69,45 @@ PHASES = tuple(phase_name(k) for k in range(1, 5))
 
 
 def _table(stage: str) -> str:
-    return f"tables/{stage}/{AGGREGATE}.parquet"
+    return layout.table(stage, AGGREGATE)
 
 
 def local_run_dir(store: Any, key: str) -> Path:
-    """The store's own local folder of a prefix (local backend only).
+    """The store's own local folder of a prefix (stores that keep objects as files only).
 
     Raises:
         StageInputError: the store has no local folders (use ``RunFolders``).
     """
-    if not hasattr(store, "path"):
+    path = store.filesystem_path(key)
+    if path is None:
         raise StageInputError(f"store {store!r} has no local folder for {key!r}; train through RunFolders")
-    return Path(store.path(key))
+    return Path(path)
+
+
+def _filesystem_root(store: Any) -> Path | None:
+    """The folder a filesystem store keeps its keys under (None: the store has no local files)."""
+    path = store.filesystem_path(layout.TRAINING)  # a one-segment key: its parent is the root
+    return None if path is None else Path(path).parent
 
 
 class RunFolders:
     """Local folders for store prefixes, laid out by key under ``root``.
 
-    On a store with local folders (``LocalObjectStore``) ``root`` is the store's directory
-    and nothing is copied. Otherwise ``root`` is a scratch folder mirroring the store:
+    On a store that keeps its objects as files (``filesystem_path``: ``LocalObjectStore``)
+    ``root`` is the store's directory and nothing is copied. Otherwise ``root`` is a scratch folder mirroring the store:
     ``download`` fetches a prefix, ``upload`` publishes what changed under one.
     """
 
     def __init__(self, store: Any, scratch: Path | None = None) -> None:
         self.store = store
-        self.mirrored = not hasattr(store, "path")
-        if self.mirrored:
+        own_root = _filesystem_root(store)
+        self.mirrored = own_root is None
+        if own_root is None:
             if scratch is None:
                 raise ValueError("a store without local folders needs a scratch folder")
             self.root = Path(scratch).resolve()
         else:
-            self.root = Path(store.path("run")).parent
+            self.root = own_root
         self._uploaded: dict[Path, tuple[int, int]] = {}
 
     def local(self, key: str) -> Path:
@@ -193,7 +202,7 @@ class RunFolders:
 def run_folders(store: Any) -> Iterator[RunFolders]:
     """``RunFolders`` for a stage: a scratch mirror (removed afterwards) when the store has
     no local folders."""
-    if hasattr(store, "path"):
+    if _filesystem_root(store) is not None:
         yield RunFolders(store)
         return
     from core.storage import temp_dir
@@ -211,7 +220,7 @@ def check_training_shards(store: Any) -> list[str]:
     """
     from curation.gate_status import passed_shards
 
-    marker = f"metrics/training_samples/{AGGREGATE}.json"
+    marker = layout.marker("training_samples", AGGREGATE)
     if not store.exists(marker):
         raise StageInputError("training_samples has not run: no validated training data")
     shards = list(read_json(store, marker).get("shards") or [])
@@ -257,7 +266,7 @@ def latent_cache(ctx: StageContext) -> dict[str, Any]:
     write_index(ctx.store, LATENT_INDEX_KEY, index)
     return {
         "index_key": LATENT_INDEX_KEY,
-        "cache_prefix": f"{DEFAULT_PREFIX}/{encoders.fingerprint}",
+        "cache_prefix": layout.embeddings(encoders.fingerprint, DEFAULT_PREFIX),
         "preset": run.preset,
         "encoder_device": device,
         "encoder_fingerprint": encoders.fingerprint,
@@ -421,7 +430,7 @@ def curriculum_phase(ctx: StageContext) -> dict[str, Any]:
         "latents": stored_digest(ctx.store, LATENT_INDEX_KEY),
     }, {"phase": k, "start_step": phase.start_step, "steps": phase.steps, "variant": variant,
         "start_checkpoint": start_checkpoint})
-    run_key = f"{MAIN_RUN_PREFIX}/{ctx.stage}/{name}"
+    run_key = layout.main_run(ctx.stage, name)
     with run_folders(ctx.store) as folders:
         return _phase_run(ctx, folders, k, sampler, phase, run_key, variant, start_checkpoint)
 
@@ -439,7 +448,7 @@ def _phase_run(ctx: StageContext, folders: RunFolders, k: int, sampler: Any, pha
                           {"stage": ctx.stage, "seed": sampler.schedule.seed, "schedule_key": SCHEDULE_KEY,
                            "start_step": phase.start_step, "end_step": phase.end_step, "tau": phase.tau,
                            "start_checkpoint": start_checkpoint, "variant": variant})
-    plot_key = f"reports/training/{ctx.stage}_loss.png"
+    plot_key = layout.training_loss_plot(ctx.stage)
     losses = _loss_curve(ctx, output_dir, plot_key, f"{ctx.stage} (tau {phase.tau:.3f})")
     model = _register(ctx, f"phase_{k}", "phase", result, output_dir,
                       f"curriculum phase {k} of {len(sampler.schedule.phases)} "
@@ -507,7 +516,7 @@ def ablation_run(ctx: StageContext) -> dict[str, Any]:
         "use_demo": params.training.use_demo,  # picks demo_inter_clip_ratios over inter_clip_ratios
         "curriculum": section_dict(params, "curriculum"), "difficulty": section_dict(params, "difficulty")},
         code_roots=(*TRAINER_CODE_ROOTS, "training.ablations", "training.difficulty"))
-    run_key = f"{ABLATION_PREFIX}/{variant}/{name}"
+    run_key = layout.ablation_run(variant, name)
     steps = plan.schedule.total_steps
     with run_folders(ctx.store) as folders:
         return _ablation_run(ctx, folders, variant, plan, sampler, run_key, steps)
@@ -525,7 +534,7 @@ def _ablation_run(ctx: StageContext, folders: RunFolders, variant: str, plan: An
                            "start_step": 0, "end_step": steps, "model_variant": plan.model_variant})
     d = dict(zip(plan.sample_ids.tolist(), plan.d_sampler.tolist()))
     inter = dict(zip(plan.sample_ids.tolist(), plan.is_inter.tolist()))
-    plot_key = f"reports/training/ablation_{variant}_loss.png"
+    plot_key = layout.training_loss_plot(f"ablation_{variant}")
     losses = _loss_curve(ctx, output_dir, plot_key, f"ablation {variant}")
     model = _register(ctx, f"ablation-{variant}", "ablation", result, output_dir,
                       f"ablation {variant} ({TABLE_OF_VARIANT[variant]}), {steps} steps", None, run_key)
@@ -561,8 +570,8 @@ def phase_spec(k: int) -> StageSpec:
         f"{'from scratch' if k == 1 else f'from {phase_name(k - 1)}'}; exported and registered as phase_{k}.",
         partitioning="aggregate",
         # training folders persist so that an interrupted phase resumes from its latest checkpoint
-        outputs=(Output(f"{MAIN_RUN_PREFIX}/{name}", persist=True), Output(f"models/phase_{k}", persist=True),
-                 Output(f"reports/training/{name}_loss.png", cache=False)))
+        outputs=(Output(layout.main_run_folder(name), persist=True), Output(layout.model(f"phase_{k}"), persist=True),
+                 Output(layout.training_loss_plot(name), cache=False)))
 
 
 def training_run_stages(n_phases: int) -> dict[str, StageSpec]:
@@ -572,7 +581,7 @@ def training_run_stages(n_phases: int) -> dict[str, StageSpec]:
             "latent_cache", latent_cache, ("training.preset", "training.seed"),
             ("training_samples", "difficulty_scores"),
             "VAE latents and text embeddings of every scored sample, encoded once (content-keyed cache).",
-            partitioning="aggregate", outputs=(Output("cache", persist=True),)),
+            partitioning="aggregate", outputs=(Output(layout.CACHE, persist=True),)),
         **{phase_name(k): phase_spec(k) for k in range(1, n_phases + 1)},
         "ablation_runs": StageSpec(
             "ablation_runs", ablation_run,
@@ -580,9 +589,9 @@ def training_run_stages(n_phases: int) -> dict[str, StageSpec]:
             ("latent_cache", "difficulty_scores"),
             "One ablation variant: a short full training; exported and registered as ablation-<variant>.",
             aggregate=True, partitioning="variant",
-            outputs=(Output(f"{ABLATION_PREFIX}/{{variant}}", persist=True),
-                     Output("models/ablation-{variant}", persist=True),
-                     Output("reports/training/ablation_{variant}_loss.png", cache=False))),
+            outputs=(Output(layout.ablation_run_folder("{variant}"), persist=True),
+                     Output(layout.model("ablation-{variant}"), persist=True),
+                     Output(layout.training_loss_plot("ablation_{variant}"), cache=False))),
     }
 
 

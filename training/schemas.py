@@ -1,4 +1,4 @@
-"""Explicit Parquet schemas of the curriculum tables (issue 4).
+"""Explicit Parquet schemas of the curriculum tables.
 
 Every table is one aggregate over the shards that passed annotation; a row that cannot be
 used keeps its place with `status = "excluded"` and a machine-readable `reason`, and its

@@ -19,28 +19,28 @@ from typing import Any
 
 import numpy as np
 
+from core import layout
 from core.progress import report
-from core.stage import AGGREGATE, Output, StageContext, StageSpec, counts_by, recorded_metadata
+from core.stage import AGGREGATE, Output, StageContext, StageSpec, recorded_metadata
+from core.summaries import counts_by
+from core.summaries import min_median_max as _summary
+from core.summaries import preview_rows as _preview
 from core.tables import read_table, to_table, write_json, write_table
 from training import schemas
 
-SCHEDULE_KEY = "curriculum/schedule.json"
-DEEPSPEED_CONFIG_KEY = "curriculum/deepspeed_config.json"
-DEEPSPEED_INDEX_PREFIX = "curriculum/deepspeed"
-HISTOGRAM_CSV_KEY = "plots/difficulty_histogram.csv"
-HISTOGRAM_PNG_KEY = "reports/difficulty_histogram.png"
+SCHEDULE_KEY = layout.SCHEDULE
+DEEPSPEED_CONFIG_KEY = layout.DEEPSPEED_CONFIG
+DEEPSPEED_INDEX_PREFIX = layout.DEEPSPEED_INDEX
+HISTOGRAM_CSV_KEY = layout.DIFFICULTY_HISTOGRAM_CSV
+HISTOGRAM_PNG_KEY = layout.DIFFICULTY_HISTOGRAM_PNG
 
 
 def annotations_key(shard: str) -> str:
-    return f"tables/annotations/{shard}.parquet"
+    return layout.table("annotations", shard)
 
 
 def _key(stage: str) -> str:
-    return f"tables/{stage}/{AGGREGATE}.parquet"
-
-
-def _preview(rows: list[dict], columns: list[str], n: int = 8) -> list[dict]:
-    return [{c: r.get(c) for c in columns} for r in rows[:n]]
+    return layout.table(stage, AGGREGATE)
 
 
 # ---------------------------------------------------------------- training_samples
@@ -48,10 +48,12 @@ def _preview(rows: list[dict], columns: list[str], n: int = 8) -> list[dict]:
 
 def training_samples(ctx: StageContext) -> dict[str, Any]:
     """Intra- and inter-clip samples with reference crops written to the object store."""
-    from curation.features import make_embedder
+    from core.images import encode_png
+    from curation.features import build_frame_embedder
+    from curation.subject_crops import box_at, choose_reference_frames, crop_subject, read_frames
     from training.samples import (
-        MISSING_CLIP, MISSING_REFERENCE, SubjectKey, box_at, choose_reference_frames, crop_subject, embed_images,
-        encode_png, pair_inter_clip, read_frames, reference_key, sample_row, screen_subject,
+        MISSING_CLIP, MISSING_REFERENCE, SubjectKey, embed_images, pair_inter_clip, reference_key, sample_row,
+        screen_subject,
     )
 
     from core.holdout import held_out_identities
@@ -71,13 +73,14 @@ def training_samples(ctx: StageContext) -> dict[str, Any]:
     frames = [choose_reference_frames(r, cfg.reference_frames, cfg.references_per_sample) if ref_reason[i] is None
               else [] for i, r in enumerate(subjects)]
     keys: list[list[str]] = [[] for _ in subjects]
-    embedder = make_embedder(cfg.similarity_backend, cfg.similarity_model)
+    embedder = build_frame_embedder(cfg.similarity_backend, cfg.similarity_model,
+                                    params_key="training_samples.similarity_backend")
     descriptors: np.ndarray | None = None
     by_clip: dict[str, list[int]] = defaultdict(list)
     for i, r in enumerate(subjects):
         if frames[i]:
             by_clip[r["clip_key"]].append(i)
-    with ctx.store.staged_prefix("references") as staging:
+    with ctx.store.staged_prefix(layout.REFERENCES) as staging:
         for n, (clip_key, members) in enumerate(sorted(by_clip.items())):
             report("training_samples", n, len(by_clip), clip_key)
             if not ctx.store.exists(clip_key):
@@ -97,7 +100,7 @@ def training_samples(ctx: StageContext) -> dict[str, Any]:
                     target_reason[i] = target_reason[i] or MISSING_REFERENCE
                     continue
                 for f, crop in zip(frames[i], crops):
-                    ctx.store.put_bytes(f"{staging}/{r['shard']}/{r['entity_id']}/f{f:05d}.png", encode_png(crop))
+                    ctx.store.put_bytes(layout.join(staging, layout.reference_name(r["shard"], r["entity_id"], f)), encode_png(crop))
                     keys[i].append(reference_key(r["shard"], r["entity_id"], f))
                 feats = embed_images(embedder, crops).mean(axis=0)
                 if descriptors is None:
@@ -168,12 +171,14 @@ def _face_features(
 
 def difficulty_scores(ctx: StageContext) -> dict[str, Any]:
     """D_sub (Eq. 1), D_app (Eq. 2), D_sam and D_overall for every training sample."""
-    from curation.features import make_embedder
+    from core.images import decode_png
+    from curation.features import build_frame_embedder
+    from curation.subject_crops import crop_subject, read_frames
     from training.difficulty import (
         MISSING_REGIONS, DifficultyInputError, DifficultyWeights, appearance_difficulty, overall_difficulty,
         subject_size_difficulty_rle,
     )
-    from training.samples import crop_subject, decode_png, embed_images, read_frames
+    from training.samples import embed_images
 
     cfg = ctx.params.difficulty
     crop = ctx.params.training_samples
@@ -184,7 +189,8 @@ def difficulty_scores(ctx: StageContext) -> dict[str, Any]:
     for key in sorted({s["annotation_key"] for s in ok} | {s["reference_annotation_key"] for s in ok}):
         for row in read_table(ctx.store, key, needed_by="difficulty_scores").to_pylist():
             annotations[(key, row["entity_id"])] = row
-    encoder = make_embedder(cfg.appearance_backend, cfg.appearance_model)
+    encoder = build_frame_embedder(cfg.appearance_backend, cfg.appearance_model,
+                                   params_key="difficulty.appearance_backend")
     faces = {s["sample_id"]: _face_features(annotations[(s["annotation_key"], s["entity_id"])],
                                             annotations[(s["reference_annotation_key"], s["reference_entity_id"])],
                                             s["reference_frames"]) for s in ok}
@@ -258,14 +264,6 @@ def difficulty_scores(ctx: StageContext) -> dict[str, Any]:
     }
 
 
-def _summary(values: list[float]) -> dict[str, float] | None:
-    if not values:
-        return None
-    v = np.asarray(values, float)
-    return {"min": round(float(v.min()), 4), "median": round(float(np.median(v)), 4),
-            "max": round(float(v.max()), 4)}
-
-
 def _scores(ctx: StageContext, needed_by: str) -> tuple[np.ndarray, np.ndarray]:
     """D_overall and inter-clip flags of the scored samples, in table order (the sampler's index)."""
     import pyarrow.compute as pc
@@ -332,12 +330,12 @@ def curriculum_schedule(ctx: StageContext) -> dict[str, Any]:
     metric = deepspeed_metric(d, cfg.deepspeed_metric_scale)
     root = ctx.params.storage.root.rstrip("/")
     ds_config, ds_difficulty, ds_eligible = deepspeed_curriculum(
-        schedule, metric, scale=cfg.deepspeed_metric_scale, index_dir=f"{root}/{DEEPSPEED_INDEX_PREFIX}",
-        cluster_dir=f"{root}/deepspeed_clusters",  # written by DeepSpeed while training: outside dvc's outs
+        schedule, metric, scale=cfg.deepspeed_metric_scale, index_dir=layout.join(root, DEEPSPEED_INDEX_PREFIX),
+        cluster_dir=layout.join(root, layout.DEEPSPEED_CLUSTERS),  # written by DeepSpeed while training: outside dvc's outs
     )
     with temp_dir() as tmp:
         for path in write_deepspeed_index(metric, Path(tmp)):
-            ctx.store.put_file(f"{DEEPSPEED_INDEX_PREFIX}/{path.name}", path)
+            ctx.store.put_file(layout.join(DEEPSPEED_INDEX_PREFIX, path.name), path)
     write_json(ctx.store, DEEPSPEED_CONFIG_KEY, ds_config)
     payload = {
         **schedule.to_json(),
@@ -377,24 +375,24 @@ TRAINING_STAGES: dict[str, StageSpec] = {
     for s in (
         StageSpec("training_samples", training_samples, ("training_samples", "evaluation.held_out"), ("annotations",),
                   "Intra- and inter-clip training samples; reference crops in the object store.", aggregate=True,
-                  outputs=(Output("tables/training_samples/all-shards.parquet"), Output("references")),
-                  inputs=("metrics/quality_gates/{shard}.json",)),
+                  outputs=(Output(_key("training_samples")), Output(layout.REFERENCES)),
+                  inputs=(layout.marker("quality_gates", "{shard}"),)),
         StageSpec("difficulty_scores", difficulty_scores, ("difficulty", "training_samples"),
                   ("training_samples",),
                   "D_sub, D_app, D_sam and D_overall per sample (paper Eq. 1-2).", partitioning="aggregate",
-                  inputs=("tables/annotations/{shard}.parquet",)),
+                  inputs=(annotations_key("{shard}"),)),
         StageSpec("difficulty_quartiles", difficulty_quartiles, ("curriculum",), ("difficulty_scores",),
                   "Quantile thresholds tau of D_overall, counts and histogram.", partitioning="aggregate",
-                  outputs=(Output("tables/difficulty_quartiles/all-shards.parquet"),
-                           Output("reports/difficulty_histogram.png", cache=False),
-                           Output("plots/difficulty_histogram.csv", "plots", cache=False, plot=(
+                  outputs=(Output(_key("difficulty_quartiles")),
+                           Output(HISTOGRAM_PNG_KEY, cache=False),
+                           Output(HISTOGRAM_CSV_KEY, "plots", cache=False, plot=(
                                ("x", "bin_centre"), ("y", "count"),
                                ("title", "D_overall of the training samples (thresholds in "
-                                         "reports/difficulty_histogram.png)"))))),
+                                         f"{HISTOGRAM_PNG_KEY})"))))),
         StageSpec("curriculum_schedule", curriculum_schedule, ("curriculum", "training"),
                   ("difficulty_quartiles", "difficulty_scores"),
                   "Phases, tau and inter-clip ratio per phase; schedule JSON and DeepSpeed config.", partitioning="aggregate",
-                  outputs=(Output("tables/curriculum_schedule/all-shards.parquet"), Output("curriculum"))),
+                  outputs=(Output(_key("curriculum_schedule")), Output(layout.CURRICULUM))),
     )
 }
 
@@ -409,10 +407,9 @@ def _browser_spec() -> StageSpec:
                      "Static HTML page over every gated shard's clips: previews, captions, entities, difficulty, "
                      "quartile and phase, filters, and easy-to-hard examples per quartile.",
                      input_hash=browser_inputs_hash, aggregate=True,
-                     inputs=("tables/clip_previews/{shard}.parquet", "tables/training_samples/all-shards.parquet",
-                             "tables/difficulty_scores/all-shards.parquet",
-                             "tables/difficulty_quartiles/all-shards.parquet"),
-                     outputs=(Output("reports/dataset_browser.html", cache=False),))
+                     inputs=(layout.table("clip_previews", "{shard}"), _key("training_samples"),
+                             _key("difficulty_scores"), _key("difficulty_quartiles")),
+                     outputs=(Output(layout.DATASET_BROWSER, cache=False),))
 
 
 TRAINING_STAGES["dataset_browser"] = _browser_spec()

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from core import layout
 from core.params import Params
 from core.storage import ObjectStore
 from core.tables import read_json, write_json
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from curation.quality_gates import GateResult
     from versioning.lakefs_store import LakeFSVersioning
 
-PROMOTIONS_PREFIX = "metrics/lakefs/promotions"
+PROMOTIONS_PREFIX = layout.LAKEFS_PROMOTIONS
 
 
 def params_hash(params: Params) -> str:
@@ -38,8 +39,7 @@ def checks_summary(results: Mapping[str, GateResult]) -> dict[str, dict[str, Any
 def shard_files(store: ObjectStore, shard: str, verdict: Mapping[str, Any]) -> dict[str, bytes]:
     """What a validated shard commits: its annotation tables (every gate suite's) and the verdict
     as the gate recorded it (without the lakeFS fields added afterwards)."""
-    files = {f"tables/{suite}/{shard}.parquet": store.get_bytes(f"tables/{suite}/{shard}.parquet")
-             for suite in GATE_SUITES}
+    files = {layout.table(suite, shard): store.get_bytes(layout.table(suite, shard)) for suite in GATE_SUITES}
     plain = {k: v for k, v in verdict.items() if k != "lakefs"}
     files[gate_key(shard)] = json.dumps(plain, indent=2, sort_keys=True, default=str).encode()
     return files
@@ -78,7 +78,7 @@ def version_gate_verdict(params: Params, store: ObjectStore, shard: str, *, run_
     return record
 
 
-TRAINING_SAMPLES_MARKER = "metrics/training_samples/all.json"
+TRAINING_SAMPLES_MARKER = layout.marker("training_samples", layout.AGGREGATE)
 
 
 def training_data_commit(store: ObjectStore, versioning: LakeFSVersioning, branch: str) -> tuple[str, list[str]]:
@@ -143,5 +143,5 @@ def promote_evaluation(params: Params, store: ObjectStore, *, run_id: str, evalu
         "models": sorted(set(models)), "training_shards": shards,
     }, data_commit=data_commit)
     record = {"endpoint": cfg.endpoint, "models": sorted(set(models)), **promotion.to_dict()}
-    write_json(store, f"{PROMOTIONS_PREFIX}/{tag}.json", record)
+    write_json(store, layout.lakefs_promotion(tag), record)
     return record

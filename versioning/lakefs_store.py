@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ParamsError, VersioningError
-from core.params import LAKEFS_BRANCH_RE, LakeFSParams, check_lakefs_tag
+from versioning.params import LAKEFS_BRANCH_RE, LakeFSParams, check_lakefs_tag
 
 ACCESS_KEY_ENV = "LAKEFS_ACCESS_KEY_ID"
 SECRET_KEY_ENV = "LAKEFS_SECRET_ACCESS_KEY"

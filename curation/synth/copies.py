@@ -94,13 +94,13 @@ def build_copies_shard(pool: Path, shard: str) -> dict:
     clips they repeat; its ground truth says which."""
     import shutil
 
-    from curation.synth.pool import REAL_FOOTAGE, _package_file
+    from curation.synth.footage import REAL_FOOTAGE, package_file
 
     sources = {parts[-1]: (package, parts, identity, caption) for package, parts, identity, caption in REAL_FOOTAGE}
     manifest, videos, broken = [], [], []
     for suffix, source, recipe, expected in PLANTED_COPIES:
         package, parts, identity, caption = sources[source]
-        src = _package_file(package, *parts)
+        src = package_file(package, *parts)
         name = f"{shard}_{suffix}.mp4"
         if recipe is None:
             shutil.copyfile(src, pool / name)

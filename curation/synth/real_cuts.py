@@ -214,9 +214,9 @@ def plan_reel(rng: np.random.Generator, n_shots: int, same_place_rate: float) ->
 def _shot_pixels(shot: ShotPlan, pre: int, post: int, size: tuple[int, int], cache: dict) -> np.ndarray:
     """The shot's frames including `pre` frames before and `post` after its solo part
     (a dissolve or fade shows them blended)."""
-    from curation.synth.pool import _package_file
+    from curation.synth.footage import package_file
 
-    path = _package_file(shot.source.package, *shot.source.parts)
+    path = package_file(shot.source.package, *shot.source.parts)
     n = pre + shot.n_frames + post
     if shot.source.is_video:
         key = (path, shot.source.frames)

@@ -26,7 +26,7 @@ name                                  backend     definition
 ====================================  ==========  ==============================================
 
 A benchmark score no listed metric computes with its own definition is reported "not
-computed" with the reason (``unavailable``, ``evaluation.scoring.build_metrics``).
+computed" with the reason (``unavailable``, ``evaluation.benchmark_scores.build_metrics``).
 
 Pretrained backends that share weights (GME for ``gme`` and NexusScore, CLIP for both CLIP-T
 metrics, VideoScore for its three metrics) are loaded once per process and set of options.

@@ -6,7 +6,7 @@ Definition (``eval/get_aesscore.py`` of OpenS2V-Nexus v1.1): 32 frames sampled w
 embedding is L2-normalised and scored by the MLP
 ``Linear(768,1024)-Dropout(0.2)-Linear(1024,128)-Dropout(0.2)-Linear(128,64)-Dropout(0.1)-
 Linear(64,16)-Linear(16,1)`` (``aesthetic-model.pth``); the video's score is the mean over the
-frames, on the LAION 1-10 scale (normalised later by :mod:`evaluation.scores`).
+frames, on the LAION 1-10 scale (normalised later by :mod:`evaluation.total_score`).
 
 Only the image half of CLIP is needed, so the processor is ``CLIPImageProcessor`` (the image
 part of ``CLIPProcessor``, same preprocessing). The MLP's input width is read from its

@@ -25,7 +25,7 @@ class MetricSpec:
 
     Attributes:
         name: reported with every value, e.g. ``motion_smoothness_flowwarp_proxy``.
-        key: the OpenS2V score key it measures (``scores.METRIC_KEYS``), or None for a
+        key: the OpenS2V score key it measures (``total_score.METRIC_KEYS``), or None for a
             measure outside OpenS2V.
         backend: ``embedded`` or ``pretrained``.
         definition: whose definition it computes, e.g. ``OpenS2V-Eval v1.1 get_motion_amplitude``.
@@ -53,7 +53,7 @@ class MetricValue:
         detections: for a metric that first detects its subject in sampled frames, in how
             many it found one (FaceSim: frames with a detected face); None for the others.
             A value resting on no detection at all is a rule's default (FaceSim's 0), which
-            :func:`evaluation.scoring.faceless_sets_not_computed` tells apart from a score.
+            :func:`evaluation.benchmark_scores.faceless_sets_not_computed` tells apart from a score.
     """
 
     spec: MetricSpec

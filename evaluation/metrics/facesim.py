@@ -13,7 +13,7 @@ rule stays OpenS2V's: a video without a face scores 0 and counts in the mean, so
 that loses the face where other videos of the set keep it is marked down. For the proxy,
 when no frame of any video of a (benchmark, model) shows a face, the zeros say that the
 detector found nothing (dlib's HOG detector finds no face in very small frames), not how
-alike the faces are: :func:`evaluation.scoring.faceless_sets_not_computed` then reports
+alike the faces are: :func:`evaluation.benchmark_scores.faceless_sets_not_computed` then reports
 the metric as not computed, "no face detected in any frame of N videos". The benchmark's
 own FaceSim keeps its zeros, which is what OpenS2V's TotalScore is defined on.
 

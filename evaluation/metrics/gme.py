@@ -161,7 +161,7 @@ class GmeScore:
     """OpenS2V GmeScore (pretrained GME-Qwen2-VL).
 
     The value is a mean cosine in [-1, 1], not floored: a video unrelated to its prompt (noise)
-    can score below 0, and :func:`evaluation.scores.normalize_value` passes that through as
+    can score below 0, and :func:`evaluation.total_score.normalize_value` passes that through as
     OpenS2V's merge script does.
     """
 

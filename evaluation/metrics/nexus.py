@@ -15,7 +15,7 @@ Definition (``eval/get_nexusscore.py`` of OpenS2V-Nexus v1.1):
 4. A crop is kept when its detection confidence > 0.6, its GME text-to-crop similarity > 0.30
    and its GME reference-to-crop similarity is not exactly 0. NexusScore is the mean
    reference-to-crop similarity of the kept crops **divided by** ``frame_obj``; 0 when no crop
-   is kept (the merge script then skips the video; :func:`evaluation.scores.aggregate_videos`
+   is kept (the merge script then skips the video; :func:`evaluation.total_score.aggregate_videos`
    does the same). The normalisation is ``min(x, 0.05) / 0.05``.
 
 The aggregation (:func:`nexus_from_similarities`) and the reference rule

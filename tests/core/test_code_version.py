@@ -70,8 +70,8 @@ def test_benchmark_scores_covers_every_metric_module_and_the_scoring_chain(repo_
     metrics = {f"evaluation.metrics.{p.stem}" for p in (repo_root / "evaluation/metrics").glob("*.py")
                if p.stem != "__init__"}
     assert metrics - closure == set()
-    assert {"evaluation.video", "evaluation.generation", "evaluation.benchmarks", "evaluation.scoring",
-            "evaluation.scorecard", "evaluation.scores", "core.stage"} <= closure
+    assert {"evaluation.video", "evaluation.generation", "evaluation.benchmarks", "evaluation.benchmark_scores",
+            "evaluation.total_score", "core.stage"} <= closure
 
 
 def test_lazy_package_exports_resolve_to_the_module_that_defines_them(project_copy):

@@ -25,7 +25,7 @@ from core.storage import LocalObjectStore, temp_dir
 
 
 def _params(tmp_path: Path, base_params_raw: dict, **execution):
-    from core.params import parse_params
+    from orchestration.params import parse_params
 
     raw = {**base_params_raw, "execution": {**base_params_raw["execution"], **execution}}
     params = parse_params(raw)
@@ -139,7 +139,7 @@ def test_a_store_that_cannot_be_pickled_is_reopened_from_params_on_the_worker(tm
     ("workers", 0, "execution.workers"),
 ])
 def test_bad_execution_params_fail_naming_the_key(base_params_raw, key, value, message):
-    from core.params import parse_params
+    from orchestration.params import parse_params
 
     raw = {**base_params_raw, "execution": {**base_params_raw["execution"], key: value}}
     with pytest.raises(ParamsError, match=message.replace(".", r"\.")):

@@ -258,7 +258,7 @@ def _storage_raw(**s3):
 def test_params_validation_names_the_key(base_params_raw):
     import copy
 
-    from core.params import parse_params
+    from orchestration.params import parse_params
 
     def parse(storage):
         raw = copy.deepcopy(base_params_raw)
@@ -284,7 +284,7 @@ def test_env_var_selects_the_backend(tmp_path, base_params_raw, monkeypatch, s3_
 
     import yaml
 
-    from core.params import load_params
+    from orchestration.params import load_params
     from core.storage import LocalObjectStore, open_params_store
 
     endpoint, bucket, (access, secret, _) = s3_bucket

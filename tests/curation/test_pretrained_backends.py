@@ -4,7 +4,8 @@ through the same `from_pretrained` code the real DINOv2 / CLIP + LAION models us
 import numpy as np
 import pytest
 
-from curation.features import Dinov2Embedder, make_embedder
+from core.errors import ParamsError
+from curation.features import Dinov2Embedder, build_frame_embedder
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def tiny_dinov2(tmp_path_factory):
 
 
 def test_dinov2_embedder_loads_and_separates_shots(tiny_dinov2):
-    emb = make_embedder("pretrained", str(tiny_dinov2))
+    emb = build_frame_embedder("pretrained", str(tiny_dinov2))
     assert isinstance(emb, Dinov2Embedder) and emb.name.startswith("pretrained:dinov2")
     rng = np.random.default_rng(0)
     a = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
@@ -34,9 +35,10 @@ def test_dinov2_embedder_loads_and_separates_shots(tiny_dinov2):
     assert feats[0] @ feats[1] > feats[0] @ feats[2]
 
 
-def test_unknown_backend_is_an_error():
-    with pytest.raises(ValueError, match="unknown similarity backend"):
-        make_embedder("clip", "x")
+def test_unknown_backend_is_an_error_naming_the_key_and_the_known_names():
+    with pytest.raises(ParamsError, match=r"scene_clips.similarity_backend: unknown frame embedder 'clip'; "
+                                          r"known: embedded, pretrained"):
+        build_frame_embedder("clip", "x", params_key="scene_clips.similarity_backend")
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +59,7 @@ def tiny_aesthetic(tmp_path_factory):
 
 
 def test_clip_quality_with_pretrained_aesthetic_backend(tiny_aesthetic, make_project):
-    from core.params import load_params
+    from orchestration.params import load_params
     from core.stage import run_stage
     from core.storage import LocalObjectStore
     from core.tables import read_table

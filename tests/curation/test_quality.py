@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from curation.quality import blockiness, immerkaer_noise, largest_free_rectangle, motion_score
-from curation.stages import rejection_reasons
+from curation.clip_filters import rejection_reasons
 from curation.video_io import FrameBatch
 
 
@@ -74,7 +74,7 @@ def test_blockiness_flags_visible_blocks():
     ],
 )
 def test_rejection_reasons(repo_root, change, reason):
-    from core.params import load_params
+    from orchestration.params import load_params
 
     cfg = load_params(repo_root / "params.yaml").curated_clips
     good = {"motion_foreground": 1.0, "has_text": False, "text_free_area": 1.0, "sharpness": 100.0,
@@ -102,7 +102,7 @@ def _clip_with_motion_and_text(path, n=60, fps=10):
 def test_a_clip_analysed_in_windows_scores_as_in_one_pass(tmp_path, base_params_raw):
     """Motion and text stream over every sampled frame, windows chained: the same figures as
     one window; technical quality reads a bounded spread of frames."""
-    from core.params import parse_params
+    from orchestration.params import parse_params
     from curation.stages import analyse_clip
 
     path = tmp_path / "clip.mp4"

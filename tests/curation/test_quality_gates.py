@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.params import parse_params
+from orchestration.params import parse_params
 from curation.entities import Taxonomy
 from curation.gate_suites import QualityGateError, build_views
 from curation.gate_views import box_view_frame, caption_word_stats, event_view_frame

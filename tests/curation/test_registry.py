@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import ParamsError, StageInputError
-from core.params import parse_params
+from orchestration.params import parse_params
 from core.storage import LocalObjectStore
 from curation import video_io as vio
 from curation.registry import LocalPool, StorePool, parse_manifest, raw_pool

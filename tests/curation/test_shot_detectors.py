@@ -211,7 +211,7 @@ def test_shot_params_are_validated_naming_the_key(base_params_raw, key, value, e
     import copy
 
     from core.errors import ParamsError
-    from core.params import parse_params
+    from orchestration.params import parse_params
 
     raw = copy.deepcopy(base_params_raw)
     raw["scene_clips"][key] = value

@@ -56,7 +56,7 @@ def project(tmp_path_factory, base_params_raw):
 
     from assets.evaluation import EVALUATION_INPUT_ASSETS
     from assets.resources import ReactIDResource
-    from core.params import load_params
+    from orchestration.params import load_params
     from core.storage import LocalObjectStore
     from core.tables import write_table
 
@@ -188,7 +188,7 @@ def test_videos_are_h264_one_per_entry_and_cover_their_timeline(project, evaluat
 def test_scores_name_their_backends_and_have_no_totalscore_without_every_metric(project, evaluated):
     import pyarrow.parquet as pq
 
-    from evaluation.scoring import NOT_FACE_SAMPLE
+    from evaluation.benchmark_scores import NOT_FACE_SAMPLE
 
     _, _, store, _, _ = project
     for benchmark in ("opens2v", "ipvg_track2"):

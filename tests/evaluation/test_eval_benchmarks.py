@@ -148,7 +148,7 @@ def test_track1_bad_prompt_index(tmp_path):
 
 
 # OpenS2V raw values whose normalised TotalScore is 0.516 with the open/single weights and
-# 0.600 with the human ones (hand-computed in test_eval_scores.py)
+# 0.600 with the human ones (hand-computed in test_eval_total_score.py)
 RAW = {"aesthetics": 5.5, "motion_smoothness": 0.9, "motion_amplitude": 0.3, "facesim": 0.6,
        "gme": 0.4, "nexus": 0.01, "natural": 3.8}
 
@@ -166,7 +166,7 @@ def test_opens2v_set_is_totalled_with_the_domain_of_its_file(tmp_path, monkeypat
     from evaluation import demo_benchmarks
     from evaluation.generation import benchmark_domain, benchmark_requests
     from evaluation.metrics.base import MetricSpec, MetricValue
-    from evaluation.scoring import score_card_json
+    from evaluation.benchmark_scores import score_card_json
 
     monkeypatch.setitem(demo_benchmarks.FILES, "opens2v", file_name)
     store = LocalObjectStore(tmp_path)

@@ -83,7 +83,7 @@ def test_dlib_proxy_scores_only_frames_with_a_face(dlib_metric, texture):
 
 def test_dlib_proxy_finds_no_face_in_a_tiny_video(dlib_metric):
     """The demo's 32x32 videos: dlib detects nothing, the video scores OpenS2V's 0 with
-    detections=0 (the set-level rule is tested in test_eval_scorecard)."""
+    detections=0 (the set-level rule is tested in test_eval_benchmark_scores)."""
     astronaut = face("astronaut")
     tiny = np.asarray(Image.fromarray(astronaut).resize((32, 32)))
     frames = np.repeat(tiny[None], 3, axis=0)

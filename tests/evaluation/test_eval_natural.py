@@ -25,7 +25,7 @@ from evaluation.metrics.natural import (
     qwen_spec,
     resize_long_side,
 )
-from evaluation.scorecard import build_score_card
+from evaluation.benchmark_scores import build_score_card
 
 KEY = "sk-test-not-a-real-key-123"
 

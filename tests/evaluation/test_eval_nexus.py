@@ -18,7 +18,7 @@ from evaluation.metrics.nexus import (
     nexus_references,
     nms,
 )
-from evaluation.scorecard import build_score_card
+from evaluation.benchmark_scores import build_score_card
 
 
 @pytest.mark.parametrize(

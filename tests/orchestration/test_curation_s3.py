@@ -34,7 +34,7 @@ def test_materialize_curation_group_on_s3(make_project, s3_bucket, monkeypatch):
 
     from assets.curation import CURATION_ASSETS
     from assets.resources import reactid_resource
-    from core.params import load_params
+    from orchestration.params import load_params
     from core.stage import marker_key
     from core.storage import open_params_store
     from core.storage_s3 import S3ObjectStore
@@ -113,7 +113,7 @@ def test_a_shard_uploaded_to_the_bucket_is_sensed_and_curated_from_the_bucket(ma
 
     from assets.curation import CURATION_ASSETS, CURATION_GROUP
     from assets.resources import reactid_resource
-    from core.params import load_params, parse_params
+    from orchestration.params import load_params, parse_params
     from core.stage import completed, run_stage
     from core.storage import LocalObjectStore, open_params_store
     from core.tables import read_table
@@ -213,7 +213,7 @@ def test_a_shard_uploaded_to_the_bucket_is_sensed_and_curated_from_the_bucket(ma
 def test_demo_pool_publishes_its_shard_under_the_pool_prefix(make_project, s3_bucket, monkeypatch):
     """With the pool in the store, `make demo`'s own shards land there too, and raw_videos
     registers them from the bucket."""
-    from core.params import load_params
+    from orchestration.params import load_params
     from core.stage import run_stage
     from core.storage import open_params_store
     from core.tables import read_table

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from core.errors import StageInputError
-from core.params import load_params
+from orchestration.params import load_params
 from core.stage import completed, marker_key, run_stage
 from core.storage import LocalObjectStore
 from core.tables import read_json, read_table, write_json
@@ -169,7 +169,7 @@ def tiny_dinov2(tmp_path_factory):
 
 
 def test_pretrained_signatures_are_embeddings_and_never_mix_with_hashes(project, tiny_dinov2):
-    from core.params import parse_params
+    from orchestration.params import parse_params
     from curation.dedup_stages import EMBEDDED_BACKEND
 
     params, store = project

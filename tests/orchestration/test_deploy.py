@@ -28,7 +28,7 @@ def test_the_cluster_dagster_yaml_is_a_valid_instance_config(repo_root, monkeypa
 
 
 def test_the_single_machine_template_is_a_valid_instance_config(repo_root):
-    from core.params import load_params
+    from orchestration.params import load_params
     from orchestration.instance_config import render_dagster_yaml
 
     config = yaml.safe_load(render_dagster_yaml(load_params(repo_root / "params.yaml")))
@@ -37,7 +37,7 @@ def test_the_single_machine_template_is_a_valid_instance_config(repo_root):
 
 
 def test_the_scale_params_example_validates(repo_root):
-    from core.params import parse_params
+    from orchestration.params import parse_params
 
     raw = yaml.safe_load((repo_root / "params.yaml").read_text())
     overlay = yaml.safe_load((repo_root / "deploy" / "params.scale.yaml").read_text())

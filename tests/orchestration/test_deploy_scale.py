@@ -72,7 +72,7 @@ def test_the_raycluster_manifest_matches_ray_and_the_scale_params(repo_root):
     import ray
     from dagster_ray.kuberay.configs import RayClusterSpec
 
-    from core.params import parse_params
+    from orchestration.params import parse_params
 
     manifest = yaml.safe_load((repo_root / "deploy" / "kuberay" / "raycluster.yaml").read_text())
     assert manifest["apiVersion"] == "ray.io/v1" and manifest["kind"] == "RayCluster"

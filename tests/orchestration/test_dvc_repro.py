@@ -114,7 +114,7 @@ def test_ablation_experiment_params_narrow_the_dvc_graph(tmp_path, repo_root):
     raw["ablations"]["variants"] = ["tarope_T4"]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     from core.errors import ParamsError
-    from core.params import load_params
+    from orchestration.params import load_params
 
     with pytest.raises(ParamsError, match=r"evaluation.models \['ablation-full_data'"):
         load_params(tmp_path / "params.yaml")

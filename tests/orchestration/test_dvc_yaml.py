@@ -16,7 +16,7 @@ from tests.code_copy import add_comment, add_statement, copy_project, edit_docst
 
 
 def _project_params():
-    from core.params import load_params
+    from orchestration.params import load_params
 
     return load_params(Path(__file__).resolve().parents[2] / "params.yaml")
 
@@ -35,7 +35,7 @@ def test_the_committed_dvc_yaml_is_the_generated_one(repo_root):
 
 
 def test_dvc_yaml_has_one_stage_per_curriculum_phase_of_params(base_params_raw, tmp_path):
-    from core.params import load_params
+    from orchestration.params import load_params
     from orchestration.dvc_yaml import dvc_yaml
     from tests.conftest import write_params
 

@@ -76,7 +76,7 @@ def _items(store, stage: str) -> int:
 
 @pytest.mark.parametrize("stage", ["scene_clips", "clip_quality"])
 def test_a_stage_killed_mid_shard_resumes_with_only_the_unfinished_items(tmp_path, base_params_raw, repo_root, stage):
-    from core.params import load_params
+    from orchestration.params import load_params
     from core.stage import marker_key, run_stage
     from core.storage import LocalObjectStore
     from core.tables import read_table

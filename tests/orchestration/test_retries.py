@@ -8,7 +8,7 @@ import yaml
 
 from assets.resources import ReactIDResource
 from core.errors import StageInputError, StorageError
-from core.params import load_params
+from orchestration.params import load_params
 from core.stage import StageSpec
 
 

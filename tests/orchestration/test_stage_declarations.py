@@ -77,7 +77,7 @@ def test_the_annotation_gate_is_a_blocking_check_and_the_pool_folders_agree(repo
 
 
 def _phase_params(base_params_raw, tmp_path, ratios: list[float]):
-    from core.params import load_params
+    from orchestration.params import load_params
     from tests.conftest import write_params
 
     n = len(ratios)
@@ -115,12 +115,12 @@ def test_the_graph_has_one_phase_asset_per_phase_ratio(base_params_raw, tmp_path
 
 def test_params_refuse_models_of_phases_the_curriculum_does_not_have(base_params_raw, tmp_path):
     from core.errors import ParamsError
-    from core.params import load_params
+    from orchestration.params import load_params
     from tests.conftest import write_params
 
     raw = {**base_params_raw, "curriculum": {**base_params_raw["curriculum"], "phase_ratios": [1, 1],
                                              "inter_clip_ratios": [0, 0], "demo_inter_clip_ratios": [0, 0]}}
-    with pytest.raises(ParamsError, match="retraining.score_models"):
+    with pytest.raises(ParamsError, match="one per curriculum.phase_ratios"):
         load_params(write_params(tmp_path, raw))
 
 
@@ -139,7 +139,7 @@ def test_every_declared_stage_is_reachable_from_reactid_run(make_project, tmp_pa
     from core.tables import write_json
     from curation.gate_status import record_gate
     from orchestration.cli import _run_key, run_cmd
-    from core.params import load_params
+    from orchestration.params import load_params
     from orchestration.dvc_yaml import stage_declarations
 
     params = load_params(make_project(shard=SHARD))  # the demo's one shard: SHARD

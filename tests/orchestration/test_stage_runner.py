@@ -3,7 +3,7 @@
 import pytest
 
 from core.errors import ParamsError, StageInputError
-from core.params import load_params
+from orchestration.params import load_params
 from core.stage import StageSpec, marker_key, run_stage
 from core.storage import LocalObjectStore
 from curation.stages import STAGES

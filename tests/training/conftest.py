@@ -158,7 +158,7 @@ def annotated_project(tmp_path_factory, base_params_raw):
     """(project dir, params, store, rows per shard) of a generated, annotated pool."""
     import yaml
 
-    from core.params import load_params
+    from orchestration.params import load_params
     from core.storage import LocalObjectStore
 
     project = tmp_path_factory.mktemp("curriculum")

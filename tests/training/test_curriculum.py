@@ -11,6 +11,7 @@ from training.curriculum import (
     deepspeed_metric,
     eligible_counts,
     phase_boundaries,
+    phase_lengths,
     phase_thresholds,
 )
 
@@ -41,17 +42,12 @@ def _pool(n=400, seed=0, inter_share=0.5):
 ])
 def test_phase_boundaries(steps, ratios, bounds):
     assert phase_boundaries(steps, ratios) == bounds
+    assert phase_lengths(steps, ratios) == [b - a for a, b in zip(bounds, bounds[1:])]
 
 
-@pytest.mark.parametrize("steps, ratios, match", [
-    (3, [4, 2, 1, 1], r"phase lengths \[1, 1, 0, 1\]"),
-    (10, [4, -2, 1, 1], "curriculum.phase_ratios"),
-    (10, [0, 0], "curriculum.phase_ratios"),
-    (10, [1, float("nan")], "curriculum.phase_ratios"),
-])
-def test_phase_boundaries_refuse_bad_splits(steps, ratios, match):
-    with pytest.raises(CurriculumError, match=match):
-        phase_boundaries(steps, ratios)
+def test_a_split_too_short_shows_its_empty_phase():
+    # what the params check (training/params.py) refuses, naming the step count's key
+    assert phase_lengths(3, [4, 2, 1, 1]) == [1, 1, 0, 1]
 
 
 def test_quartile_thresholds_by_hand():

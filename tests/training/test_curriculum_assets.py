@@ -34,7 +34,7 @@ def _meta(result, name):
 
 
 def test_training_samples(materialized):
-    from training.samples import decode_png
+    from core.images import decode_png
 
     _, params, store, rows, result, _ = materialized
     assert result.success

@@ -8,7 +8,7 @@ import copy
 import pytest
 
 from core.errors import ParamsError
-from core.params import parse_params
+from orchestration.params import parse_params
 from training.deepspeed_config import batch_layout, deepspeed_config
 
 

@@ -39,7 +39,7 @@ def launched(tmp_path_factory, base_params_raw, repo_root):
     """A project with its curriculum and latent cache materialised; phase 1 launched on 2 ranks."""
     import yaml
 
-    from core.params import load_params
+    from orchestration.params import load_params
     from core.storage import LocalObjectStore
     from training.run_stages import TRAINING_RUN_STAGES
     from training.stages import TRAINING_STAGES

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from core.params import parse_params
+from orchestration.params import parse_params
 from training.batches import SyntheticBatchSource
 from training.phase import PhaseSpec, run_phase
 

@@ -11,7 +11,7 @@ import shutil
 import pytest
 import torch
 
-from core.params import parse_params
+from orchestration.params import parse_params
 from training.batches import SyntheticBatchSource
 from training.checkpoint import CheckpointError, load_exported_model
 from training.phase import PhaseSpec, rank_micro_batches, run_phase

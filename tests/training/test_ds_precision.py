@@ -8,7 +8,7 @@ import copy
 import pytest
 import torch
 
-from core.params import parse_params
+from orchestration.params import parse_params
 from training.batches import SyntheticBatchSource
 from training.checkpoint import export_model, load_checkpoint, load_exported_model, save_checkpoint
 from training.deepspeed_config import deepspeed_config

@@ -12,7 +12,7 @@ import shutil
 import pytest
 import torch
 
-from core.params import parse_params
+from orchestration.params import parse_params
 from training.batches import SyntheticBatchSource
 from training.checkpoint import (
     CheckpointError,

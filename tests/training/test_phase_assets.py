@@ -32,7 +32,7 @@ def trained(tmp_path_factory, base_params_raw):
     from assets.curriculum import CURRICULUM_ASSETS
     from assets.resources import ReactIDResource
     from assets.training import TRAINING_ASSETS
-    from core.params import load_params
+    from orchestration.params import load_params
     from core.storage import LocalObjectStore
 
     project = tmp_path_factory.mktemp("phases")
@@ -189,7 +189,7 @@ def test_each_ablation_variant_builds_and_trains(trained, variant):
 
 def test_a_phase_refuses_to_run_when_a_shard_failed_its_gates(trained, tmp_path):
     from core.errors import StageInputError
-    from core.params import load_params
+    from orchestration.params import load_params
     from core.storage import LocalObjectStore
     from curation.gate_status import record_gate
     from training.run_stages import TRAINING_RUN_STAGES

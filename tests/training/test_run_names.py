@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.params import load_params
+from orchestration.params import load_params
 from tests.code_copy import add_comment, add_statement, edit_docstring, project_copy  # noqa: F401
 from training.run_names import run_name
 

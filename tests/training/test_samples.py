@@ -3,15 +3,9 @@
 import numpy as np
 import pytest
 
-from training.samples import (
-    SubjectKey,
-    choose_reference_frames,
-    crop_subject,
-    decode_png,
-    encode_png,
-    pair_inter_clip,
-    screen_subject,
-)
+from core.images import decode_png, encode_png
+from curation.subject_crops import choose_reference_frames, crop_subject
+from training.samples import SubjectKey, pair_inter_clip, screen_subject
 
 
 def _row(**kw):
@@ -101,10 +95,10 @@ def test_inter_clip_pairs_same_identity_other_clip_similar_enough():
 
 
 def test_features_of_crops_of_any_size_keep_their_order():
-    from curation.features import make_embedder
+    from curation.features import build_frame_embedder
     from training.samples import embed_images
 
-    encoder = make_embedder("embedded", "unused")
+    encoder = build_frame_embedder("embedded", "unused")
     rng = np.random.default_rng(1)
     crops = [rng.integers(0, 255, shape, dtype=np.uint8) for shape in [(40, 30, 3), (30, 40, 3), (40, 30, 3)]]
     feats = embed_images(encoder, crops)

@@ -34,7 +34,7 @@ def _params_raw(base, endpoint, bucket):
 def s3_project(tmp_path, base_params_raw, s3_bucket, monkeypatch):
     import yaml
 
-    from core.params import load_params
+    from orchestration.params import load_params
     from core.storage import open_params_store
     from core.storage_s3 import S3ObjectStore
 

@@ -46,7 +46,7 @@ def dagster_home(tmp_path_factory, base_params_raw):
     from assets.checks import ANNOTATION_CHECKS
     from assets.curation import CURATION_ASSETS
     from assets.resources import ReactIDResource
-    from core.params import load_params
+    from orchestration.params import load_params
     from orchestration.instance_config import ensure_dagster_home
     from tests.conftest import tiny_params, write_params
 

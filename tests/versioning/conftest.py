@@ -44,7 +44,7 @@ def lakefs_env(monkeypatch):
 @pytest.fixture
 def lakefs_settings(fake_lakefs):
     """LakeFSParams for the fake server (enabled, no retries so failures come back at once)."""
-    from core.params import LakeFSParams
+    from versioning.params import LakeFSParams
 
     def make(**overrides):
         values = {"enabled": True, "endpoint": fake_lakefs.endpoint, "repository": REPOSITORY, "retries": 0,

@@ -5,7 +5,7 @@
 
 import pytest
 
-from core.params import load_params
+from orchestration.params import load_params
 from core.storage import LocalObjectStore
 from core.tables import to_table, write_json, write_table
 from curation import schemas

@@ -6,7 +6,8 @@ import copy
 import pytest
 
 from core.errors import ParamsError
-from core.params import LakeFSParams, parse_params
+from orchestration.params import parse_params
+from versioning.params import LakeFSParams
 
 
 def _with_lakefs(base_params_raw, **values):

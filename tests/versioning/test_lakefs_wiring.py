@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from core.params import load_params
+from core.stage import AGGREGATE, marker_key
+from orchestration.params import load_params
 from core.storage import LocalObjectStore
 from core.tables import read_json, write_json, write_table
 from curation.gate_status import GATE_SUITES, gate_key
@@ -54,7 +55,7 @@ def _passed_shard(store, shard: str = "s-000") -> dict:
 
 def _trained_on(store, *shards: str) -> None:
     """The marker training_samples leaves: the shards the training data was built from."""
-    write_json(store, "metrics/training_samples/all.json", {"shards": list(shards)})
+    write_json(store, marker_key("training_samples", AGGREGATE), {"shards": list(shards)})
 
 
 def test_promotion_holds_the_data_trained_on_not_shards_gated_later(lakefs_project, fake_lakefs, lakefs_env):
@@ -127,7 +128,7 @@ def test_disabled_makes_no_network_call(lakefs_project, fake_lakefs, lakefs_env)
 
 
 def test_default_params_keep_lakefs_off_and_the_sdk_unloaded(repo_root):
-    code = ("import sys; from core.params import load_params; import assets.checks, assets.evaluation, "
+    code = ("import sys; from orchestration.params import load_params; import assets.checks, assets.evaluation, "
             "versioning.hooks; p = load_params('params.yaml'); "
             "print(p.lakefs.enabled, [m for m in ('lakefs', 'lakefs_sdk') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, check=True)

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from core.params import load_params
+from orchestration.params import load_params
 from core.stage import run_stage
 from core.storage import LocalObjectStore
 from core.tables import read_table

@@ -7,7 +7,7 @@ import pytest
 from evaluation.errors import MetricUnavailableError
 from evaluation.metrics import benchmark_values, build_metric, embedded_suite, run_metrics
 from evaluation.metrics.base import MetricSpec, MetricValue, SampleContext, not_computed
-from evaluation.scorecard import build_score_card
+from evaluation.benchmark_scores import build_score_card
 
 RAW = {
     "aesthetics": 5.5,
@@ -94,8 +94,8 @@ def test_build_metric_by_name(monkeypatch):
 
 def test_importing_the_package_stays_light():
     code = (
-        "import sys, evaluation, evaluation.cli, evaluation.metrics, evaluation.scores, "
-        "evaluation.submission, evaluation.packaging, evaluation.scorecard, evaluation.benchmarks\n"
+        "import sys, evaluation, evaluation.cli, evaluation.metrics, evaluation.total_score, "
+        "evaluation.submission, evaluation.packaging, evaluation.benchmark_scores, evaluation.benchmarks\n"
         "heavy = [m for m in ('torch', 'transformers', 'cv2', 'dlib', 'av') if m in sys.modules]\n"
         "print(','.join(heavy))"
     )
@@ -135,7 +135,7 @@ def face_value(spec: MetricSpec, value: float, faces: int) -> MetricValue:
 
 
 def test_faceless_proxy_set_is_not_computed_not_zero():
-    from evaluation.scoring import NOT_FACE_SAMPLE, faceless_sets_not_computed
+    from evaluation.benchmark_scores import NOT_FACE_SAMPLE, faceless_sets_not_computed
 
     per_video = [
         [face_value(DLIB, 0.0, 0), benchmark_value("motion_amplitude", 0.4)],
@@ -154,7 +154,7 @@ def test_faceless_proxy_set_is_not_computed_not_zero():
 
 
 def test_one_video_with_a_face_keeps_the_opens2v_zero_of_the_others():
-    from evaluation.scoring import faceless_sets_not_computed
+    from evaluation.benchmark_scores import faceless_sets_not_computed
 
     per_video = [[face_value(DLIB, 0.0, 0)], [face_value(DLIB, 0.8, 5)], [face_value(DLIB, 0.0, 0)]]
     out = faceless_sets_not_computed(per_video)
@@ -163,7 +163,7 @@ def test_one_video_with_a_face_keeps_the_opens2v_zero_of_the_others():
 
 
 def test_benchmark_facesim_keeps_its_zeros_for_totalscore():
-    from evaluation.scoring import faceless_sets_not_computed
+    from evaluation.benchmark_scores import faceless_sets_not_computed
 
     per_video = [[face_value(CUR, 0.0, 0)], [face_value(CUR, 0.0, 0)]]
     out = faceless_sets_not_computed(per_video)

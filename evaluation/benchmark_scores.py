@@ -1,4 +1,4 @@
-"""Score one (benchmark, model): per-video metric rows and the benchmark's score card.
+"""Score one (benchmark, model): per-video metric rows and the model's score card.
 
 The metrics are the ones ``evaluation.metrics.names`` lists, built with their options.
 Every OpenS2V score that no listed metric computes with the benchmark's own definition is
@@ -6,6 +6,11 @@ added as a "not computed" entry naming why, so a report shows each of the seven 
 either with its value and backend or with the reason it has none. The timeline measure runs
 on timeline benchmarks only; FaceSim only where the benchmark scores faces (OpenS2V: the
 face and human samples).
+
+The score card holds only values computed with a metric's benchmark definition
+(``is_proxy=False``) normalised, and a TotalScore when they are complete; proxies are
+reported by name with their mean raw value and never enter the total. When a weighted metric
+is missing there is no TotalScore, only the :class:`~evaluation.total_score.PartialScore`.
 """
 
 from __future__ import annotations
@@ -13,14 +18,17 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
+from evaluation.errors import IncompleteMetricsError
 from evaluation.generation import GenerationRequest, video_key
+from evaluation.metrics import benchmark_values
 from evaluation.metrics.base import MetricSpec, MetricValue, SampleContext, VideoMetric, not_computed
-from evaluation.scores import METRIC_KEYS
+from evaluation.total_score import METRIC_KEYS, PartialScore, aggregate_videos, partial_score, total_score
 
 SCORE_ROWS = pa.schema([
     ("benchmark", pa.string()), ("model", pa.string()), ("sample_id", pa.string()),
@@ -78,7 +86,7 @@ def score_videos(
     """
     from core.progress import report
     from evaluation.video import probe_video, read_frames
-    from training.samples import decode_png
+    from core.images import decode_png
 
     per_video: list[list[MetricValue]] = []
     for n, request in enumerate(requests):
@@ -149,6 +157,77 @@ def score_rows(benchmark: str, model: str, sample_ids: Sequence[str], per_video:
     ]
 
 
+@dataclass(frozen=True)
+class ScoreCard:
+    """Benchmark result of one model.
+
+    Attributes:
+        domain, version: the OpenS2V weights used.
+        normalized: benchmark-definition metrics, normalised, by metric key.
+        total_score: OpenS2V TotalScore, or None when a weighted metric is missing.
+        partial: weighted sum over what is present, with the missing keys.
+        proxies: proxy metric name to mean raw value over videos.
+        not_computed: metric name to why it has no value for any video (the distinct
+            reasons of its videos, joined with "; ").
+        backends: metric name to the backend that produced it.
+        videos: number of videos scored.
+    """
+
+    domain: str
+    version: str
+    normalized: dict[str, float]
+    total_score: float | None
+    partial: PartialScore
+    proxies: dict[str, float]
+    not_computed: dict[str, str]
+    backends: dict[str, str]
+    videos: int
+
+
+def build_score_card(
+    per_video: Sequence[Sequence[MetricValue]], domain: str = "open", version: str = "v1.1"
+) -> ScoreCard:
+    """Aggregate per-video metric values into a :class:`ScoreCard`.
+
+    Args:
+        per_video: the metric values of each video (same metrics for every video).
+        domain: ``open``, ``single`` or ``human``.
+        version: ``v1.0`` or ``v1.1``.
+
+    Returns:
+        The score card.
+    """
+    normalized = aggregate_videos([benchmark_values(values) for values in per_video])
+    try:
+        total: float | None = total_score(normalized, domain, version)
+    except IncompleteMetricsError:
+        total = None
+    proxy_raw: dict[str, list[float]] = {}
+    reasons: dict[str, dict[str, None]] = {}  # distinct reasons in order of appearance
+    computed: set[str] = set()
+    backends: dict[str, str] = {}
+    for values in per_video:
+        for value in values:
+            backends[value.spec.name] = value.spec.backend
+            if value.value is None:
+                reasons.setdefault(value.spec.name, {})[value.note] = None
+                continue
+            computed.add(value.spec.name)
+            if value.spec.is_proxy or value.spec.key is None:
+                proxy_raw.setdefault(value.spec.name, []).append(value.value)
+    return ScoreCard(
+        domain=domain,
+        version=version,
+        normalized=normalized,
+        total_score=total,
+        partial=partial_score(normalized, domain, version),
+        proxies={name: float(np.mean(v)) for name, v in proxy_raw.items()},
+        not_computed={n: "; ".join(r) for n, r in reasons.items() if n not in computed},
+        backends=backends,
+        videos=len(per_video),
+    )
+
+
 def score_card_json(
     benchmark: str, model: str, per_video: Sequence[Sequence[MetricValue]], domain: str, version: str,
     model_record: Mapping[str, Any],
@@ -161,8 +240,6 @@ def score_card_json(
     OpenS2V's TotalScore only when every weighted score is present, else None with what is
     missing; ``partial`` is the weighted sum over what is present, labelled as not TotalScore.
     """
-    from evaluation.scorecard import build_score_card
-
     card = build_score_card(per_video, domain, version)
     specs: dict[str, MetricSpec] = {}
     computed: dict[str, int] = {}

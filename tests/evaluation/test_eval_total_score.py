@@ -3,7 +3,7 @@ import math
 import pytest
 
 from evaluation.errors import IncompleteMetricsError
-from evaluation.scores import (
+from evaluation.total_score import (
     aggregate_videos,
     normalize_metrics,
     normalize_value,
