@@ -168,19 +168,129 @@ class SpanDecoder:
                           self.source_size, np.asarray([d.time_s for d in chunk], np.float64))
 
 
-def write_span(src: VideoSource, span: ClipSpan, dest: Path, *, crop: Crop | None = None, crf: int = 20,
-               preset: str = "veryfast") -> int:
-    """Write a span as a constant-rate H.264 MP4 (the frames `SpanDecoder` gives), cropped to
-    `crop` when given. Written to a hidden `.partial` name beside `dest` and renamed into place
-    once complete; a failed write removes it.
+def copyable_packets(src: VideoSource, span: ClipSpan) -> list | None:
+    """The source's compressed packets of a span, in decoding order, when the written clip can
+    be exactly these packets; None when it must be re-encoded.
+
+    A span is copied only when copying changes no frame: the source is 8-bit 4:2:0 H.264 in
+    MP4/MOV, upright, with even width and height; the span is whole groups of pictures (it
+    starts on a keyframe and ends where the next keyframe or the video starts or ends) whose
+    packets are exactly the span's frames (no leading picture of an open group, none missing);
+    and its frames are at a constant rate equal to the clip's, so that resampling onto that
+    rate (`constant_rate`) shows each frame once, in order.
+    """
+    import av
+
+    if span.start_pts is None:
+        return None
+    n = span.end_frame - span.start_frame
+    container = av.open(src if hasattr(src, "read") else str(src))
+    try:
+        if hasattr(src, "read"):
+            src.seek(0)
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        if not ({"mp4", "mov"} & set(container.format.name.split(","))) or ctx.name != "h264" \
+                or ctx.pix_fmt not in ("yuv420p", "yuvj420p") or ctx.width % 2 or ctx.height % 2 \
+                or stream.time_base is None or n < 2 or not _upright(container, stream):
+            return None
+        container.seek(span.start_pts, stream=stream, backward=True, any_frame=False)
+        packets, next_pts = [], None
+        for packet in container.demux(stream):
+            if packet.size == 0 or packet.pts is None or packet.dts is None:
+                if packet.size == 0:
+                    continue
+                return None
+            if not packets:
+                if not packet.is_keyframe or packet.pts != span.start_pts:
+                    return None  # the span starts inside a group of pictures
+            elif packet.is_keyframe and len(packets) >= n:
+                next_pts = packet.pts  # the next group starts: the span must end here
+                break
+            packets.append(packet)
+            if len(packets) > n:
+                return None  # the span ends inside a group of pictures
+        if len(packets) != n:
+            return None
+        pts = sorted(p.pts for p in packets)
+        if pts[0] != span.start_pts or (next_pts is not None and next_pts <= pts[-1]):
+            return None
+        tb = stream.time_base
+        # the last frame lasts until the next one, or at the video's end the interval before it
+        ends = [*pts[1:], next_pts if next_pts is not None else 2 * pts[-1] - pts[-2]]
+        if any((e - p) * tb != 1 / span.rate for p, e in zip(pts, ends)):
+            return None
+        # the clip writer's plan, checked: every tick shows the frame at its own index
+        frames = [TimedFrame(k, float((p - pts[0]) * tb), float((e - p) * tb), k) for k, (p, e) in enumerate(zip(pts, ends))]
+        if [frame for _, frame in constant_rate(((f, f.payload) for f in frames), span.rate)] != list(range(n)):
+            return None
+        return packets
+    except av.FFmpegError:
+        return None
+    finally:
+        container.close()
+
+
+def _upright(container, stream) -> bool:
+    """The video's first frame carries no display matrix that turns or flips it (a copied
+    packet would keep its coded orientation)."""
+    from curation.video_io import _display_transform
+
+    frame = next(container.decode(stream), None)
+    return frame is not None and _display_transform(frame) == (False, 1, 1)
+
+
+def copy_span(src: VideoSource, span: ClipSpan, dest: Path) -> int | None:
+    """Write a span by copying the source's compressed packets (`copyable_packets`), timed from
+    zero; None (nothing written) when the span must be re-encoded.
 
     Returns:
-        frames written.
+        frames written, or None.
+    """
+    import av
+
+    packets = copyable_packets(src, span)
+    if packets is None:
+        return None
+    source = av.open(src if hasattr(src, "read") else str(src))
+    try:
+        template = source.streams.video[0]
+        with av.open(str(dest), "w", format="mp4") as out:
+            stream = out.add_stream_from_template(template)
+            for packet in packets:
+                packet.pts -= span.start_pts
+                packet.dts -= span.start_pts
+                packet.stream = stream
+                out.mux(packet)
+    finally:
+        source.close()
+    return len(packets)
+
+
+def write_span(src: VideoSource, span: ClipSpan, dest: Path, *, crop: Crop | None = None, crf: int = 20,
+               preset: str = "veryfast", copy: bool = False) -> tuple[int, bool]:
+    """Write a span as a constant-rate H.264 MP4 (the frames `SpanDecoder` gives), cropped to
+    `crop` when given. With `copy`, a span that is whole groups of pictures of a constant-rate
+    H.264 source at the clip's rate is written by copying the source's packets
+    (`copy_span`: the source's quality, no encode); anything else is encoded. Written to a
+    hidden `.partial` name beside `dest` and renamed into place once complete; a failed write
+    removes it.
+
+    Returns:
+        (frames written, whether they were copied rather than encoded).
     """
     from core.video import ClipWriter
 
     tmp = dest.with_name(f".{dest.name}.partial")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    if copy and crop is None:
+        try:
+            copied = copy_span(src, span, tmp)
+            if copied is not None:
+                tmp.replace(dest)
+                return copied, True
+        finally:
+            tmp.unlink(missing_ok=True)
     writer = None
     frames = 0
     try:
@@ -198,4 +308,4 @@ def write_span(src: VideoSource, span: ClipSpan, dest: Path, *, crop: Crop | Non
             with contextlib.suppress(Exception):
                 writer.container.close()
         tmp.unlink(missing_ok=True)
-    return frames
+    return frames, False

@@ -473,11 +473,11 @@ def write_survivor(env: ItemEnv, models: None, clip: dict) -> dict[str, Any]:
     with temp_dir() as tmp:
         local = Path(tmp) / f"{clip['clip_id']}.mp4"
         with open_location(env.store, clip["source_path"]) as src:
-            frames = write_span(src, ClipSpan.of(clip), local, crop=tuple(clip["crop"]) if clip["cropped"] else None,
-                                crf=enc.encode_crf, preset=enc.encode_preset)
+            frames, copied = write_span(src, ClipSpan.of(clip), local, crop=tuple(clip["crop"]) if clip["cropped"] else None,
+                                        crf=enc.encode_crf, preset=enc.encode_preset, copy=enc.copy_whole_gops)
         env.store.put_file(f"{env.objects_prefix}/clips/{clip['clip_id']}.mp4", local)
     # Timings vary from run to run and engine to engine: metadata only.
-    return {"clip_id": clip["clip_id"], "frames": frames, "encode_s": time.perf_counter() - t0}
+    return {"clip_id": clip["clip_id"], "frames": frames, "copied": copied, "encode_s": time.perf_counter() - t0}
 
 
 def curated_clips(ctx: StageContext) -> dict[str, Any]:
@@ -532,8 +532,9 @@ def curated_clips(ctx: StageContext) -> dict[str, Any]:
         "rejected_preview": _preview([{**r, "reasons": ", ".join(r["reasons"])} for r in rejected],
                                      ["clip_id", "reasons", "duplicate_of"], 20),
         "preview": _preview(kept, ["clip_id", "duration_s", "motion_foreground", "cropped"]),
-        "clips_encoded": len(run.results),
-        "frames_encoded": sum(r["frames"] for r in run.results),
+        "clips_written": len(run.results),
+        "clips_copied": sum(r["copied"] for r in run.results),  # whole groups of pictures: packets copied
+        "frames_written": sum(r["frames"] for r in run.results),
         "encode_seconds": round(sum(r["encode_s"] for r in run.results), 3),
         **run.metadata(),
     }

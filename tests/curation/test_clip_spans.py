@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from curation import video_io as vio
-from curation.clip_spans import ClipSpan, SpanDecoder, constant_rate, write_span
+from curation.clip_spans import ClipSpan, SpanDecoder, constant_rate, copyable_packets, write_span
 from curation.clip_writing import Segment, write_segments
 from curation.frame_timing import REORDER_DEPTH, TimedFrame
 from tests.curation.conformance import Case, _encode, read_ordinal
@@ -93,7 +93,7 @@ def test_a_variable_rate_span_is_resampled_as_its_written_clip_is(videos, tmp_pa
     assert write_segments(path, [Segment(start, end, dest)], rate=rate) == [len(analysed)]
     assert [read_ordinal(f) for f in vio.decode_frames(dest).frames] == analysed
     spanned = tmp_path / "span.mp4"
-    assert write_span(path, span, spanned) == len(analysed)
+    assert write_span(path, span, spanned, copy=True) == (len(analysed), False)  # resampled: encoded
     assert [read_ordinal(f) for f in vio.decode_frames(spanned).frames] == analysed
     info = vio.probe(spanned)
     assert info.fps == pytest.approx(float(rate))
@@ -127,3 +127,40 @@ def test_constant_rate_holds_each_frame_to_the_nearest_tick():
     ticks = list(constant_rate(((f, f.payload) for f in frames), Fraction(10)))
     assert ticks == [(0, "a"), (1, "b"), (2, "b"), (3, "c")]
     assert list(constant_rate(iter(()), Fraction(10))) == []
+
+
+@pytest.mark.parametrize(("start", "end", "copied"), [
+    (20, 40, True), (20, 80, True), (100, N, True),  # whole groups of pictures (keyframe every 20)
+    (0, 30, False), (47, 83, False), (20, 50, False), (93, N, False),  # start or end inside a group
+])
+def test_whole_groups_of_pictures_are_copied_and_show_the_same_frames(videos, tmp_path, start, end, copied):
+    path, whole = videos["mp4"]
+    span = _span(whole, start, end)
+    dest = tmp_path / "clip.mp4"
+    assert write_span(path, span, dest, copy=True) == (end - start, copied)
+    decoded = vio.decode_frames(dest)
+    assert [read_ordinal(f) for f in decoded.frames] == list(range(start, end))
+    info = vio.probe(dest)
+    assert info.frame_count == end - start and info.fps == pytest.approx(FPS)
+    assert info.duration_s == pytest.approx((end - start) / FPS, abs=1e-6)
+    if copied:  # the source's own packets: its pixels exactly
+        source = [d.image for d in SpanDecoder(path, span)]
+        assert all(np.array_equal(a, b) for a, b in zip(decoded.frames, source, strict=True))
+
+
+def test_a_span_is_not_copied_when_resampled_cropped_or_not_an_h264_mp4(videos, tmp_path):
+    mp4, whole = videos["mp4"]
+    assert copyable_packets(mp4, _span(whole, 20, 40)) is not None
+    assert copyable_packets(mp4, _span(whole, 20, 40, rate=Fraction(25))) is None  # other rate: resampled
+    assert copyable_packets(mp4, _span(whole, 20, 40, pts=False)) is None
+    assert write_span(mp4, _span(whole, 20, 40), tmp_path / "c.mp4", crop=(0, 0, 100, 60), copy=True)[1] is False
+    mkv, whole_mkv = videos["mkv"]
+    assert copyable_packets(mkv, _span(whole_mkv, 20, 40)) is None
+
+
+def test_a_rotated_video_is_not_copied(tmp_path):
+    path = tmp_path / "rotated.mp4"
+    case = Case("rotated", "rotated.mp4", tuple(k / FPS for k in range(40)), display_size=(128, 192))
+    _encode(path, case, fmt="mp4", rotation=-90, options={"x264-params": "keyint=20:min-keyint=20:scenecut=0"})
+    whole = list(vio.VideoDecoder(path))
+    assert copyable_packets(path, _span(whole, 20, 40)) is None
