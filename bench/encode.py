@@ -56,6 +56,7 @@ def stage_bench(project: Path, pool_root: Path, shard: str) -> tuple[dict, list[
     from curation.clip_writing import Segment, write_segments
     from curation.stages import STAGES
 
+    project.mkdir(parents=True, exist_ok=True)
     params = load_params(write_project(project, pool_root))
     store = LocalObjectStore(params.resolve(params.storage.root))
     seconds, cpu, meta = {}, {}, {}
