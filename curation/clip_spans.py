@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from curation.frame_timing import TimedFrame, TimeGrid, clip_ticks, hold_ticks
-from curation.video_io import DecodedFrame, FrameBatch, VideoDecoder, VideoSource
+from curation.video_io import DecodedFrame, FrameBatch, VideoDecoder, VideoSource, _display_transform, _open_video
 
 Crop = tuple[int, int, int, int]  # x, y, w, h in source pixels (as displayed)
 
@@ -181,13 +181,12 @@ def copyable_packets(src: VideoSource, span: ClipSpan) -> list | None:
     """
     import av
 
+
     if span.start_pts is None:
         return None
     n = span.end_frame - span.start_frame
-    container = av.open(src if hasattr(src, "read") else str(src))
+    container = _open_video(src)
     try:
-        if hasattr(src, "read"):
-            src.seek(0)
         stream = container.streams.video[0]
         ctx = stream.codec_context
         if not ({"mp4", "mov"} & set(container.format.name.split(","))) or ctx.name != "h264" \
@@ -234,8 +233,6 @@ def copyable_packets(src: VideoSource, span: ClipSpan) -> list | None:
 def _upright(container, stream) -> bool:
     """The video's first frame carries no display matrix that turns or flips it (a copied
     packet would keep its coded orientation)."""
-    from curation.video_io import _display_transform
-
     frame = next(container.decode(stream), None)
     return frame is not None and _display_transform(frame) == (False, 1, 1)
 
@@ -249,10 +246,11 @@ def copy_span(src: VideoSource, span: ClipSpan, dest: Path) -> int | None:
     """
     import av
 
+
     packets = copyable_packets(src, span)
     if packets is None:
         return None
-    source = av.open(src if hasattr(src, "read") else str(src))
+    source = _open_video(src)
     try:
         template = source.streams.video[0]
         with av.open(str(dest), "w", format="mp4") as out:
