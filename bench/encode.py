@@ -185,6 +185,16 @@ def clip_bench(label: str, source: str, clips: list[dict], crf: int, max_clips: 
             "cpu_ratio_to_veryfast": round(t["cpu_s"] / base["cpu_s"], 3),
             "size_ratio_to_veryfast": round(t["bytes"] / base["bytes"], 3),
         }
+    copied = [e for e in per_clip if e["copy_whole_gops"]["copied"]]
+    if copied:  # the clips copied, against their own full encodes
+
+        def total(mode: str, key: str) -> float:
+            return sum(e[mode][key] for e in copied)
+
+        summary["copy_whole_gops"]["copied_clips_cpu_ratio_to_veryfast"] = round(
+            total("copy_whole_gops", "cpu_s") / total("veryfast", "cpu_s"), 3)
+        summary["copy_whole_gops"]["copied_clips_size_ratio_to_veryfast"] = round(
+            total("copy_whole_gops", "bytes") / total("veryfast", "bytes"), 3)
     return {"footage": label, "source": source, "clips": len(per_clip), "summary": summary,
             "not_copied_whole_gop_share_mean": round(float(np.mean(shares)), 3) if shares else None,
             "per_clip": per_clip}
