@@ -42,11 +42,11 @@ Calling it from a stage (any stage body; this is how scene_clips can fan out per
 An item's result must be picklable and should be small (a table row, not frames); an item
 that writes files (clips) puts them as objects under `env.objects_prefix` before returning,
 so a recorded result never names an object that is not there, and a resumed run finds the
-objects of the items it skips. scene_clips works so: one item per usable video, each clip
-encoded into `temp_dir()` (the stage's scratch folder) and put at
-`<objects_prefix>/clips/<clip_id>.mp4`; after `run_items` the stage copies the clips its rows
-keep into a staged `clips/<shard>/` prefix and publishes it in one step, and run_stage drops
-the objects with the progress once the marker is written.
+objects of the items it skips. curated_clips works so: one item per clip that passes, each
+written into `temp_dir()` (the stage's scratch folder) and put at
+`<objects_prefix>/clips/<clip_id>.mp4`; after `run_items` the stage copies the clips into
+staged `clips/<shard>/` and `clips_cropped/<shard>/` prefixes and publishes them in one step,
+and run_stage drops the objects with the progress once the marker is written.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ class ItemEnv:
     """What every item of a stage's run shares: settings, the store, the shard.
 
     `objects_prefix`: a prefix of the run's progress where an item puts the objects its
-    result names (a video's clips) before it returns: keyed by the stage fingerprint like the
+    result names (a written clip) before it returns: keyed by the stage fingerprint like the
     results, so a resumed run finds them beside the results that name them, and dropped with
     the progress once the stage's marker is written. `scratch`: the stage run's local scratch
     folder; items write their working files there (on a Ray worker of the same machine too),

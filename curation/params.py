@@ -92,6 +92,7 @@ class SceneClipsParams(Section):
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"
     ]
     output_fps: Positive | None
+    copy_whole_gops: bool
     shot_backend: Literal["transnetv2", "pyscenedetect"]
     compare_backends: bool
     transnetv2_threshold: Fraction
