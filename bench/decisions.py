@@ -28,7 +28,7 @@ STAGES = ("demo_pool", "raw_videos", "scene_clips", "clip_quality", "clip_signat
 
 
 def decisions(project: Path, shards: list[str], params_source: Path) -> dict:
-    from core.params import load_params
+    from orchestration.params import load_params
     from core.stage import run_stage
     from core.storage import open_params_store
     from core.tables import read_table
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         import curation
 
         source = args.params or Path(curation.__file__).resolve().parents[1] / "params.yaml"
-        from core.params import load_params
+        from orchestration.params import load_params
 
         shards = args.shards or list(load_params(source).demo_pool.shards)
         result = {"code": str(Path(curation.__file__).resolve().parents[1]),

@@ -49,7 +49,7 @@ def _cpu() -> float:
 
 def stage_bench(project: Path, pool_root: Path, shard: str) -> tuple[dict, list[dict], object]:
     from bench.scale import write_project
-    from core.params import load_params
+    from orchestration.params import load_params
     from core.stage import run_stage
     from core.storage import LocalObjectStore
     from core.tables import read_table
@@ -258,7 +258,7 @@ def main() -> None:
 
         real_project = tmp / "real"
         from bench.scale import write_project
-        from core.params import load_params
+        from orchestration.params import load_params
         from curation.synth import build_demo_shard
 
         cfg = params.demo_pool

@@ -68,9 +68,9 @@ def _progress_files(project, stage: str) -> list:
 def _items(store, stage: str) -> int:
     """The items of `stage` on tiny-000: usable videos for scene_clips, kept clips for clip_quality,
     the clips that pass every filter (the clips it writes) for curated_clips."""
-    from core.params import load_params
+    from orchestration.params import load_params
     from core.tables import read_table
-    from curation.stages import rejection_reasons
+    from curation.clip_filters import rejection_reasons
 
     if stage == "scene_clips":
         return sum(r["status"] == "ok" for r in read_table(store, "tables/raw_videos/tiny-000.parquet").to_pylist())
