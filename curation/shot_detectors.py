@@ -266,7 +266,7 @@ def make_detectors(cfg, fps: float, embedder, transnet_model=None) -> dict[str, 
                 transnet_model if transnet_model is not None else load_transnetv2(),
                 threshold=cfg.transnetv2_threshold, transition_threshold=cfg.transnetv2_transition_threshold,
                 extend_threshold=cfg.transnetv2_extend_threshold, min_transition_frames=cfg.min_transition_frames,
-                min_peak=cfg.transnetv2_min_peak,
+                min_peak=cfg.transnetv2_min_peak, precision=cfg.transnetv2_precision,
             )
         elif name == "pyscenedetect":
             if embedder is None:
