@@ -330,6 +330,7 @@ def analyse_clip(path, cfg, aesthetic_scorer=None, span=None) -> dict[str, Any]:
     build_scanner = TEXT_SCANNERS.get(cfg.ocr_backend).build
     scanner = build_scanner(cfg, every) if build_scanner is not None else None
     for batch in decoder.windows(window):
+        first_pair = max(0, frames - 1)  # the chained window starts at the previous one's last frame
         frames += len(batch.frames)
         chained = batch if previous is None else FrameBatch(
             np.concatenate([previous.frames[-1:], batch.frames]), np.concatenate([previous.indices[-1:], batch.indices]),
@@ -337,7 +338,7 @@ def analyse_clip(path, cfg, aesthetic_scorer=None, span=None) -> dict[str, Any]:
         )
         motions.append(motion_score(
             chained, flow_width=cfg.flow_width, method=cfg.flow_method, foreground_px=cfg.foreground_residual_px,
-            min_foreground_fraction=cfg.min_foreground_fraction,
+            min_foreground_fraction=cfg.min_foreground_fraction, pair_stride=cfg.flow_pair_stride, first_pair=first_pair,
         ))
         if scanner is not None:
             scanner.add(batch)
