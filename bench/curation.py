@@ -1,5 +1,11 @@
 """Benchmark of the curation pass: clips/s, frames/s, decode passes per clip, and the
-ratio of curation wall time to a decode-only pass over the same clips in the same run.
+ratio of curation time to a decode-only pass over the same clips in the same run, in wall
+time and in CPU time of this process (a machine shared with other work inflates the first).
+
+The motion analyser can measure flow on every `clip_quality.flow_pair_stride`-th pair of
+sampled frames only: the run also times the pass with flow on every 2nd pair (or params'
+stride if larger) and reports the correlation of its per-clip motion scores with every
+pair's and how many `curated_clips.min_motion` decisions differ.
 
 Prints one JSON object. Usage: python bench/curation.py [--videos N] [--repeat R]
 """
@@ -18,6 +24,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
 from timing import best_of  # noqa: E402  (bench/ is on sys.path)
 
 from core.stage import run_stage  # noqa: E402
@@ -38,6 +47,31 @@ def _project(folder: Path, n_videos: int) -> Path:
     path = folder / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
+
+
+def best_cpu_of(fn, repeat: int) -> float:
+    """Fewest CPU seconds of this process over `repeat` runs of `fn`."""
+    times = []
+    for _ in range(max(1, repeat)):
+        start = time.process_time()
+        fn()
+        times.append(time.process_time() - start)
+    return min(times)
+
+
+def motion_agreement(paths, cfg, stride: int, min_motion: float) -> dict:
+    """Per-clip motion with flow on every pair against flow on every `stride`-th pair."""
+    every = cfg.model_copy(update={"flow_pair_stride": 1, "ocr_backend": "none"})
+    strided = cfg.model_copy(update={"flow_pair_stride": stride, "ocr_backend": "none"})
+    a = np.array([analyse_clip(p, every)["motion_foreground"] for p in paths])
+    b = np.array([analyse_clip(p, strided)["motion_foreground"] for p in paths])
+    return {"flow_pair_stride": stride, "min_motion": min_motion,
+            "pearson": round(float(np.corrcoef(a, b)[0, 1]), 4) if len(a) > 1 and a.std() and b.std() else None,
+            "max_abs_diff": round(float(np.abs(a - b).max()), 4) if len(a) else None,
+            "min_motion_decisions_changed": int(((a < min_motion) != (b < min_motion)).sum()),
+            "changed": [{"clip": Path(str(p)).name, "every_pair": round(float(x), 4), "strided": round(float(y), 4)}
+                        for p, x, y in zip(paths, a, b, strict=True) if (x < min_motion) != (y < min_motion)],
+            "rejected_low_motion": int((b < min_motion).sum())}
 
 
 def main() -> None:
@@ -61,6 +95,13 @@ def main() -> None:
         curation_s = best_of(lambda: [analyse_clip(p, cfg) for p in paths], args.repeat)[0]
         passes_per_clip = DECODE_STATS.total_passes() / (len(paths) * args.repeat)
         no_ocr_s = best_of(lambda: [analyse_clip(p, no_ocr) for p in paths], args.repeat)[0]
+        decode_cpu = best_cpu_of(lambda: [decode_frames(p, width=cfg.analysis_width, sample_fps=cfg.sample_fps) for p in paths], args.repeat)
+        curation_cpu = best_cpu_of(lambda: [analyse_clip(p, cfg) for p in paths], args.repeat)
+        no_ocr_cpu = best_cpu_of(lambda: [analyse_clip(p, no_ocr) for p in paths], args.repeat)
+        stride = max(2, cfg.flow_pair_stride)
+        strided = cfg.model_copy(update={"flow_pair_stride": stride})
+        strided_cpu = best_cpu_of(lambda: [analyse_clip(p, strided) for p in paths], args.repeat)
+        motion = motion_agreement(paths, cfg, stride, params.curated_clips.min_motion)
     print(json.dumps({
         "benchmark": "curation_pass",
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
@@ -77,6 +118,13 @@ def main() -> None:
         "ratio_curation_to_decode": round(curation_s / decode_s, 2),
         "ratio_curation_without_ocr_to_decode": round(no_ocr_s / decode_s, 2),
         "ocr_share_of_curation": round(1 - no_ocr_s / curation_s, 3),
+        "decode_only_cpu_s": round(decode_cpu, 3),
+        "curation_cpu_s": round(curation_cpu, 3),
+        "ratio_curation_to_decode_cpu": round(curation_cpu / decode_cpu, 2),
+        "ratio_curation_without_ocr_to_decode_cpu": round(no_ocr_cpu / decode_cpu, 2),
+        "flow_pair_stride": cfg.flow_pair_stride,
+        f"ratio_curation_flow_pair_stride_{stride}_to_decode_cpu": round(strided_cpu / decode_cpu, 2),
+        "motion_flow_pairs": motion,
     }, indent=2))
 
 

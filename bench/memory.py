@@ -6,10 +6,10 @@ encoded once with x264 ultrafast, then copied one after another up to the length
 re-encoding; default 1, 3 and 10 minutes at 10 fps) and measures, each in a fresh
 process so that every figure is that process's own peak RSS (VmHWM):
 - `scene_clips`: raw_videos + scene_clips on a shard holding the one video (detection over
-  the whole video in windows, then clip writing; clips encoded with the ultrafast preset to
-  keep the run short);
-- `clip_quality`: `analyse_clip` over the whole video as if it were one clip (OCR off: the
-  text scan would dominate the run time, not the memory);
+  the whole video in windows; clips are recorded as spans, nothing is encoded);
+- `clip_quality`: `analyse_clip` over the whole video read as one clip span of the source,
+  as clip_quality reads a clip (`curation.clip_spans.SpanDecoder`; OCR off: the text scan
+  would dominate the run time, not the memory);
 - `whole_video_decode`: `decode_frames` of the whole video at the scene analysis width,
   which is what scene detection held before it streamed: the baseline that grows.
 
@@ -134,7 +134,15 @@ def child(kind: str, project: Path, video: Path) -> dict:
         meta = run_stage(STAGES["scene_clips"], SHARD, params, store, force=True).metadata
         out = {"frames_decoded": meta["frames_decoded"], "clips": meta["clips_out"]}
     elif kind == "clip_quality":
-        q = analyse_clip(video, params.clip_quality.model_copy(update={"ocr_backend": "none"}))
+        from fractions import Fraction
+
+        from curation.clip_spans import ClipSpan
+        from curation.video_io import VideoDecoder, probe
+
+        info = probe(video)
+        first = next(iter(VideoDecoder(video, width=32)))
+        span = ClipSpan(0, info.frame_count, first.time_s, first.pts, Fraction(info.fps_num, info.fps_den))
+        q = analyse_clip(video, params.clip_quality.model_copy(update={"ocr_backend": "none"}), span=span)
         out = {"frames_analysed": q["frames_analysed"]}
     elif kind == "whole_video_decode":
         out = {"frames_held": len(decode_frames(video, width=params.scene_clips.analysis_width).frames)}

@@ -14,6 +14,8 @@ Why it is shaped like this:
   backends) names a `setup` function; on `ray` each actor of a pool calls it once and then
   takes batches of `execution.batch_size` items; pretrained models ask for
   `execution.gpus_per_actor` of a GPU. Work without a model runs as one Ray task per item.
+  A local Ray (no `ray_address`) keeps one pool of actors for every stage of the process
+  instead, so a stage does not pay for starting processes and importing its modules again.
 - **Streaming, bounded.** Items are submitted as workers free up, at most
   `execution.max_in_flight` batches queued per worker, and each result is recorded the
   moment it arrives: decoding and inference of different items overlap, nothing waits for
@@ -42,11 +44,11 @@ Calling it from a stage (any stage body; this is how scene_clips can fan out per
 An item's result must be picklable and should be small (a table row, not frames); an item
 that writes files (clips) puts them as objects under `env.objects_prefix` before returning,
 so a recorded result never names an object that is not there, and a resumed run finds the
-objects of the items it skips. scene_clips works so: one item per usable video, each clip
-encoded into `temp_dir()` (the stage's scratch folder) and put at
-`<objects_prefix>/clips/<clip_id>.mp4`; after `run_items` the stage copies the clips its rows
-keep into a staged `clips/<shard>/` prefix and publishes it in one step, and run_stage drops
-the objects with the progress once the marker is written.
+objects of the items it skips. curated_clips works so: one item per clip that passes, each
+written into `temp_dir()` (the stage's scratch folder) and put at
+`<objects_prefix>/clips/<clip_id>.mp4`; after `run_items` the stage copies the clips into
+staged `clips/<shard>/` and `clips_cropped/<shard>/` prefixes and publishes them in one step,
+and run_stage drops the objects with the progress once the marker is written.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,7 +98,7 @@ class ItemEnv:
     """What every item of a stage's run shares: settings, the store, the shard.
 
     `objects_prefix`: a prefix of the run's progress where an item puts the objects its
-    result names (a video's clips) before it returns: keyed by the stage fingerprint like the
+    result names (a written clip) before it returns: keyed by the stage fingerprint like the
     results, so a resumed run finds them beside the results that name them, and dropped with
     the progress once the stage's marker is written. `scratch`: the stage run's local scratch
     folder; items write their working files there (on a Ray worker of the same machine too),
@@ -246,15 +249,75 @@ def _process_one(work: ItemWork, env: ItemEnv, index: int, item: Any) -> tuple[i
 
 
 class _ModelWorker:
-    """A Ray actor: loads the work's models once, then processes batches of items."""
+    """A Ray actor: loads a work's models once, then processes batches of items.
 
-    def __init__(self, work: ItemWork, env: ItemEnv) -> None:
+    On a cluster an actor serves one stage's work (`work` given at construction). On a local
+    Ray the actors are long-lived and serve every stage in turn (`work` per call): the models
+    of the stage run named by `token` are loaded on its first batch and dropped by `release`."""
+
+    def __init__(self, work: ItemWork | None = None, env: ItemEnv | None = None) -> None:
         self.work, self.env = work, env
-        self.models = work.setup(env) if work.setup is not None else None
+        self.models = work.setup(env) if work is not None and work.setup is not None else None
+        self.token: str | None = None
 
     def process_batch(self, batch: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
         with _worker_scratch(self.env):
             return [(i, self.work.process(self.env, self.models, item)) for i, item in batch]
+
+    def process_run_batch(self, token: str, work: ItemWork, env: ItemEnv,
+                          batch: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
+        if token != self.token:
+            self.release()
+            self.models = work.setup(env) if work.setup is not None else None
+            self.token = token
+        self.work, self.env = work, env
+        return self.process_batch(batch)
+
+    def release(self) -> None:
+        """Drop the models of the last stage run (memory, GPU memory) and keep the process."""
+        import gc
+
+        self.work = self.env = self.models = self.token = None
+        gc.collect()
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+class _LocalPool:
+    """The long-lived actors of this process's own local Ray, shared by every stage.
+
+    Starting an actor is a new Python process that imports the stage's modules (torch, cv2,
+    ONNX Runtime: seconds each on a busy machine) before its first item; a stage of a few
+    items paid that for every actor. On a local Ray (all of it this process's, `workers` CPUs)
+    one pool of `workers` actors serves every stage in turn, so processes and imports are paid
+    once per process. Work without models runs on the same actors, one item per call: it
+    could not run as tasks beside actors that hold every CPU. A pool for another resource
+    shape (a GPU share) replaces it."""
+
+    def __init__(self) -> None:
+        self.key: tuple[str, float, float, int] | None = None
+        self.actors: list[Any] = []
+
+    def get(self, ray, cfg: ExecutionParams, gpus: float) -> list[Any]:
+        context = ray.get_runtime_context()  # a Ray restarted since is another node: new actors
+        key = (f"{context.get_node_id()}/{context.get_job_id()}", cfg.cpus_per_worker, gpus, cfg.workers)
+        if key != self.key:
+            self.drop(ray)
+            actor_cls = ray.remote(_ModelWorker).options(num_cpus=cfg.cpus_per_worker, num_gpus=gpus,
+                                                         max_restarts=0)
+            self.actors = [actor_cls.remote() for _ in range(cfg.workers)]
+            self.key = key
+        return self.actors
+
+    def drop(self, ray) -> None:
+        for actor in self.actors:
+            with contextlib.suppress(Exception):  # an actor that already died, or a Ray shut down
+                ray.kill(actor)
+        self.actors, self.key = [], None
+
+
+_POOL = _LocalPool()
 
 
 # The local Ray this process started: (workers, object store MiB), to restart on a change.
@@ -275,6 +338,7 @@ def connect_ray(cfg: ExecutionParams) -> None:
     if ray.is_initialized():
         if _LOCAL_RAY in (None, wanted):
             return  # ours with these settings, or one a resource (dagster-ray) connected
+        _POOL.drop(ray)
         ray.shutdown()
     # A local Ray on one machine: no token authentication, no usage reporting; its workers
     # import this project from where the driver does (not from another installed copy).
@@ -292,7 +356,9 @@ def connect_ray(cfg: ExecutionParams) -> None:
 
 
 class RayEngine:
-    """Items as Ray tasks, or batches through actor pools that hold the models."""
+    """Items on Ray. On a cluster: work without models as one task per item, work with models
+    in batches through an actor pool per stage run that is freed at its end. On a local Ray:
+    every stage on one pool of long-lived actors (`_LocalPool`)."""
 
     name = "ray"
 
@@ -306,10 +372,27 @@ class RayEngine:
         import ray
 
         env_ref = ray.put(env)
-        if work.setup is None:
+        if self.cfg.ray_address is None:
+            self._pool(ray, work, env_ref, items, todo, sink)
+        elif work.setup is None:
             self._tasks(ray, work, env_ref, items, todo, sink)
         else:
             self._actors(ray, work, env_ref, items, todo, sink)
+
+    def _pool(self, ray, work, env_ref, items, todo, sink) -> None:
+        """On the local pool's actors: work with models in batches (the models loaded once per
+        actor for this run), work without one item per call."""
+        size = max(1, min(self.cfg.batch_size, -(-len(todo) // self.cfg.workers))) if work.setup else 1
+        batches = [[(i, items[i]) for i in todo[k:k + size]] for k in range(0, len(todo), size)]
+        actors = _POOL.get(ray, self.cfg, self.cfg.gpus_per_actor if work.uses_gpu else 0.0)
+        token = os.urandom(8).hex()
+        try:
+            self._stream(ray, actors, lambda actor, batch: actor.process_run_batch.remote(token, work, env_ref, batch),
+                         batches, sink)
+        except BaseException:
+            _POOL.drop(ray)  # a failed or interrupted run leaves no actor busy with its items
+            raise
+        ray.get([actor.release.remote() for actor in actors])
 
     def _tasks(self, ray, work, env_ref, items, todo, sink) -> None:
         task = ray.remote(_process_one).options(num_cpus=self.cfg.cpus_per_worker, max_retries=0)
@@ -335,21 +418,25 @@ class RayEngine:
                                                      max_restarts=0)
         actors = [actor_cls.remote(work, env_ref) for _ in range(min(self.cfg.workers, len(batches)))]
         try:
-            queue = iter(batches)
-            owner: dict[Any, Any] = {}
-            for actor in actors:  # each actor gets its first batches queued up front
-                for batch in _take(queue, self.cfg.max_in_flight):
-                    owner[actor.process_batch.remote(batch)] = actor
-            while owner:
-                ready, _ = ray.wait(list(owner), num_returns=1)
-                actor = owner.pop(ready[0])
-                for i, result in ray.get(ready[0]):
-                    sink(i, result)
-                for batch in _take(queue, 1):
-                    owner[actor.process_batch.remote(batch)] = actor
+            self._stream(ray, actors, lambda actor, batch: actor.process_batch.remote(batch), batches, sink)
         finally:
             for actor in actors:  # free their CPUs/GPUs (and memory) for the next stage
                 ray.kill(actor)
+
+    def _stream(self, ray, actors, call, batches, sink) -> None:
+        """Each actor gets `max_in_flight` batches queued up front, then one more per result."""
+        queue = iter(batches)
+        owner: dict[Any, Any] = {}
+        for actor in actors:
+            for batch in _take(queue, self.cfg.max_in_flight):
+                owner[call(actor, batch)] = actor
+        while owner:
+            ready, _ = ray.wait(list(owner), num_returns=1)
+            actor = owner.pop(ready[0])
+            for i, result in ray.get(ready[0]):
+                sink(i, result)
+            for batch in _take(queue, 1):
+                owner[call(actor, batch)] = actor
 
 
 def _take(it: Iterator[Any], n: int) -> list[Any]:

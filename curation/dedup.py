@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from curation.clip_spans import ClipSpan
     from curation.features import FrameEmbedder
     from curation.video_io import VideoSource
 
@@ -140,10 +141,12 @@ def grid_frames(frames: Iterable[tuple[float, np.ndarray]], sample_fps: float) -
 
 
 def clip_signature(src: VideoSource, *, sample_fps: float, width: int, zooms: Sequence[float],
-                   embedder: FrameEmbedder | None = None) -> np.ndarray:
+                   embedder: FrameEmbedder | None = None, span: ClipSpan | None = None) -> np.ndarray:
     """The signature of one clip over one decode pass, at `sample_fps` samples per second.
 
-    Frames are decoded `width` pixels wide and only the sampled ones are kept.
+    Frames are decoded `width` pixels wide and only the sampled ones are kept. With `span`,
+    `src` is the clip's source video and the clip is read there, frame for frame as its
+    written clip shows it (`curation.clip_spans.SpanDecoder`), converting only the samples.
 
     Returns:
         uint64 (K, Z): DCT hashes at each zoom; with `embedder` (the pretrained backend),
@@ -151,8 +154,15 @@ def clip_signature(src: VideoSource, *, sample_fps: float, width: int, zooms: Se
     """
     from curation.video_io import iter_frames
 
-    rate = _frame_rate(src)
-    sampled = grid_frames(((idx / rate, frame) for idx, frame in iter_frames(src, width=width)), sample_fps)
+    if span is not None:
+        from curation.clip_spans import SpanDecoder
+
+        rate = float(span.rate)
+        ticks = SpanDecoder(src, span, width=width).ticks()
+        sampled = (image() for image in grid_frames(((k / rate, image) for k, image in ticks), sample_fps))
+    else:
+        rate = _frame_rate(src)
+        sampled = grid_frames(((idx / rate, frame) for idx, frame in iter_frames(src, width=width)), sample_fps)
     if embedder is None:
         rows = [frame_hashes(frame[None], zooms)[0] for frame in sampled]
         return np.asarray(rows, np.uint64).reshape(len(rows), len(zooms))

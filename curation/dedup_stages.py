@@ -95,14 +95,17 @@ SIGNATURE_EMBEDDERS = BackendRegistry("signature backend", ("clip_signatures.bac
 
 def sign_clip(env: ItemEnv, embedder, clip: dict) -> dict[str, Any]:
     """The clip_signatures row of one kept clip (`clip` carries its video's `video_sha256`),
-    with the seconds it took (metadata, never table data)."""
+    read from its span of the source video, with the seconds it took (metadata, never table
+    data)."""
+    from curation.clip_spans import ClipSpan
     from curation.dedup import clip_signature
+    from curation.video_io import open_location
 
     cfg = env.params.clip_signatures
     t0 = time.perf_counter()
-    with env.store.open_stream(clip["clip_key"]) as stream:
-        signature = clip_signature(stream, sample_fps=cfg.sample_fps, width=cfg.width, zooms=cfg.zooms,
-                                   embedder=embedder)
+    with open_location(env.store, clip["source_path"]) as src:
+        signature = clip_signature(src, sample_fps=cfg.sample_fps, width=cfg.width, zooms=cfg.zooms,
+                                   embedder=embedder, span=ClipSpan.of(clip))
     return {
         "clip_id": clip["clip_id"], "video_id": clip["video_id"], "shard": env.shard,
         "video_sha256": clip["video_sha256"],

@@ -92,12 +92,14 @@ class SceneClipsParams(Section):
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"
     ]
     output_fps: Positive | None
+    copy_whole_gops: bool
     shot_backend: Literal["transnetv2", "pyscenedetect"]
     compare_backends: bool
     transnetv2_threshold: Fraction
     transnetv2_transition_threshold: Fraction
     transnetv2_extend_threshold: Fraction
     transnetv2_min_peak: Fraction
+    transnetv2_precision: Literal["float32", "bfloat16"]
     min_transition_frames: Annotated[int, Field(ge=2)]
     transition_margin_frames: Annotated[int, Field(ge=0, le=25)]
     ramp_span_frames: Annotated[int, Field(ge=2, le=100)]
@@ -117,6 +119,7 @@ class ClipQualityParams(Section):
     sample_fps: Positive
     flow_method: Literal["farneback", "dis"]
     flow_width: Annotated[int, Field(ge=32, le=1024)]
+    flow_pair_stride: Annotated[int, Field(ge=1, le=8)]
     foreground_residual_px: NonNegative
     min_foreground_fraction: Fraction
     ocr_backend: Literal["embedded", "none"]

@@ -189,17 +189,23 @@ def timeline_bar(overlay: ClipOverlay, t: float, width: int) -> np.ndarray:
 
 
 def render_preview(src: Any, overlay: ClipOverlay, dest: Path, *, fps: float, source_width: int, width: int,
-                   max_seconds: float, max_fps: float, crf: int, preset: str, mask_alpha: float) -> dict[str, Any]:
+                   max_seconds: float, max_fps: float, crf: int, preset: str, mask_alpha: float,
+                   span: Any = None) -> dict[str, Any]:
     """Decode the clip once and write its annotated preview to `dest` (H.264 MP4).
 
     Args:
-        src: the curated clip (a path or a seekable stream).
+        src: the curated clip (a path or a seekable stream), or with `span` its source video.
         fps, source_width: the clip's frame rate and width in px (its curated_clips row).
+        span: the clip's `curation.clip_spans.ClipSpan`, for a clip that was never written (a
+            rejected one): its frames are read from the source as its clip would show them.
 
     Returns:
         {frames, fps, faces, thumbnail (RGB array of the middle frame)}.
     """
+    import itertools
+
     from core.video import ClipWriter
+    from curation.clip_spans import SpanDecoder
     from curation.video_io import iter_frames
 
     step = max(1.0, fps / max_fps)
@@ -209,7 +215,12 @@ def render_preview(src: Any, overlay: ClipOverlay, dest: Path, *, fps: float, so
     drawn: list[np.ndarray] = []
     try:
         sample_fps = fps / step if step > 1 else None  # about `max_fps` frames per second of video
-        for index, frame in iter_frames(src, width=width, end_frame=end, sample_fps=sample_fps):
+        if span is None:
+            shown = iter_frames(src, width=width, end_frame=end, sample_fps=sample_fps)
+        else:
+            shown = itertools.takewhile(lambda f: f[0] < end, ((d.index, d.image) for d in SpanDecoder(
+                src, span, width=width, sample_fps=sample_fps)))
+        for index, frame in shown:
             image, n = draw_frame(frame, index, fps, frame.shape[1] / source_width, overlay, mask_alpha)
             if writer is None:
                 writer = ClipWriter(dest, fps / step, image.shape[1], image.shape[0], crf=crf, preset=preset)
@@ -286,10 +297,14 @@ def clip_overlays(curated: list[dict], annotations: list[dict], timelines: list[
 
 def clip_previews(ctx: StageContext) -> dict[str, Any]:
     """Annotated preview per curated clip (rejected ones with their reasons) and a contact sheet."""
+    from curation.clip_spans import ClipSpan
+    from curation.video_io import open_location
+
     cfg = ctx.params.clip_previews
     curated = read_table(ctx.store, ctx.table_key("curated_clips"), needed_by="clip_previews").to_pylist()
     annotations = read_table(ctx.store, ctx.table_key("annotations"), needed_by="clip_previews").to_pylist()
     timelines = read_table(ctx.store, ctx.table_key("timelines"), needed_by="clip_previews").to_pylist()
+    scenes = {r["clip_id"]: r for r in read_table(ctx.store, ctx.table_key("scene_clips"), needed_by="clip_previews").to_pylist()}
     overlays = clip_overlays(curated, annotations, timelines)
     prefix = layout.previews(ctx.shard)
     rows, thumbs = [], []
@@ -298,10 +313,14 @@ def clip_previews(ctx: StageContext) -> dict[str, Any]:
             report(f"clip_previews[{ctx.shard}]", i, len(curated), clip["clip_id"])
             overlay = overlays[clip["clip_id"]]
             local = Path(tmp) / f"{clip['clip_id']}.mp4"
-            with ctx.store.open_stream(clip["clip_key"]) as src:
+            # a rejected clip was never written: its span is rendered from the source video
+            span = None if clip["clip_key"] else ClipSpan.of(scenes[clip["clip_id"]])
+            where = open_location(ctx.store, scenes[clip["clip_id"]]["source_path"]) if span else \
+                ctx.store.open_stream(clip["clip_key"])
+            with where as src:
                 out = render_preview(src, overlay, local, fps=clip["fps"], source_width=clip["width"], width=cfg.width,
-                                     max_seconds=cfg.max_seconds,
-                                     max_fps=cfg.max_fps, crf=cfg.crf, preset=cfg.preset, mask_alpha=cfg.mask_alpha)
+                                     max_seconds=cfg.max_seconds, max_fps=cfg.max_fps, crf=cfg.crf, preset=cfg.preset,
+                                     mask_alpha=cfg.mask_alpha, span=span)
             ctx.store.put_file(f"{staging}/{clip['clip_id']}.mp4", local)
             ctx.store.put_bytes(f"{staging}/{clip['clip_id']}.png", encode_png(out["thumbnail"]))
             status = "kept" if clip["kept"] else "rejected"

@@ -43,26 +43,38 @@ def _flow_fn(method: str):
     raise ValueError(f"unknown flow method {method!r}; expected 'farneback' or 'dis'")
 
 
+@functools.lru_cache(maxsize=8)
+def _flow_grids(h: int, w: int, grid: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """camera_flow's sample points and pixel coordinates for one flow size (every pair of a
+    clip has the same size: built once, read-only)."""
+    ys, xs = np.mgrid[grid // 2 : h : grid, grid // 2 : w : grid]
+    ys, xs = ys.ravel(), xs.ravel()
+    src = np.stack([xs, ys], 1).astype(np.float32)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    for a in (ys, xs, src, yy, xx):
+        a.setflags(write=False)
+    return ys, xs, src, yy, xx
+
+
 def camera_flow(flow: np.ndarray, grid: int = 12) -> np.ndarray:
     """Fit a similarity transform (camera pan/zoom/roll) to the flow field with RANSAC and
     return the flow it explains at every pixel. flow: (H, W, 2) -> (H, W, 2)."""
     import cv2
 
     h, w = flow.shape[:2]
-    ys, xs = np.mgrid[grid // 2 : h : grid, grid // 2 : w : grid]
-    src = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float32)
-    dst = src + flow[ys.ravel(), xs.ravel()]
+    ys, xs, src, yy, xx = _flow_grids(h, w, grid)
+    dst = src + flow[ys, xs]
     model, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=1.0)
     if model is None:
         return np.zeros_like(flow)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     px = model[0, 0] * xx + model[0, 1] * yy + model[0, 2]
     py = model[1, 0] * xx + model[1, 1] * yy + model[1, 2]
     return np.stack([px - xx, py - yy], -1)
 
 
 def motion_score(
-    batch: FrameBatch, *, flow_width: int, method: str, foreground_px: float, min_foreground_fraction: float
+    batch: FrameBatch, *, flow_width: int, method: str, foreground_px: float, min_foreground_fraction: float,
+    pair_stride: int = 1, first_pair: int = 0,
 ) -> MotionScore:
     """Foreground motion of a clip.
 
@@ -71,20 +83,36 @@ def motion_score(
     foreground after a morphological opening. A pair whose foreground covers less than
     `min_foreground_fraction` of the frame has no moving subject (what remains is flow
     error at edges under camera motion) and scores 0. Scores are averaged over pairs.
+
+    With `pair_stride` n, only every n-th pair is measured (pairs (0, 1), (n, n + 1), ...;
+    pair k of this batch is pair `first_pair + k` of the clip, so windows of one clip pick the
+    same pairs as one pass): the flow is most of the cost, and the mean over a clip's pairs
+    changes little (bench/curation.py reports the correlation with every pair).
     """
     import cv2
 
-    if len(batch.frames) < 2:
+    if pair_stride < 1:
+        raise ValueError(f"pair_stride must be >= 1, got {pair_stride}")
+    pairs = [k for k in range(len(batch.frames) - 1) if (first_pair + k) % pair_stride == 0]
+    if not pairs:
         return MotionScore(0.0, 0.0, 0.0, 0)
     flow_fn = _flow_fn(method)
     h = max(8, int(round(batch.frames.shape[1] * flow_width / batch.frames.shape[2])))
-    grays = [cv2.cvtColor(cv2.resize(f, (flow_width, h), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY) for f in batch.frames]
+    grays: dict[int, np.ndarray] = {}
+
+    def gray(i: int) -> np.ndarray:
+        if i not in grays:
+            small = cv2.resize(batch.frames[i], (flow_width, h), interpolation=cv2.INTER_AREA)
+            grays[i] = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+        return grays[i]
+
     kernel = np.ones((3, 3), np.uint8)
     margin = max(4, int(round(0.06 * flow_width)))
     fg_scores, cam_scores, fg_fracs = [], [], []
-    for k in range(len(grays) - 1):
+    for k in pairs:
         gap = max(1, int(batch.indices[k + 1] - batch.indices[k]))
-        flow = flow_fn(grays[k], grays[k + 1]) / gap
+        flow = flow_fn(gray(k), gray(k + 1)) / gap
+        grays.pop(k - 1, None)
         cam = camera_flow(flow)
         # Flow at the frame border is unreliable under camera motion (content enters and
         # leaves there), so the border never counts as foreground.

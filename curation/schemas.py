@@ -77,9 +77,13 @@ SCENE_CLIPS = pa.schema(
         ("height", pa.int32()),
         ("kept", pa.bool_()),
         ("drop_reason", pa.string()),
-        ("clip_key", pa.string()),
         ("caption", pa.string()),
         ("identity", pa.string()),
+        # the span in its source, for the stages that read it there (curation/clip_spans.py)
+        ("source_path", pa.string()),
+        ("start_pts", pa.int64()),
+        ("fps_num", pa.int64()),
+        ("fps_den", pa.int64()),
     ]
 )
 

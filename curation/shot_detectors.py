@@ -202,7 +202,7 @@ def _transnetv2(cfg, fps: float, embedder, transnet_model):
         transnet_model if transnet_model is not None else load_transnetv2(),
         threshold=cfg.transnetv2_threshold, transition_threshold=cfg.transnetv2_transition_threshold,
         extend_threshold=cfg.transnetv2_extend_threshold, min_transition_frames=cfg.min_transition_frames,
-        min_peak=cfg.transnetv2_min_peak,
+        min_peak=cfg.transnetv2_min_peak, precision=cfg.transnetv2_precision,
     )
 
 

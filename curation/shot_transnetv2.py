@@ -13,6 +13,8 @@ import numpy as np
 
 from curation.shot_boundaries import BackendShots, Transition, frame_runs
 
+PRECISIONS = ("float32", "bfloat16")
+
 
 def load_transnetv2(device: str = "cpu"):
     """The TransNetV2 network with its shipped weights.
@@ -64,6 +66,48 @@ def transnet_input(frame: np.ndarray) -> np.ndarray:
     return cv2.resize(frame, (48, 27), interpolation=cv2.INTER_AREA)
 
 
+def native_bfloat16(device_type: str) -> bool:
+    """Whether bfloat16 convolutions run natively here (a GPU, or a CPU whose oneDNN has
+    bfloat16 kernels: AVX512-BF16 / AMX). Elsewhere they are emulated and slower than
+    float32, so `predict_probabilities` keeps float32 there."""
+    import torch
+
+    if device_type != "cpu":
+        return True
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def predict_probabilities(model, frames, precision: str = "float32"):
+    """TransNetV2's two heads for a batch of windows: uint8 (B, T, 27, 48, 3) -> (single, many),
+    each (B, T, 1) float32 probabilities.
+
+    float32 is the network's own `predict_raw`. bfloat16 runs its convolution stack (nearly all
+    of its compute: 3D convolutions at ~145 GFLOP/s per core in float32 here) under bfloat16
+    autocast, about half the CPU time where the CPU has AMX or AVX512-BF16, and the rest (the
+    similarity and histogram features, the heads) in float32 on its output, as the network's
+    own forward does with the shipped configuration. On a CPU without native bfloat16
+    (`native_bfloat16`) it is float32."""
+    import torch
+    from torch.nn import functional
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown TransNetV2 precision {precision!r}; expected one of {PRECISIONS}")
+    if precision == "float32" or not native_bfloat16(frames.device.type):
+        return model.predict_raw(frames)
+    x = frames.permute([0, 4, 1, 2, 3]).float().div_(255.0)
+    features = []
+    with torch.autocast(device_type=frames.device.type, dtype=torch.bfloat16):
+        for block in model.SDDCNN:
+            x = block(x)
+            features.append(x)
+    features = [f.float() for f in features]
+    x = features[-1].permute(0, 2, 3, 4, 1)
+    x = x.reshape(x.shape[0], x.shape[1], -1)
+    x = torch.cat([model.color_hist_layer(frames), model.frame_sim_layer(features), x], 2)
+    x = functional.relu(model.fc1(x))
+    return torch.sigmoid(model.cls_layer1(x)), torch.sigmoid(model.cls_layer2(x))
+
+
 class TransNetV2Detector:
     """Streaming TransNetV2: per-frame boundary probabilities, then boundaries.
 
@@ -75,8 +119,11 @@ class TransNetV2Detector:
     WINDOW, CONTEXT, STEP = 100, 25, 50
 
     def __init__(self, model, *, threshold: float, transition_threshold: float, extend_threshold: float,
-                 min_transition_frames: int, min_peak: float) -> None:
+                 min_transition_frames: int, min_peak: float, precision: str = "float32") -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown TransNetV2 precision {precision!r}; expected one of {PRECISIONS}")
         self.model = model
+        self.precision = precision
         self.thresholds = {"threshold": threshold, "transition_threshold": transition_threshold,
                            "extend_threshold": extend_threshold, "min_transition_frames": min_transition_frames,
                            "min_peak": min_peak}
@@ -93,7 +140,7 @@ class TransNetV2Detector:
         t0 = time.perf_counter()
         batch = torch.from_numpy(np.stack(list(self._window)[: self.WINDOW]))[None]  # (1, 100, 27, 48, 3)
         with torch.inference_mode():
-            single, many = self.model.predict_raw(batch.to(self.model.device))
+            single, many = predict_probabilities(self.model, batch.to(self.model.device), self.precision)
         middle = slice(self.CONTEXT, self.CONTEXT + self.STEP)
         self._single += single[0, middle, 0].float().cpu().tolist()
         self._many += many[0, middle, 0].float().cpu().tolist()

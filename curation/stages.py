@@ -21,7 +21,6 @@ from core import layout
 from core.backends import Backend, BackendRegistry, item_work, load_chosen
 from core.errors import ParamsError
 from core.execution import ItemEnv, ItemWork, model_device, run_items
-from core.progress import report
 from core.stage import Output, StageContext, StageSpec
 from core.summaries import counts_by
 from core.summaries import min_median_max as _summary
@@ -174,9 +173,9 @@ def load_shot_models(env: ItemEnv):
 
 
 def cut_video(env: ItemEnv, models, video: dict) -> dict[str, Any]:
-    """Shots of one usable raw video, its kept clips encoded and put under the run's objects
-    (`env.objects_prefix`), and its scene_clips and scene_cuts rows."""
-    from curation.clip_writing import Segment, write_segments
+    """Shots of one usable raw video and its scene_clips and scene_cuts rows: each clip a span
+    of the source (`curation.clip_spans.ClipSpan`), written by curated_clips only if it
+    passes every filter."""
     from curation.scenes import segments_from_boundaries
     from curation.shot_detectors import TRANSITION_REASON, detect_shots
     from curation.shot_transnetv2 import one_torch_thread
@@ -186,35 +185,30 @@ def cut_video(env: ItemEnv, models, video: dict) -> dict[str, Any]:
     embedder, transnet = models
     passes_before = DECODE_STATS.total_passes()
     t0 = time.perf_counter()
-    with temp_dir() as tmp:
-        # a video of a store pool is one stream for both passes (ranged reads, no copy)
-        with open_location(env.store, video["source_path"]) as src:
-            decoder = VideoDecoder(src, width=cfg.analysis_width)
-            frame_times: list[float] = []
+    # a video of a store pool is a stream (ranged reads, no copy)
+    with open_location(env.store, video["source_path"]) as src:
+        decoder = VideoDecoder(src, width=cfg.analysis_width)
+        frame_times: list[float] = []
+        frame_pts: list[int | None] = []
 
-            def frames(decoder=decoder, frame_times=frame_times):
-                for frame in decoder:
-                    frame_times.append(frame.time_s)
-                    yield frame.image
+        def frames(decoder=decoder, frame_times=frame_times, frame_pts=frame_pts):
+            for frame in decoder:
+                frame_times.append(frame.time_s)
+                frame_pts.append(frame.pts)
+                yield frame.image
 
-            with one_torch_thread() if transnet is not None else contextlib.nullcontext():
-                shots = detect_shots(frames(), float(video["fps"]), cfg, embedder, transnet_model=transnet)
-            times = np.asarray(frame_times, float)
-            n_frames = shots.n_frames
-            segments = segments_from_boundaries(shots.cuts, shots.transitions, n_frames, decoder.fps,
-                                                cfg.min_duration_s, cfg.transition_margin_frames,
-                                                times=times, end_s=decoder.end_s)
-            rate = Fraction(cfg.output_fps).limit_denominator(1001) if cfg.output_fps else decoder.rate
-            t1 = time.perf_counter()
-            kept = [s for s in segments if s.kept]
-            local = {s.index: Path(tmp) / f"{video['video_id']}-s{s.index:02d}.mp4" for s in kept}
-            write_segments(
-                src, [Segment(s.start_frame, s.end_frame, local[s.index]) for s in kept],
-                crf=cfg.encode_crf, preset=cfg.encode_preset, rate=rate,
-            )
-        for s in kept:  # each clip an object of this run before the result naming it is recorded
-            env.store.put_file(layout.join(env.objects_prefix, layout.CLIPS, local[s.index].name), local[s.index])
-    t2 = time.perf_counter()
+        with one_torch_thread() if transnet is not None else contextlib.nullcontext():
+            shots = detect_shots(frames(), float(video["fps"]), cfg, embedder, transnet_model=transnet)
+    times = np.asarray(frame_times, float)
+    n_frames = shots.n_frames
+    segments = segments_from_boundaries(shots.cuts, shots.transitions, n_frames, decoder.fps,
+                                        cfg.min_duration_s, cfg.transition_margin_frames,
+                                        times=times, end_s=decoder.end_s)
+    rate = Fraction(cfg.output_fps).limit_denominator(1001) if cfg.output_fps else decoder.rate
+    # a span is found again by its first frame's timestamp only when every frame has its own
+    # and they increase in presentation order; otherwise it is read from the video's start
+    seekable = all(p is not None for p in frame_pts) and all(a < b for a, b in zip(frame_pts, frame_pts[1:]))
+    t1 = time.perf_counter()
     psd = shots.by_backend.get("pyscenedetect")
     cut_row = {
         "video_id": video["video_id"], "n_frames": n_frames, "fps": decoder.fps,
@@ -242,27 +236,29 @@ def cut_video(env: ItemEnv, models, video: dict) -> dict[str, Any]:
             "duration_s": s.duration_s, "fps": float(rate),
             "width": video["width"] - video["width"] % 2, "height": video["height"] - video["height"] % 2,
             "kept": s.kept, "drop_reason": s.drop_reason,
-            "clip_key": layout.clip(env.shard, clip_id) if s.kept else None,
             "caption": video["caption"], "identity": video["identity"],
+            "source_path": video["source_path"],
+            "start_pts": frame_pts[s.start_frame] if seekable and s.start_frame < n_frames else None,
+            "fps_num": rate.numerator, "fps_den": rate.denominator,
         })
     # Timings and decode counts vary from run to run and engine to engine: metadata only.
-    return {"cuts": cut_row, "clips": clip_rows, "detect_s": t1 - t0, "write_s": t2 - t1,
+    return {"cuts": cut_row, "clips": clip_rows, "detect_s": t1 - t0,
             "shot_seconds": {b.backend: b.seconds for b in shots.by_backend.values()},
             "decode_passes": DECODE_STATS.total_passes() - passes_before}
 
 
 def scene_clips(ctx: StageContext) -> dict[str, Any]:
-    """Cut every usable raw video into single-shot clips and write them as H.264 MP4, one
+    """Cut every usable raw video into single-shot clips, recorded as spans of the source, one
     item per video on the execution engine (the shot models loaded once per worker).
 
     A video streams once through the decoder (presentation order, timestamps) into the shot
     detectors (`curation.shot_detectors.detect_shots`, streaming: memory does not grow with its
     length): hard cuts split clips, gradual transitions (dissolves, fades) are left out of both
     neighbouring clips and recorded in the scene_cuts table with their reason. Clip times come
-    from the timestamps and clips are written at a constant rate (`scene_clips.output_fps`, by
-    default the source's average rate) lasting their span. Each video's clips are kept with
-    its recorded result, so a killed run resumes with the unfinished videos; the shard's
-    clips prefix is published in one step once every video is done.
+    from the timestamps; a clip is planned at a constant rate (`scene_clips.output_fps`, by
+    default the source's average rate) lasting its span. Nothing is encoded here:
+    clip_quality and clip_signatures read the spans from the source, and curated_clips
+    writes the clips that pass every filter. A killed run resumes with the unfinished videos.
     """
     from curation.shot_detectors import backends_to_run
 
@@ -274,14 +270,6 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
     run = run_items(ctx, work, videos, label=lambda v: v["video_id"])
     cut_rows = [r["cuts"] for r in run.results]
     clip_rows = [c for r in run.results for c in r["clips"]]
-    prefix = layout.clips(ctx.shard)
-    with ctx.store.staged_prefix(prefix) as staging:
-        for row in clip_rows:
-            if row["kept"]:
-                with ctx.store.local_path(layout.join(run.objects_prefix, layout.CLIPS, layout.clip_file(row["clip_id"]))) as path:
-                    ctx.store.put_file(layout.join(staging, layout.clip_file(row["clip_id"])), path)
-    if not ctx.fingerprint:  # no progress to resume from: this run's objects are not needed again
-        ctx.store.delete_prefix(run.objects_prefix)
     write_table(ctx.store, ctx.table_key("scene_cuts"), to_table(cut_rows, schemas.SCENE_CUTS))
     write_table(ctx.store, ctx.table_key(), to_table(clip_rows, schemas.SCENE_CLIPS))
     kept_rows = [r for r in clip_rows if r["kept"]]
@@ -305,7 +293,6 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
         "frames_decoded": sum(r["n_frames"] for r in cut_rows),
         "videos_with_decode_errors": sum(r["decode_errors"] > 0 for r in cut_rows),
         "detect_seconds": round(sum(r["detect_s"] for r in run.results), 3),
-        "write_seconds": round(sum(r["write_s"] for r in run.results), 3),
         "preview": _preview(kept_rows, ["clip_id", "start_s", "end_s", "duration_s"]),
         **run.metadata(),
     }
@@ -314,7 +301,7 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
 # ---------------------------------------------------------------- clip_quality
 
 
-def analyse_clip(path, cfg, aesthetic_scorer=None) -> dict[str, Any]:
+def analyse_clip(path, cfg, aesthetic_scorer=None, span=None) -> dict[str, Any]:
     """Every quality analyser of one clip over a single shared decode.
 
     The clip streams through in windows of `cfg.window_frames` sampled frames, so memory does
@@ -322,7 +309,9 @@ def analyse_clip(path, cfg, aesthetic_scorer=None) -> dict[str, Any]:
     that no frame pair or OCR frame is lost), technical quality and aesthetics an even spread
     of at most `cfg.window_frames` of them.
 
-    `path`: a file path or a seekable binary stream (curation.video_io.VideoSource).
+    `path`: a file path or a seekable binary stream (curation.video_io.VideoSource): the clip,
+    or with `span` (`curation.clip_spans.ClipSpan`) its source video, the clip read there frame
+    for frame as its written clip shows it.
     """
     from curation.quality import FrameSpread, merge_motion, motion_score, technical_quality
     from curation.video_io import DECODE_STATS, FrameBatch, VideoDecoder
@@ -331,11 +320,17 @@ def analyse_clip(path, cfg, aesthetic_scorer=None) -> dict[str, Any]:
     before = DECODE_STATS.total_passes()
     every = max(1, int(round(cfg.sample_fps / cfg.ocr_fps)))
     window = -(-cfg.window_frames // every) * every  # a multiple of `every`: OCR reads the same frames as one pass
-    decoder = VideoDecoder(path, width=cfg.analysis_width, sample_fps=cfg.sample_fps)
+    if span is not None:
+        from curation.clip_spans import SpanDecoder
+
+        decoder = SpanDecoder(path, span, width=cfg.analysis_width, sample_fps=cfg.sample_fps)
+    else:
+        decoder = VideoDecoder(path, width=cfg.analysis_width, sample_fps=cfg.sample_fps)
     motions, spread, previous, frames = [], FrameSpread(cfg.window_frames), None, 0
     build_scanner = TEXT_SCANNERS.get(cfg.ocr_backend).build
     scanner = build_scanner(cfg, every) if build_scanner is not None else None
     for batch in decoder.windows(window):
+        first_pair = max(0, frames - 1)  # the chained window starts at the previous one's last frame
         frames += len(batch.frames)
         chained = batch if previous is None else FrameBatch(
             np.concatenate([previous.frames[-1:], batch.frames]), np.concatenate([previous.indices[-1:], batch.indices]),
@@ -343,7 +338,7 @@ def analyse_clip(path, cfg, aesthetic_scorer=None) -> dict[str, Any]:
         )
         motions.append(motion_score(
             chained, flow_width=cfg.flow_width, method=cfg.flow_method, foreground_px=cfg.foreground_residual_px,
-            min_foreground_fraction=cfg.min_foreground_fraction,
+            min_foreground_fraction=cfg.min_foreground_fraction, pair_stride=cfg.flow_pair_stride, first_pair=first_pair,
         ))
         if scanner is not None:
             scanner.add(batch)
@@ -426,9 +421,13 @@ def load_quality_models(env: ItemEnv):
 
 
 def analyse_stored_clip(env: ItemEnv, scorer, clip: dict) -> dict[str, Any]:
-    """The clip_quality row of one kept clip, with its analysis time."""
-    with env.store.open_stream(clip["clip_key"]) as stream:  # on S3: ranged reads, no local copy
-        row = {"clip_id": clip["clip_id"], **analyse_clip(stream, env.params.clip_quality, scorer)}
+    """The clip_quality row of one kept clip, read from its span of the source video (no clip
+    is written before it passes), with its analysis time."""
+    from curation.clip_spans import ClipSpan
+    from curation.video_io import open_location
+
+    with open_location(env.store, clip["source_path"]) as src:  # on S3: ranged reads, no local copy
+        row = {"clip_id": clip["clip_id"], **analyse_clip(src, env.params.clip_quality, scorer, span=ClipSpan.of(clip))}
     return row
 
 
@@ -463,46 +462,63 @@ def clip_quality(ctx: StageContext) -> dict[str, Any]:
 # ---------------------------------------------------------------- curated_clips
 
 
-def curated_clips(ctx: StageContext) -> dict[str, Any]:
-    """Keep clips that pass every filter (curation.clip_filters); crop those with text to their
-    text-free area."""
-    from curation.clip_writing import Segment, write_segments
+def write_survivor(env: ItemEnv, models: None, clip: dict) -> dict[str, Any]:
+    """Write one clip that passed every filter from its span of the source video (cropped to
+    its text-free area when it has text) as an object of the run (`env.objects_prefix`)."""
+    from curation.clip_spans import ClipSpan, write_span
+    from curation.video_io import open_location
 
+    enc = env.params.scene_clips
+    t0 = time.perf_counter()
+    with temp_dir() as tmp:
+        local = Path(tmp) / f"{clip['clip_id']}.mp4"
+        with open_location(env.store, clip["source_path"]) as src:
+            frames, copied = write_span(src, ClipSpan.of(clip), local, crop=tuple(clip["crop"]) if clip["cropped"] else None,
+                                        crf=enc.encode_crf, preset=enc.encode_preset, copy=enc.copy_whole_gops)
+        env.store.put_file(layout.join(env.objects_prefix, layout.CLIPS, layout.clip_file(clip["clip_id"])), local)
+    # Timings vary from run to run and engine to engine: metadata only.
+    return {"clip_id": clip["clip_id"], "frames": frames, "copied": copied, "encode_s": time.perf_counter() - t0}
+
+
+def curated_clips(ctx: StageContext) -> dict[str, Any]:
+    """Keep clips that pass every filter and write them, and only them, from their spans of the
+    source (one item per clip on the execution engine); crop those with text to their
+    text-free area. Rejected clips are never encoded: they keep no clip_key."""
     cfg = ctx.params.curated_clips
-    enc = ctx.params.scene_clips
     clips = {r["clip_id"]: r for r in read_table(ctx.store, ctx.table_key("scene_clips"), needed_by="curated_clips").to_pylist() if r["kept"]}
     quality = read_table(ctx.store, ctx.table_key("clip_quality"), needed_by="curated_clips").to_pylist()
     copies = {r["clip_id"]: r for r in read_table(ctx.store, ctx.table_key("clip_dedup"), needed_by="curated_clips").to_pylist()
               if r["duplicate"]}
     rows = []
-    prefix = layout.cropped_clips(ctx.shard)
-    with temp_dir() as tmp, ctx.store.staged_prefix(prefix) as staging:
-        for i, q in enumerate(quality):
-            report(f"curated_clips[{ctx.shard}]", i, len(quality), q["clip_id"])
-            clip = clips[q["clip_id"]]
-            reasons = rejection_reasons(q, cfg)
-            dup = copies.get(q["clip_id"])
-            if dup:
-                reasons.append(dup["duplicate"])  # duplicate | near_duplicate
-            x, y, w, h = q["crop"]
-            cropped = bool(q["has_text"]) and not reasons and (w, h) != (clip["width"], clip["height"])
-            key = clip["clip_key"]
-            if cropped:
-                local = Path(tmp) / f"{q['clip_id']}.mp4"
-                with ctx.store.open_stream(clip["clip_key"]) as src:
-                    write_segments(src, [Segment(0, 1 << 40, local, crop=(x, y, w, h))], crf=enc.encode_crf, preset=enc.encode_preset)
-                ctx.store.put_file(layout.join(staging, layout.clip_file(q["clip_id"])), local)
-                key = layout.cropped_clip(ctx.shard, q["clip_id"])
-            rows.append({
-                "clip_id": q["clip_id"], "video_id": clip["video_id"], "shard": ctx.shard, "kept": not reasons,
-                "reasons": reasons, "clip_key": key, "cropped": cropped, "crop": q["crop"],
-                "width": w if cropped else clip["width"], "height": h if cropped else clip["height"],
-                "duration_s": clip["duration_s"], "fps": clip["fps"], "motion_foreground": q["motion_foreground"],
-                "has_text": q["has_text"], "sharpness": q["sharpness"], "aesthetic": q["aesthetic"],
-                "caption": clip["caption"], "identity": clip["identity"],
-                "duplicate_of": dup["duplicate_of"] if dup else None,
-            })
-    report(f"curated_clips[{ctx.shard}]", len(quality), len(quality), "done")
+    plain_prefix, cropped_prefix = layout.clips(ctx.shard), layout.cropped_clips(ctx.shard)
+    for q in quality:
+        clip = clips[q["clip_id"]]
+        reasons = rejection_reasons(q, cfg)
+        dup = copies.get(q["clip_id"])
+        if dup:
+            reasons.append(dup["duplicate"])  # duplicate | near_duplicate
+        x, y, w, h = q["crop"]
+        cropped = bool(q["has_text"]) and not reasons and (w, h) != (clip["width"], clip["height"])
+        rows.append({
+            "clip_id": q["clip_id"], "video_id": clip["video_id"], "shard": ctx.shard, "kept": not reasons,
+            "reasons": reasons,
+            "clip_key": None if reasons else (layout.cropped_clip if cropped else layout.clip)(ctx.shard, q["clip_id"]),
+            "cropped": cropped, "crop": q["crop"],
+            "width": w if cropped else clip["width"], "height": h if cropped else clip["height"],
+            "duration_s": clip["duration_s"], "fps": clip["fps"], "motion_foreground": q["motion_foreground"],
+            "has_text": q["has_text"], "sharpness": q["sharpness"], "aesthetic": q["aesthetic"],
+            "caption": clip["caption"], "identity": clip["identity"],
+            "duplicate_of": dup["duplicate_of"] if dup else None,
+        })
+    survivors = [{**clips[r["clip_id"]], "cropped": r["cropped"], "crop": r["crop"]} for r in rows if r["kept"]]
+    run = run_items(ctx, ItemWork(write_survivor), survivors, label=lambda c: c["clip_id"])
+    with ctx.store.staged_prefix(plain_prefix) as plain, ctx.store.staged_prefix(cropped_prefix) as cropped_staging:
+        for row in rows:
+            if row["kept"]:
+                with ctx.store.local_path(layout.join(run.objects_prefix, layout.CLIPS, layout.clip_file(row["clip_id"]))) as path:
+                    ctx.store.put_file(layout.join(cropped_staging if row["cropped"] else plain, layout.clip_file(row["clip_id"])), path)
+    if not ctx.fingerprint:  # no progress to resume from: this run's objects are not needed again
+        ctx.store.delete_prefix(run.objects_prefix)
     write_table(ctx.store, ctx.table_key(), to_table(rows, schemas.CURATED_CLIPS))
     kept = [r for r in rows if r["kept"]]
     rejected = [r for r in rows if not r["kept"]]
@@ -516,6 +532,11 @@ def curated_clips(ctx: StageContext) -> dict[str, Any]:
         "rejected_preview": _preview([{**r, "reasons": ", ".join(r["reasons"])} for r in rejected],
                                      ["clip_id", "reasons", "duplicate_of"], 20),
         "preview": _preview(kept, ["clip_id", "duration_s", "motion_foreground", "cropped"]),
+        "clips_written": len(run.results),
+        "clips_copied": sum(r["copied"] for r in run.results),  # whole groups of pictures: packets copied
+        "frames_written": sum(r["frames"] for r in run.results),
+        "encode_seconds": round(sum(r["encode_s"] for r in run.results), 3),
+        **run.metadata(),
     }
 
 
@@ -530,14 +551,15 @@ STAGES: dict[str, StageSpec] = {
         StageSpec("raw_videos", raw_videos, ("raw_videos",), (),
                   "Register a shard and probe each file; quarantine unusable ones.", input_hash=_raw_pool_hash,
                   inputs=("${raw_videos.pool_root}/{shard}",)),
-        StageSpec("scene_clips", scene_clips, ("scene_clips",), ("raw_videos",), "Scene cuts and H.264 clips.",
-                  outputs=(Output(layout.clips("{shard}")), Output(layout.table("scene_clips", "{shard}")),
-                           Output(layout.table("scene_cuts", "{shard}")))),
+        StageSpec("scene_clips", scene_clips, ("scene_clips",), ("raw_videos",),
+                  "Scene cuts and clips as spans of their source video (written by curated_clips if they pass).",
+                  outputs=(Output(layout.table("scene_clips", "{shard}")), Output(layout.table("scene_cuts", "{shard}")))),
         StageSpec("clip_quality", clip_quality, ("clip_quality",), ("scene_clips",),
                   "Motion, text, technical and aesthetic scores."),
         StageSpec("curated_clips", curated_clips, ("curated_clips", "scene_clips"), ("scene_clips", "clip_quality", "clip_dedup"),
                   "Clips passing every filter and not repeating an earlier clip, with rejection reasons.",
-                  outputs=(Output(layout.cropped_clips("{shard}")), Output(layout.table("curated_clips", "{shard}")))),
+                  outputs=(Output(layout.clips("{shard}")), Output(layout.cropped_clips("{shard}")),
+                           Output(layout.table("curated_clips", "{shard}")))),
     )
 }
 
@@ -593,7 +615,8 @@ ANNOTATION_STAGES = ("captions", "entities", "subjects", "faces", "attributes", 
 def _preview_spec() -> StageSpec:
     from curation.previews import clip_previews
 
-    return StageSpec("clip_previews", clip_previews, ("clip_previews",), ("annotations", "timelines", "curated_clips"),
+    return StageSpec("clip_previews", clip_previews, ("clip_previews",),
+                     ("annotations", "timelines", "curated_clips", "scene_clips"),
                      "Annotated H.264 preview per clip (boxes, masks, faces, timeline bar; rejected clips with "
                      "their reasons) and a contact sheet per shard.",
                      outputs=(Output(layout.table("clip_previews", "{shard}")), Output(layout.previews("{shard}"))))

@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import io
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -390,6 +390,7 @@ class DecodedFrame:
     time_s: float
     duration_s: float
     image: np.ndarray
+    pts: int | None = None  # the frame's own timestamp (stream time base); None when it carries none
 
 
 class VideoDecoder:
@@ -403,6 +404,11 @@ class VideoDecoder:
         width: downscale to this width (aspect kept, even sizes); None keeps the source size.
         sample_fps: keep about this many frames per second of video time; None keeps all.
         start_frame, end_frame: presentation ordinals [start, end) to yield.
+        start_pts, start_s: the timestamp and time of frame `start_frame`, recorded by an
+            earlier whole pass (`DecodedFrame.pts`, `.time_s`): the decoder seeks to the
+            keyframe before it instead of decoding everything before it, checks that the first
+            frame it keeps is that one, and numbers and times the frames as the whole pass
+            did. A seek that does not land before that frame falls back to a pass from the start.
 
     Attributes (set once iteration starts; counts grow as it goes):
         fps, rate: the nominal (container average) frame rate, float and exact fraction.
@@ -415,12 +421,17 @@ class VideoDecoder:
     """
 
     def __init__(self, src: VideoSource, *, width: int | None = None, sample_fps: float | None = None,
-                 start_frame: int = 0, end_frame: int | None = None) -> None:
+                 start_frame: int = 0, end_frame: int | None = None, start_pts: int | None = None,
+                 start_s: float = 0.0) -> None:
         self.src = src
         self.width = width
         self.sample_fps = sample_fps
         self.start_frame = start_frame
         self.end_frame = end_frame
+        self.start_pts = start_pts
+        self.start_s = start_s
+        self.seeked = False  # the pass started at a keyframe near start_frame, not at the first frame
+        self._order_late = 0
         self.rate = Fraction(0)
         self.fps = 0.0
         self.source_size = (0, 0)
@@ -454,8 +465,15 @@ class VideoDecoder:
                 self._error(f"flush: {_why(flush_exc)}")
 
     def __iter__(self) -> Iterator[DecodedFrame]:
+        for timed, image in self.lazy_frames():
+            yield DecodedFrame(timed.index, timed.time_s, timed.duration_s, image(), _pts(timed.payload))
+
+    def lazy_frames(self) -> Iterator[tuple[TimedFrame, Callable[[], np.ndarray]]]:
+        """The frames this pass yields, each with a function that converts it to its RGB image
+        (upright, scaled): a consumer that shows only some frames converts only those."""
         yielded = 0
-        with _open_video(self.src) as container:
+        container = _open_video(self.src)
+        try:
             stream = container.streams.video[0]
             # Slice threads only: with frame threads FFmpeg drops the frames still in flight
             # when a packet fails (a truncated file's last ones) without reporting an error.
@@ -463,30 +481,77 @@ class VideoDecoder:
             self.rate = Fraction(stream.average_rate or stream.guessed_rate or stream.base_rate or 0)
             self.fps = float(self.rate)
             self.source_size = (stream.codec_context.width, stream.codec_context.height)
-            order: PresentationOrder = PresentationOrder(stream.time_base or Fraction(1, 1000), self.rate)
+            timed_frames = None
+            if self.start_pts is not None:
+                timed_frames = self._seek(container, stream)
+                if timed_frames is None:  # no keyframe before the frame: decode from the start
+                    container.close()
+                    container = _open_video(self.src)
+                    stream = container.streams.video[0]
+                    stream.thread_type = "SLICE"
+            if timed_frames is None:
+                order: PresentationOrder = PresentationOrder(stream.time_base or Fraction(1, 1000), self.rate)
+                timed_frames = self._timed(container, stream, order)
             grid = TimeGrid(self.sample_fps, tolerance_s=0.05 / self.fps if self.fps else 0.0)
-            out_size: tuple[int, int] | None = None
-            transform = (False, 1, 1)
+            geometry: list = []  # (transform, coded output size), from the first frame converted
+
+            def convert(frame) -> np.ndarray:
+                if not geometry:
+                    transform = _display_transform(frame)
+                    w, h = (frame.height, frame.width) if transform[0] else (frame.width, frame.height)
+                    self.source_size = (w, h)
+                    out_w, out_h = _scaled_size(w, h, self.width)
+                    geometry.append((transform, (out_h, out_w) if transform[0] else (out_w, out_h)))
+                transform, out_size = geometry[0]
+                return _upright(frame.to_ndarray(width=out_size[0], height=out_size[1], format="rgb24"), transform)
+
             try:
-                for timed in self._timed(container, stream, order):
+                for timed in timed_frames:
                     self.end_s = timed.time_s + timed.duration_s
                     if self.end_frame is not None and timed.index >= self.end_frame:
                         break
                     if timed.index < self.start_frame or not grid.keep(timed.time_s):
                         continue
-                    frame = timed.payload
-                    if out_size is None:
-                        transform = _display_transform(frame)
-                        w, h = (frame.height, frame.width) if transform[0] else (frame.width, frame.height)
-                        self.source_size = (w, h)
-                        out_w, out_h = _scaled_size(w, h, self.width)
-                        out_size = (out_h, out_w) if transform[0] else (out_w, out_h)  # coded orientation
-                    image = _upright(frame.to_ndarray(width=out_size[0], height=out_size[1], format="rgb24"), transform)
                     yielded += 1
-                    yield DecodedFrame(timed.index, timed.time_s, timed.duration_s, image)
+                    yield timed, (lambda frame=timed.payload: convert(frame))
             finally:
-                self.frames_late = order.late
+                self.frames_late = self._order_late
                 DECODE_STATS.record(_label(self.src), yielded)
+        finally:
+            container.close()
+
+    def _seek(self, container, stream) -> Iterator[TimedFrame] | None:
+        """Frames from `start_frame` on, renumbered and timed as a whole pass gives them, after a
+        seek to a keyframe before `start_pts`; None when no seek lands before that frame.
+
+        A container's index may be ordered by decoding time, so a keyframe found for a timestamp
+        can be shown after it: the seek then goes back one second, then ten, before giving up."""
+        import av
+
+        tb = stream.time_base or Fraction(1, 1000)
+        second = max(1, int(round(1 / tb)))
+        for back in (0, second, 10 * second):
+            try:
+                container.seek(self.start_pts - back, stream=stream, backward=True, any_frame=False)
+            except av.FFmpegError:
+                return None
+            order: PresentationOrder = PresentationOrder(tb, self.rate)
+            frames = self._timed(container, stream, order)
+            for timed in frames:
+                key = _pts(timed.payload)
+                if key is None or key < self.start_pts:
+                    continue
+                if key == self.start_pts:
+                    self.seeked = True
+                    return self._renumbered(timed, frames)
+                break  # the seek landed after the frame: go back further
+        return None
+
+    def _renumbered(self, first: TimedFrame, rest: Iterator[TimedFrame]) -> Iterator[TimedFrame]:
+        shift, offset = self.start_frame - first.index, self.start_s - first.time_s
+        yield TimedFrame(self.start_frame, self.start_s, first.duration_s, first.payload)
+        for timed in rest:
+            yield TimedFrame(timed.index + shift, timed.time_s + offset, timed.duration_s, timed.payload)
 
     def _timed(self, container, stream, order: PresentationOrder) -> Iterator[TimedFrame]:
         for frame in self._decoded(container, stream):
@@ -495,6 +560,7 @@ class VideoDecoder:
             # which is what FFmpeg's own guess starts from
             pts = frame.pts if frame.pts is not None else frame.dts
             yield from order.push(pts, frame)
+            self._order_late = order.late
         yield from order.flush()
 
     def windows(self, size: int) -> Iterator[FrameBatch]:
@@ -513,6 +579,11 @@ class VideoDecoder:
             np.stack([d.image for d in chunk]), np.asarray([d.index for d in chunk], np.int64), self.fps,
             self.source_size, np.asarray([d.time_s for d in chunk], np.float64),
         )
+
+
+def _pts(frame) -> int | None:
+    """A decoded frame's timestamp: its pts, else its packet's dts (what PresentationOrder orders by)."""
+    return frame.pts if frame.pts is not None else frame.dts
 
 
 def iter_frames(

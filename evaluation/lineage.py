@@ -390,11 +390,14 @@ class LineageWalker:
         scene = self.tables.rows("scene_clips", shard).get(clip_id, {})
         preview = preview_key(shard, clip_id)
         clip_key = curated.get("clip_key") or scene.get("clip_key") or clip_key
+        where = clip_key
+        if not clip_key and scene.get("source_path"):  # never written (rejected): a span of its source
+            where = f"not written: frames [{scene['start_frame']}, {scene['end_frame']}) of {scene['source_path']}"
         status = "kept" if curated.get("kept") else f"rejected: {', '.join(curated.get('reasons') or [])}" \
             if curated else "not in curated_clips"
         node = self.graph.add(Node(
             f"clip:{clip_id}", "clip",
-            f"{clip_id} [{shard}] ({status}) {clip_key}"
+            f"{clip_id} [{shard}] ({status}) {where}"
             + (f", preview {preview}" if self.store.exists(preview) else ""),
             {"clip_id": clip_id, "shard": shard, "clip_key": clip_key,
              "kept": curated.get("kept"), "reasons": curated.get("reasons"), "cropped": curated.get("cropped"),

@@ -167,3 +167,45 @@ def test_ray_engine_returns_input_order_from_tasks_and_actor_pools(tmp_path, bas
     for r in got.values():
         per_worker.setdefault(r["pid"], set()).add(r["model"])
     assert 1 <= len(per_worker) <= 2 and all(len(models) == 1 for models in per_worker.values())
+
+
+def fail_on_three(env: ItemEnv, models, item: int) -> dict:
+    if item == 3:
+        raise ValueError("item 3 is broken")
+    return square(env, models, item)
+
+
+@pytest.mark.slow
+def test_a_local_ray_runs_every_stage_on_one_pool_of_actors_with_models_per_run(tmp_path, base_params_raw):
+    pytest.importorskip("ray")
+    from core.execution import _POOL
+
+    params = _params(tmp_path, base_params_raw, engine="ray", workers=2, batch_size=2, max_in_flight=1)
+    env = ItemEnv(params, LocalObjectStore(tmp_path / "data"), "s")
+    engine = RayEngine(params.execution)
+    items = list(range(8))
+
+    runs = []
+    for work in (ItemWork(square_with_model, setup=load_models), ItemWork(square), ItemWork(square_with_model, setup=load_models)):
+        got: dict[int, dict] = {}
+        engine.map(work, env, items, items, got.__setitem__)
+        assert sorted(got) == items and all(got[i]["square"] == i * i for i in items)
+        runs.append(got)
+    pids = [{r["pid"] for r in got.values()} for got in runs]
+    # the same two worker processes serve every run: no process start (and no imports) per stage
+    assert len(pids[0] | pids[1] | pids[2]) <= 2 and os.getpid() not in pids[0] | pids[1] | pids[2]
+    # each run loads its models once per actor; a later run loads its own, not the last one's
+    first = {r["pid"]: r["model"] for r in runs[0].values()}
+    third = {r["pid"]: r["model"] for r in runs[2].values()}
+    assert all(r["model"] == first[r["pid"]] for r in runs[0].values())
+    assert all(r["model"] == third[r["pid"]] for r in runs[2].values())
+    assert not set(first.values()) & set(third.values())
+    assert all(r["models"] is None for r in runs[1].values())
+
+    # a failed run drops the pool; the next run starts a new one and works
+    with pytest.raises(ValueError, match="item 3 is broken"):
+        engine.map(ItemWork(fail_on_three), env, items, items, lambda i, r: None)
+    assert _POOL.actors == []
+    got = {}
+    engine.map(ItemWork(square), env, items, items, got.__setitem__)
+    assert sorted(got) == items and not {r["pid"] for r in got.values()} & (pids[0] | pids[1] | pids[2])

@@ -59,26 +59,32 @@ def test_every_declared_output_and_input_lies_in_a_layout_folder():
 
 
 def test_a_stage_writes_where_layout_says(make_project):
-    """demo_pool -> raw_videos -> scene_clips on a tiny shard: tables, markers and clips are
-    at layout's keys, and a finished run leaves no progress behind."""
+    """The curation stages on a tiny shard: tables, markers and clips are at layout's keys,
+    and a finished run leaves no progress behind."""
     from curation.stages import STAGES
 
     params = load_params(make_project())
     store = LocalObjectStore(params.resolve(params.storage.root))
     shard = "tiny-000"
-    for stage in ("demo_pool", "raw_videos", "scene_clips"):
+    stages = ("demo_pool", "raw_videos", "scene_clips", "clip_quality", "clip_signatures", "clip_dedup", "curated_clips")
+    for stage in stages:
         run_stage(STAGES[stage], shard, params, store)
         assert store.exists(layout.marker(stage, shard))
         assert store.list(layout.progress(stage, shard)) == []
-    for table in ("raw_videos", "scene_clips", "scene_cuts"):
+    for table in ("raw_videos", "scene_clips", "scene_cuts", "curated_clips"):
         assert store.exists(layout.table(table, shard))
-    kept = [r for r in read_table(store, layout.table("scene_clips", shard)).to_pylist() if r["kept"]]
+    rows = read_table(store, layout.table("curated_clips", shard)).to_pylist()
+    kept = [r for r in rows if r["kept"]]
     assert kept
-    assert [r["clip_key"] for r in kept] == [layout.clip(shard, r["clip_id"]) for r in kept]
-    assert sorted(store.list(layout.clips(shard))) == sorted(r["clip_key"] for r in kept)
+    assert [r["clip_key"] for r in kept] == [(layout.cropped_clip if r["cropped"] else layout.clip)(shard, r["clip_id"])
+                                             for r in kept]
+    assert all(r["clip_key"] is None for r in rows if not r["kept"])
+    written = store.list(layout.clips(shard)) + store.list(layout.cropped_clips(shard))
+    assert sorted(written) == sorted(r["clip_key"] for r in kept)
     # the declared outputs (dvc.yaml's outs) are exactly what was written
-    for output in STAGES["scene_clips"].written:
-        assert store.exists(output.path.format(shard=shard)) or store.list(output.path.format(shard=shard))
+    for output in STAGES["curated_clips"].written:
+        path = output.path.format(shard=shard)
+        assert store.exists(path) or store.list(path) or path.startswith(layout.CROPPED_CLIPS)
 
 
 # ---------------------------------------------------------------- the filesystem capability

@@ -115,8 +115,8 @@ def one_clip_shard(tmp_path, make_project):
     table("raw_videos", [{"video_id": "v0", "shard": "tiny-000", "status": "ok", "caption": "A man walks.",
                           "identity": "id0", "source_path": "pool/v0.mp4"}], schemas.RAW_VIDEOS)
     table("scene_clips", [{**clip, "scene_index": 0, "start_frame": 0, "end_frame": 8, "start_s": 0.0, "end_s": 1.0,
-                           "duration_s": 1.0, "fps": 8.0, "width": 32, "height": 32, "kept": True,
-                           "clip_key": "clips/tiny-000/v0-s00.mp4"}], schemas.SCENE_CLIPS)
+                           "duration_s": 1.0, "fps": 8.0, "width": 32, "height": 32, "kept": True}],
+          schemas.SCENE_CLIPS)
     table("curated_clips", [{**clip, "kept": True, "reasons": [], "clip_key": "clips/tiny-000/v0-s00.mp4",
                              "cropped": False, "crop": [0, 0, 32, 32], "width": 32, "height": 32, "duration_s": 1.0,
                              "fps": 8.0, "identity": "id0"}], schemas.CURATED_CLIPS)

@@ -9,7 +9,8 @@ import pytest
 
 from orchestration.params import ProjectParams as Params
 from orchestration.params import load_params
-from core.stage import StageContext
+from core import layout
+from core.stage import StageContext, run_stage
 from core.storage import LocalObjectStore
 from core.tables import read_table, to_table, write_table
 from curation import schemas
@@ -25,32 +26,30 @@ def test_the_section_holds_exactly_the_filters_thresholds():
     assert len(set(reasons)) == len(reasons)
 
 
-GOOD = {"motion_foreground": 1.0, "has_text": False, "text_free_area": 1.0, "sharpness": 100.0, "brightness": 0.5,
-        "noise": 1.0, "blockiness": 1.0, "aesthetic": None, "crop": [0, 0, 32, 32]}
-
-
 @pytest.fixture
-def scored_shard(tmp_path, make_project):
-    """Two kept scene clips with clip_quality rows that pass every filter, one analysed over
-    fewer frames than the other; no duplicates."""
+def scored_shard(make_project):
+    """The tiny shard's real scene clips (spans of its source videos), with clip_quality rows
+    that pass every filter, the first two analysed over different numbers of frames; no
+    duplicates."""
+    from curation.stages import STAGES
+
     params = load_params(make_project())
-    store = LocalObjectStore(tmp_path / "data")
-
-    def table(name, rows, schema):
-        write_table(store, f"tables/{name}/tiny-000.parquet", to_table(rows, schema))
-
-    clips = [{"clip_id": f"v0-s0{i}", "video_id": "v0", "shard": "tiny-000", "scene_index": i, "start_frame": 0,
-              "end_frame": 8, "start_s": 0.0, "end_s": 1.0, "duration_s": 1.0, "fps": 8.0, "width": 32, "height": 32,
-              "kept": True, "clip_key": f"clips/tiny-000/v0-s0{i}.mp4", "identity": "id0"} for i in range(2)]
-    table("scene_clips", clips, schemas.SCENE_CLIPS)
-    table("clip_quality", [{"clip_id": "v0-s00", "frames_analysed": 40, **GOOD},
-                           {"clip_id": "v0-s01", "frames_analysed": 6, **GOOD}], schemas.CLIP_QUALITY)
-    table("clip_dedup", [], schemas.CLIP_DEDUP)
-    return params, store
+    store = LocalObjectStore(params.resolve(params.storage.root))
+    for stage in ("demo_pool", "raw_videos", "scene_clips"):
+        run_stage(STAGES[stage], "tiny-000", params, store)
+    clips = [r for r in read_table(store, layout.table("scene_clips", "tiny-000")).to_pylist() if r["kept"]][:2]
+    assert len(clips) == 2
+    good = {"motion_foreground": 1.0, "has_text": False, "text_free_area": 1.0, "sharpness": 100.0,
+            "brightness": 0.5, "noise": 1.0, "blockiness": 1.0, "aesthetic": None}
+    quality = [{"clip_id": c["clip_id"], "frames_analysed": n, "crop": [0, 0, c["width"], c["height"]], **good}
+               for c, n in zip(clips, (40, 6))]
+    write_table(store, layout.table("clip_quality", "tiny-000"), to_table(quality, schemas.CLIP_QUALITY))
+    write_table(store, layout.table("clip_dedup", "tiny-000"), to_table([], schemas.CLIP_DEDUP))
+    return params, store, [c["clip_id"] for c in clips]
 
 
 def test_an_added_filter_rejects_through_the_stage(scored_shard):
-    params, store = scored_shard
+    params, store, (first, second) = scored_shard
     added = ClipFilter("too_few_frames", "min_frames_analysed", lambda q, t: q["frames_analysed"] < t)
     # model_copy does not validate: the threshold stands in for the key the section model would declare
     cfg = params.curated_clips.model_copy(update={"min_frames_analysed": 10})
@@ -60,8 +59,9 @@ def test_an_added_filter_rejects_through_the_stage(scored_shard):
         meta = curated_clips(ctx)
     finally:
         CLIP_FILTERS.remove(added)
-    rows = {r["clip_id"]: r for r in read_table(store, "tables/curated_clips/tiny-000.parquet").to_pylist()}
-    assert rows["v0-s00"]["kept"] and rows["v0-s00"]["reasons"] == []
-    assert not rows["v0-s01"]["kept"] and rows["v0-s01"]["reasons"] == ["too_few_frames"]
+    rows = {r["clip_id"]: r for r in read_table(store, layout.table("curated_clips", "tiny-000")).to_pylist()}
+    assert rows[first]["kept"] and rows[first]["reasons"] == []
+    assert not rows[second]["kept"] and rows[second]["reasons"] == ["too_few_frames"]
+    assert store.list(layout.clips("tiny-000")) == [layout.clip("tiny-000", first)]  # the rejected clip is never written
     assert meta["rejections_by_reason"] == {"too_few_frames": 1}
     assert added not in CLIP_FILTERS

@@ -117,3 +117,21 @@ def test_contact_sheet_titles_are_shortened_to_their_cell():
     assert cv2.getTextSize(fitted, cv2.FONT_HERSHEY_SIMPLEX, 0.38, 1)[0][0] <= 160
     assert ".." in fitted and fitted.endswith("(kept)") and fitted.startswith("demo-")
     assert _fit_text("s00", 160, 0.38) == "s00"
+
+
+def test_a_rejected_clip_never_written_is_previewed_from_its_source_span(tmp_path):
+    from fractions import Fraction
+
+    from core.video import write_video
+    from curation.clip_spans import ClipSpan
+    from curation.video_io import VideoDecoder
+
+    frames = np.stack([np.full((H, W, 3), 10 * k, np.uint8) for k in range(25)])
+    source = write_video(tmp_path / "source.mp4", frames, fps=10, crf=10, preset="ultrafast")
+    start = next(d for d in VideoDecoder(source) if d.index == 10)
+    span = ClipSpan(10, 25, start.time_s, start.pts, Fraction(10))
+    overlay = ClipOverlay("c", 1.5, rejected_reasons=("low_motion",))
+    out = render_preview(source, overlay, tmp_path / "preview.mp4", fps=10.0, source_width=W, width=W, max_seconds=1.0,
+                         max_fps=10.0, crf=18, preset="ultrafast", mask_alpha=0.4, span=span)
+    assert out["frames"] == 10  # the first second of the span, not of the source
+    assert abs(int(out["thumbnail"][BANNER_HEIGHT + 20, 5, 0]) - 150) <= 6  # frame 15 in the middle

@@ -35,6 +35,46 @@ def test_camera_pan_has_no_foreground_motion_but_a_moving_object_does():
     assert m_obj.camera < 0.3
 
 
+def _moving_object(n, speed, seed=0):
+    static = _texture(96, 128, seed)
+    frames = []
+    for k in range(n):
+        f = static.copy()
+        f[30:60, 10 + speed * k : 40 + speed * k] = (255, 40, 40)
+        frames.append(f)
+    return frames
+
+
+def test_flow_on_every_other_pair_keeps_the_motion_decisions_and_windows_pick_the_same_pairs():
+    from curation.quality import merge_motion
+
+    kw = {"flow_width": 128, "method": "farneback", "foreground_px": 0.6, "min_foreground_fraction": 0.015}
+    bg = _texture(140, 260)
+    clips = {"pan": [bg[10:106, 2 * k : 2 * k + 128].copy() for k in range(13)],
+             "static": [bg[10:106, 0:128].copy() for _ in range(13)],
+             "slow": _moving_object(13, 1), "fast": _moving_object(13, 3, seed=1)}
+    min_motion = 0.25
+    for name, frames in clips.items():
+        every = motion_score(_batch(frames), **kw)
+        half = motion_score(_batch(frames), **kw, pair_stride=2)
+        assert (every.pairs, half.pairs) == (12, 6)
+        assert (half.foreground < min_motion) == (every.foreground < min_motion), name
+        assert half.foreground == pytest.approx(every.foreground, rel=0.25, abs=0.05), name
+        # two windows chained on their shared frame measure the same pairs as one pass
+        batch = _batch(frames)
+        first = FrameBatch(batch.frames[:7], batch.indices[:7], batch.fps, batch.source_size)
+        second = FrameBatch(batch.frames[6:], batch.indices[6:], batch.fps, batch.source_size)
+        merged = merge_motion([motion_score(first, **kw, pair_stride=2, first_pair=0),
+                               motion_score(second, **kw, pair_stride=2, first_pair=6)])
+        assert merged.pairs == half.pairs  # the same pairs, so the same means up to rounding
+        for field in ("foreground", "camera", "foreground_fraction"):
+            assert getattr(merged, field) == pytest.approx(getattr(half, field), rel=1e-9, abs=1e-12)
+    assert motion_score(_batch(clips["fast"]), **kw, pair_stride=2).foreground > 1.0
+    assert motion_score(_batch(clips["static"]), **kw, pair_stride=2).foreground == 0.0
+    with pytest.raises(ValueError, match="pair_stride"):
+        motion_score(_batch(clips["fast"]), **kw, pair_stride=0)
+
+
 def test_largest_free_rectangle_avoids_boxes():
     assert largest_free_rectangle(320, 240, []) == (0, 0, 320, 240)
     # a subtitle band at the bottom leaves the area above it

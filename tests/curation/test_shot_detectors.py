@@ -24,6 +24,7 @@ TRANSNET_KW = {"threshold": 0.5, "transition_threshold": 0.5, "extend_threshold"
 def _cfg(**over):
     base = {"shot_backend": "transnetv2", "compare_backends": True, "transnetv2_threshold": 0.5,
             "transnetv2_transition_threshold": 0.5, "transnetv2_extend_threshold": 0.25, "transnetv2_min_peak": 0.2,
+            "transnetv2_precision": "float32",
             "min_transition_frames": 3, "detector": "adaptive", "adaptive_threshold": 3.0, "content_threshold": 27.0,
             "min_scene_len_frames": 6, "similarity_threshold": 0.75, "merge_tolerance_frames": 2,
             "ramp_span_frames": 10, "ramp_threshold": 0.85}
@@ -58,6 +59,27 @@ def test_streaming_transnetv2_matches_the_reference_and_finds_real_cuts(transnet
     assert len(det._window) < det.WINDOW
     assert shots.cuts == [30, 76]
     assert shots.transitions == []
+
+
+def test_bfloat16_transnetv2_stays_within_its_tolerance_and_finds_the_same_real_cuts_and_dissolve(transnet, bikes, reel):
+    from curation.shot_transnetv2 import PRECISIONS, native_bfloat16
+    from curation.video_io import iter_frames
+
+    assert PRECISIONS == ("float32", "bfloat16")
+    fp32, bf16 = TransNetV2Detector(transnet, **TRANSNET_KW), TransNetV2Detector(transnet, **TRANSNET_KW, precision="bfloat16")
+    shots = [_run(det, bikes) for det in (fp32, bf16)]
+    for a, b in zip(fp32.probabilities(), bf16.probabilities(), strict=True):
+        assert a.dtype == b.dtype == np.float32
+        assert np.abs(a - b).max() < 0.02  # bfloat16 moves the probabilities only slightly
+        assert (np.abs(a - b).max() > 0) == native_bfloat16("cpu")  # ... where it runs (float32 elsewhere)
+    assert shots[0].cuts == shots[1].cuts == [30, 76]
+    path, truth = reel
+    frames = [f for _, f in iter_frames(path, width=160)]
+    found = [_run(TransNetV2Detector(transnet, **TRANSNET_KW, precision=p), frames) for p in PRECISIONS]
+    assert found[0].cuts == found[1].cuts == [92]
+    assert found[0].transitions == found[1].transitions and len(found[0].transitions) == 1
+    with pytest.raises(ValueError, match="precision"):
+        TransNetV2Detector(transnet, **TRANSNET_KW, precision="float16")
 
 
 def test_loading_transnetv2_leaves_the_process_random_state_alone():

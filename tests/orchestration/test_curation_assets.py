@@ -25,7 +25,7 @@ def test_materialize_curation_group(curated_project):
 
     clips = read_table(store, "tables/scene_clips/tiny-000.parquet").to_pylist()
     kept = [c for c in clips if c["kept"]]
-    assert kept and all(store.exists(c["clip_key"]) for c in kept)
+    assert kept and all(c["source_path"] and c["fps_num"] for c in kept)  # spans of the source, not files
     assert {c["drop_reason"] for c in clips if not c["kept"]} == {"below_min_duration"}
 
     quality_meta = mats["clip_quality"].materialization.metadata
@@ -37,6 +37,11 @@ def test_materialize_curation_group(curated_project):
     curated = read_table(store, "tables/curated_clips/tiny-000.parquet").to_pylist()
     assert any(c["kept"] for c in curated)
     assert all(c["reasons"] for c in curated if not c["kept"])
+    # only the clips that pass are written
+    assert all(c["clip_key"] is None for c in curated if not c["kept"])
+    assert store.list("clips/tiny-000") + store.list("clips_cropped/tiny-000") == \
+        sorted(c["clip_key"] for c in curated if c["kept"] and not c["cropped"]) + \
+        sorted(c["clip_key"] for c in curated if c["kept"] and c["cropped"])
     static = [c for c in curated if c["video_id"].endswith("_002")]  # recipe "static"
     assert static and all("low_motion" in c["reasons"] for c in static)
     cropped = [c for c in curated if c["cropped"]]

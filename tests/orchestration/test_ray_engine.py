@@ -17,7 +17,7 @@ from tests.conftest import tiny_params, write_params
 
 pytestmark = pytest.mark.slow
 
-FANNED_OUT = ("raw_videos", "scene_clips", "clip_quality", "captions", "entities", "subjects", "faces", "attributes", "timelines")
+FANNED_OUT = ("raw_videos", "scene_clips", "clip_quality", "curated_clips", "captions", "entities", "subjects", "faces", "attributes", "timelines")
 
 
 def _materialize(project):
@@ -66,15 +66,23 @@ def _progress_files(project, stage: str) -> list:
 
 
 def _items(store, stage: str) -> int:
-    """The items of `stage` on tiny-000: usable videos for scene_clips, kept clips for clip_quality."""
+    """The items of `stage` on tiny-000: usable videos for scene_clips, kept clips for clip_quality,
+    the clips that pass every filter (the clips it writes) for curated_clips."""
+    from orchestration.params import load_params
     from core.tables import read_table
+    from curation.clip_filters import rejection_reasons
 
     if stage == "scene_clips":
         return sum(r["status"] == "ok" for r in read_table(store, "tables/raw_videos/tiny-000.parquet").to_pylist())
+    if stage == "curated_clips":
+        cfg = load_params(store.root.parent / "params.yaml").curated_clips
+        copies = {r["clip_id"] for r in read_table(store, "tables/clip_dedup/tiny-000.parquet").to_pylist() if r["duplicate"]}
+        return sum(not rejection_reasons(q, cfg) and q["clip_id"] not in copies
+                   for q in read_table(store, "tables/clip_quality/tiny-000.parquet").to_pylist())
     return sum(r["kept"] for r in read_table(store, "tables/scene_clips/tiny-000.parquet").to_pylist())
 
 
-@pytest.mark.parametrize("stage", ["scene_clips", "clip_quality"])
+@pytest.mark.parametrize("stage", ["scene_clips", "clip_quality", "curated_clips"])
 def test_a_stage_killed_mid_shard_resumes_with_only_the_unfinished_items(tmp_path, base_params_raw, repo_root, stage):
     from orchestration.params import load_params
     from core.stage import marker_key, run_stage
@@ -87,7 +95,8 @@ def test_a_stage_killed_mid_shard_resumes_with_only_the_unfinished_items(tmp_pat
     raw["demo_pool"]["procedural"]["n_videos"] = 6  # more videos and clips: a kill lands mid-shard
     params = load_params(write_params(project, raw))
     store = LocalObjectStore(project / "data")
-    upstream = ("demo_pool", "raw_videos", "scene_clips")
+    upstream = ("demo_pool", "raw_videos", "scene_clips", "clip_quality", "clip_signatures", "clip_dedup",
+                "curated_clips")
     for name in upstream[: upstream.index(stage) if stage in upstream else None]:
         run_stage(STAGES[name], "tiny-000", params, store)
     items = _items(store, stage)
@@ -117,15 +126,15 @@ def test_a_stage_killed_mid_shard_resumes_with_only_the_unfinished_items(tmp_pat
     assert _progress_files(project, stage) == []  # dropped once the marker is written
     assert store.list(f"progress/{stage}/tiny-000") == []  # with the objects the items put (clips)
     table = store.get_bytes(f"tables/{stage}/tiny-000.parquet")
-    if stage == "scene_clips":  # the resumed videos' clips are published with the rest
-        kept = [r["clip_key"] for r in read_table(store, "tables/scene_clips/tiny-000.parquet").to_pylist() if r["kept"]]
-        assert kept and sorted(kept) == store.list("clips/tiny-000")
+    if stage == "curated_clips":  # the resumed clips are published with the rest
+        kept = [r["clip_key"] for r in read_table(store, "tables/curated_clips/tiny-000.parquet").to_pylist() if r["kept"]]
+        assert kept and sorted(kept) == store.list("clips/tiny-000") + store.list("clips_cropped/tiny-000")
         clips = {key: store.get_bytes(key) for key in kept}
 
     again = run_stage(STAGES[stage], "tiny-000", params, store, force=True)
     assert again.metadata["items_processed"] == items and again.metadata["items_resumed"] == 0
     assert store.get_bytes(f"tables/{stage}/tiny-000.parquet") == table
-    if stage == "scene_clips":
+    if stage == "curated_clips":
         assert {key: store.get_bytes(key) for key in kept} == clips
 
 

@@ -30,7 +30,7 @@ def gated_shard(make_project, fake_lakefs, lakefs_env):
         "duration_s": 9.0}], schemas.RAW_VIDEOS))
     write_table(store, f"tables/scene_clips/{SHARD}.parquet", to_table([{
         "clip_id": CLIP, "video_id": "s-000_000", "shard": SHARD, "scene_index": 0, "start_frame": 24,
-        "end_frame": 96, "start_s": 1.0, "end_s": 4.0, "kept": True, "clip_key": f"clips/{SHARD}/{CLIP}.mp4"}],
+        "end_frame": 96, "start_s": 1.0, "end_s": 4.0, "kept": True}],
         schemas.SCENE_CLIPS))
     write_table(store, f"tables/curated_clips/{SHARD}.parquet", to_table([{
         "clip_id": CLIP, "video_id": "s-000_000", "shard": SHARD, "kept": True, "reasons": [],
