@@ -33,7 +33,14 @@ from core.tables import read_json, write_json
 
 @dataclass
 class StageContext:
-    """What a stage function gets: where to read and write, and its settings."""
+    """What a stage function gets: where to read and write, and its settings.
+
+    `shard` is the key of this run of the stage (PARTITION_KEYS): a pool shard (a folder or
+    manifest of raw videos, and the Dagster partition of the per-shard assets) for a shard
+    stage; AGGREGATE for a stage over every gated shard; an ablation variant; a model name; or
+    `<benchmark>/<model>`. The `shard` column of the curation tables is always the pool shard,
+    and `shards` (below) lists the pool shards, or the runs, an aggregate reads.
+    """
 
     stage: str
     shard: str
