@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from curation.frame_timing import TimedFrame, TimeGrid, clip_ticks, hold_ticks
-from curation.video_io import DecodedFrame, FrameBatch, VideoDecoder, VideoSource, _display_transform, _open_video
+from curation.video_io import (DecodedFrame, FrameBatch, VideoDecoder, VideoSource, _display_transform, _open_video,
+                               frame_windows)
 
 Crop = tuple[int, int, int, int]  # x, y, w, h in source pixels (as displayed)
 
@@ -154,18 +155,7 @@ class SpanDecoder:
 
     def windows(self, size: int) -> Iterator[FrameBatch]:
         """The frames in consecutive batches of up to `size`."""
-        chunk: list[DecodedFrame] = []
-        for decoded in self:
-            chunk.append(decoded)
-            if len(chunk) == size:
-                yield self._batch(chunk)
-                chunk = []
-        if chunk:
-            yield self._batch(chunk)
-
-    def _batch(self, chunk: list[DecodedFrame]) -> FrameBatch:
-        return FrameBatch(np.stack([d.image for d in chunk]), np.asarray([d.index for d in chunk], np.int64), self.fps,
-                          self.source_size, np.asarray([d.time_s for d in chunk], np.float64))
+        return frame_windows(self, size)
 
 
 def copyable_packets(src: VideoSource, span: ClipSpan) -> list | None:

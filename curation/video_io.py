@@ -565,20 +565,26 @@ class VideoDecoder:
 
     def windows(self, size: int) -> Iterator[FrameBatch]:
         """The frames in consecutive batches of up to `size`."""
-        chunk: list[DecodedFrame] = []
-        for decoded in self:
-            chunk.append(decoded)
-            if len(chunk) == size:
-                yield self._batch(chunk)
-                chunk = []
-        if chunk:
-            yield self._batch(chunk)
+        return frame_windows(self, size)
 
-    def _batch(self, chunk: list[DecodedFrame]) -> FrameBatch:
-        return FrameBatch(
-            np.stack([d.image for d in chunk]), np.asarray([d.index for d in chunk], np.int64), self.fps,
-            self.source_size, np.asarray([d.time_s for d in chunk], np.float64),
-        )
+
+def frame_batch(chunk: list[DecodedFrame], fps: float, source_size: tuple[int, int]) -> FrameBatch:
+    """Decoded frames stacked into one batch with their indices and times."""
+    return FrameBatch(np.stack([d.image for d in chunk]), np.asarray([d.index for d in chunk], np.int64), fps,
+                      source_size, np.asarray([d.time_s for d in chunk], np.float64))
+
+
+def frame_windows(decoder, size: int) -> Iterator[FrameBatch]:
+    """A decoder's frames in consecutive batches of up to `size` (one batch in memory at a
+    time). Its `fps` and `source_size` are read per batch: they are known once decoding starts."""
+    chunk: list[DecodedFrame] = []
+    for decoded in decoder:
+        chunk.append(decoded)
+        if len(chunk) == size:
+            yield frame_batch(chunk, decoder.fps, decoder.source_size)
+            chunk = []
+    if chunk:
+        yield frame_batch(chunk, decoder.fps, decoder.source_size)
 
 
 def _pts(frame) -> int | None:
@@ -623,4 +629,4 @@ def decode_frames(
     if not chunk:
         return FrameBatch(np.zeros((0, 0, 0, 3), np.uint8), np.zeros(0, np.int64), decoder.fps, decoder.source_size,
                           np.zeros(0, np.float64))
-    return decoder._batch(chunk)
+    return frame_batch(chunk, decoder.fps, decoder.source_size)
