@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import weakref
 from collections import deque
 from collections.abc import Iterator
 
@@ -77,30 +78,112 @@ def native_bfloat16(device_type: str) -> bool:
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
+class FoldedConvolutions:
+    """TransNetV2's convolution stack (`model.SDDCNN`) rearranged for inference, the same
+    function of the input up to rounding.
+
+    Each dilated cell runs four (2+1)D branches (a 1x3x3 spatial convolution, then a 3x1x1
+    temporal one with dilation 1, 2, 4 or 8), concatenates them and applies batch norm. Here
+    the batch norm's per-channel scale and shift are folded into each branch's temporal
+    convolution (weights and bias), activations stay channels-last (the layout oneDNN's
+    convolutions take and return, so no reorder copies between them), and the blocks' 1x2x2
+    average pooling runs as a 2D pooling over the channels-last frames (the 3D pooling has no
+    bfloat16 kernel and forces a copy into the default layout). Measured on one CPU thread
+    with AMX: 0.20 s per 100-frame window in bfloat16 against 0.44 s for bfloat16 autocast
+    over the network's own modules and 0.86 s for its float32 forward.
+    """
+
+    def __init__(self, model, dtype) -> None:
+        import torch
+
+        self.dtype = dtype
+        self.blocks = []
+        with torch.no_grad():
+            for block in model.SDDCNN:
+                cells = []
+                for cell in block.DDCNN:
+                    bn = cell.bn
+                    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+                    shift = bn.bias - bn.running_mean * scale
+                    branches = []
+                    for i, branch in enumerate((cell.Conv3D_1, cell.Conv3D_2, cell.Conv3D_4, cell.Conv3D_8)):
+                        spatial, temporal = branch.layers
+                        out = slice(i * temporal.out_channels, (i + 1) * temporal.out_channels)
+                        weight = temporal.weight * scale[out, None, None, None, None]
+                        bias = shift[out] + (temporal.bias * scale[out] if temporal.bias is not None else 0)
+                        branches.append((spatial.weight.to(dtype), weight.to(dtype), bias.to(dtype),
+                                         temporal.dilation[0]))
+                    cells.append((branches, cell.activation is not None))
+                self.blocks.append(cells)
+
+    @staticmethod
+    def _pool(x):
+        """1x2x2 average pooling of channels-last (B, C, T, H, W) activations, floor-sized as
+        `AvgPool3d` is: each frame pooled as a channels-last 2D image, no copy around it."""
+        from torch.nn import functional
+
+        b, c, t, h, w = x.shape
+        frames = functional.avg_pool2d(x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w), 2)
+        return frames.reshape(b, t, c, h // 2, w // 2).permute(0, 2, 1, 3, 4)
+
+    def __call__(self, frames):
+        """uint8 (B, T, 27, 48, 3) -> the three blocks' outputs, float32 (as `SDDCNN` gives)."""
+        import torch
+        from torch.nn import functional
+
+        x = frames.permute(0, 4, 1, 2, 3).to(self.dtype).div_(255.0)
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+        features = []
+        for cells in self.blocks:
+            shortcut = None
+            for branches, activation in cells:
+                x = torch.cat([functional.conv3d(functional.conv3d(x, spatial, padding=(0, 1, 1)), weight, bias,
+                                                 padding=(dilation, 0, 0), dilation=(dilation, 1, 1))
+                               for spatial, weight, bias, dilation in branches], 1)
+                if activation:
+                    x = functional.relu_(x)
+                if shortcut is None:
+                    shortcut = x
+            x = self._pool(functional.relu(x).add_(shortcut))
+            features.append(x)
+        return [f.float() for f in features]
+
+
+_FOLDED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def folded_convolutions(model, dtype) -> FoldedConvolutions:
+    """The model's `FoldedConvolutions` in `dtype`, built once per loaded model."""
+    per_model = _FOLDED.setdefault(model, {})
+    if dtype not in per_model:
+        per_model[dtype] = FoldedConvolutions(model, dtype)
+    return per_model[dtype]
+
+
 def predict_probabilities(model, frames, precision: str = "float32"):
     """TransNetV2's two heads for a batch of windows: uint8 (B, T, 27, 48, 3) -> (single, many),
     each (B, T, 1) float32 probabilities.
 
     float32 is the network's own `predict_raw`. bfloat16 runs its convolution stack (nearly all
-    of its compute: 3D convolutions at ~145 GFLOP/s per core in float32 here) under bfloat16
-    autocast, about half the CPU time where the CPU has AMX or AVX512-BF16, and the rest (the
-    similarity and histogram features, the heads) in float32 on its output, as the network's
-    own forward does with the shipped configuration. On a CPU without native bfloat16
-    (`native_bfloat16`) it is float32."""
+    of its compute) in bfloat16 through `FoldedConvolutions`, and the rest (the similarity and
+    histogram features, the heads) in float32 on its output, as the network's own forward does
+    with the shipped configuration. On a CPU without native bfloat16 (`native_bfloat16`, where
+    bfloat16 would be emulated and slower) it is float32."""
     import torch
-    from torch.nn import functional
 
     if precision not in PRECISIONS:
         raise ValueError(f"unknown TransNetV2 precision {precision!r}; expected one of {PRECISIONS}")
     if precision == "float32" or not native_bfloat16(frames.device.type):
         return model.predict_raw(frames)
-    x = frames.permute([0, 4, 1, 2, 3]).float().div_(255.0)
-    features = []
-    with torch.autocast(device_type=frames.device.type, dtype=torch.bfloat16):
-        for block in model.SDDCNN:
-            x = block(x)
-            features.append(x)
-    features = [f.float() for f in features]
+    features = folded_convolutions(model, torch.bfloat16)(frames)
+    return transnet_heads(model, frames, features)
+
+
+def transnet_heads(model, frames, features):
+    """The network's heads on its convolution features (float32), as its own forward runs them."""
+    import torch
+    from torch.nn import functional
+
     x = features[-1].permute(0, 2, 3, 4, 1)
     x = x.reshape(x.shape[0], x.shape[1], -1)
     x = torch.cat([model.color_hist_layer(frames), model.frame_sim_layer(features), x], 2)

@@ -82,6 +82,28 @@ def test_bfloat16_transnetv2_stays_within_its_tolerance_and_finds_the_same_real_
         TransNetV2Detector(transnet, **TRANSNET_KW, precision="float16")
 
 
+def test_folded_convolutions_compute_the_networks_own_features(transnet, bikes):
+    """Batch norm folded into the temporal convolutions, channels-last activations and 2D
+    pooling are a rearrangement: in float32 they give the network's own block outputs."""
+    import torch
+
+    from curation.shot_transnetv2 import FoldedConvolutions, folded_convolutions
+
+    frames = torch.from_numpy(np.stack([transnet_input(f) for f in bikes[:100]]))[None]
+    with torch.inference_mode():
+        x = frames.permute(0, 4, 1, 2, 3).float().div(255.0)
+        own = []
+        for block in transnet.SDDCNN:
+            x = block(x)
+            own.append(x)
+        folded = FoldedConvolutions(transnet, torch.float32)(frames)
+    assert [f.shape for f in folded] == [f.shape for f in own]
+    for a, b in zip(folded, own, strict=True):
+        assert a.dtype == torch.float32
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    assert folded_convolutions(transnet, torch.bfloat16) is folded_convolutions(transnet, torch.bfloat16)
+
+
 def test_loading_transnetv2_leaves_the_process_random_state_alone():
     import torch
 
