@@ -141,15 +141,18 @@ class WorkerRss(PeriodicSampler):
         return sorted((round(rss, 1) for name, rss in self.peak.values() if name.startswith("ray::")), reverse=True)
 
 
-def _run_stages(params, store, stages) -> dict[str, float]:
+def _run_stages(params, store, stages, cpu: dict[str, float] | None = None) -> dict[str, float]:
+    """Run `stages` in order; their wall seconds, and their CPU seconds into `cpu` if given."""
     from core.stage import run_stage
     from curation.stages import STAGES
 
     seconds = {}
     for name in stages:
-        start = time.perf_counter()
+        start, cpu0 = time.perf_counter(), _cpu_s()
         run_stage(STAGES[name], SHARD, params, store, force=True)
         seconds[name] = round(time.perf_counter() - start, 3)
+        if cpu is not None:
+            cpu[name] = round(_cpu_s() - cpu0, 3)
     return seconds
 
 
@@ -163,7 +166,8 @@ def child_curate(params_path: Path) -> dict:
     params = load_params(params_path)
     store = LocalObjectStore(params.resolve(params.storage.root))
     cpu0, t0 = _cpu_s(), time.perf_counter()
-    per_stage = _run_stages(params, store, CURATION)
+    per_stage_cpu: dict[str, float] = {}
+    per_stage = _run_stages(params, store, CURATION, per_stage_cpu)
     wall, cpu = time.perf_counter() - t0, _cpu_s() - cpu0
     peak = _peak_rss_mb()
     videos = [r for r in read_table(store, f"tables/raw_videos/{SHARD}.parquet").to_pylist() if r["status"] == "ok"]
@@ -171,7 +175,8 @@ def child_curate(params_path: Path) -> dict:
     for video in videos:
         decode_frames(video["source_path"], width=params.scene_clips.analysis_width)
     decode_wall, decode_cpu = time.perf_counter() - t0, _cpu_s() - cpu0
-    return {"per_stage_s": per_stage, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "peak_rss_mb": peak,
+    return {"per_stage_s": per_stage, "per_stage_cpu_s": per_stage_cpu, "wall_s": round(wall, 3),
+            "cpu_s": round(cpu, 3), "peak_rss_mb": peak,
             "video_s": round(sum(v["duration_s"] for v in videos), 2), "videos_ok": len(videos),
             "decode_wall_s": round(decode_wall, 3), "decode_cpu_s": round(decode_cpu, 3)}
 
@@ -262,7 +267,7 @@ def main() -> None:
                     "generated_s": round(footage_s, 1), "cache": str(footage.relative_to(ROOT))},
         "curation_local": {
             "stages": list(CURATION), "wall_s": curate["wall_s"], "cpu_s": curate["cpu_s"],
-            "per_stage_s": curate["per_stage_s"],
+            "per_stage_s": curate["per_stage_s"], "per_stage_cpu_s": curate["per_stage_cpu_s"],
             "video_s_per_cpu_s": round(video_s / curate["cpu_s"], 3),
             "video_s_per_wall_s": round(video_s / curate["wall_s"], 3),
             "peak_rss_mb": curate["peak_rss_mb"],
