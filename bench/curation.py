@@ -1,6 +1,11 @@
-"""Benchmark of the curation pass: clips/s, frames/s, decode passes per clip, and the
-ratio of curation time to a decode-only pass over the same clips in the same run, in wall
-time and in CPU time of this process (a machine shared with other work inflates the first).
+"""Benchmark of the quality pass (clip_quality's `analyse_clip`): clips/s, frames/s, decode
+passes per clip, and the ratio of its time to a decode-only pass in the same run, in wall time
+and in CPU time of this process (a machine shared with other work inflates the first).
+
+scene_clips records clips as spans of their source video; clip_quality reads each span from
+the source (`curation.clip_spans.SpanDecoder` at `clip_quality.analysis_width` and
+`sample_fps`). The decode-only pass decodes the very same spans the same way and does nothing
+with the frames: the least any quality analysis must do.
 
 The motion analyser can measure flow on every `clip_quality.flow_pair_stride`-th pair of
 sampled frames only: the run also times the pass with flow on every 2nd pair (or params'
@@ -32,8 +37,9 @@ from timing import best_of  # noqa: E402  (bench/ is on sys.path)
 from core.stage import run_stage  # noqa: E402
 from core.storage import LocalObjectStore  # noqa: E402
 from core.tables import read_table  # noqa: E402
+from curation.clip_spans import ClipSpan, SpanDecoder  # noqa: E402
 from curation.stages import STAGES, analyse_clip  # noqa: E402
-from curation.video_io import DECODE_STATS, decode_frames  # noqa: E402
+from curation.video_io import DECODE_STATS  # noqa: E402
 from orchestration.params import load_params  # noqa: E402
 
 
@@ -59,18 +65,30 @@ def best_cpu_of(fn, repeat: int) -> float:
     return min(times)
 
 
-def motion_agreement(paths, cfg, stride: int, min_motion: float) -> dict:
+def decode_spans(clips: list[dict], cfg) -> int:
+    """Decode every clip's span as clip_quality does, doing nothing with the frames; returns
+    the frames decoded."""
+    return sum(1 for c in clips for _ in SpanDecoder(c["source_path"], ClipSpan.of(c), width=cfg.analysis_width,
+                                                        sample_fps=cfg.sample_fps))
+
+
+def analyse_spans(clips: list[dict], cfg) -> list[dict]:
+    """clip_quality's analysis of every clip's span."""
+    return [analyse_clip(c["source_path"], cfg, span=ClipSpan.of(c)) for c in clips]
+
+
+def motion_agreement(clips, cfg, stride: int, min_motion: float) -> dict:
     """Per-clip motion with flow on every pair against flow on every `stride`-th pair."""
     every = cfg.model_copy(update={"flow_pair_stride": 1, "ocr_backend": "none"})
     strided = cfg.model_copy(update={"flow_pair_stride": stride, "ocr_backend": "none"})
-    a = np.array([analyse_clip(p, every)["motion_foreground"] for p in paths])
-    b = np.array([analyse_clip(p, strided)["motion_foreground"] for p in paths])
+    a = np.array([r["motion_foreground"] for r in analyse_spans(clips, every)])
+    b = np.array([r["motion_foreground"] for r in analyse_spans(clips, strided)])
     return {"flow_pair_stride": stride, "min_motion": min_motion,
             "pearson": round(float(np.corrcoef(a, b)[0, 1]), 4) if len(a) > 1 and a.std() and b.std() else None,
             "max_abs_diff": round(float(np.abs(a - b).max()), 4) if len(a) else None,
             "min_motion_decisions_changed": int(((a < min_motion) != (b < min_motion)).sum()),
-            "changed": [{"clip": Path(str(p)).name, "every_pair": round(float(x), 4), "strided": round(float(y), 4)}
-                        for p, x, y in zip(paths, a, b, strict=True) if (x < min_motion) != (y < min_motion)],
+            "changed": [{"clip": c["clip_id"], "every_pair": round(float(x), 4), "strided": round(float(y), 4)}
+                        for c, x, y in zip(clips, a, b, strict=True) if (x < min_motion) != (y < min_motion)],
             "rejected_low_motion": int((b < min_motion).sum())}
 
 
@@ -85,34 +103,33 @@ def main() -> None:
         for stage in ("demo_pool", "raw_videos", "scene_clips"):
             run_stage(STAGES[stage], "bench-000", params, store)
         clips = [r for r in read_table(store, "tables/scene_clips/bench-000.parquet").to_pylist() if r["kept"]]
-        paths = [store.path(c["clip_key"]) for c in clips]
         cfg = params.clip_quality
         no_ocr = cfg.model_copy(update={"ocr_backend": "none"})
 
-        frames = sum(len(decode_frames(p, width=cfg.analysis_width, sample_fps=cfg.sample_fps).frames) for p in paths)
-        decode_s = best_of(lambda: [decode_frames(p, width=cfg.analysis_width, sample_fps=cfg.sample_fps) for p in paths], args.repeat)[0]
+        frames = decode_spans(clips, cfg)
+        decode_s = best_of(lambda: decode_spans(clips, cfg), args.repeat)[0]
         DECODE_STATS.reset()
-        curation_s = best_of(lambda: [analyse_clip(p, cfg) for p in paths], args.repeat)[0]
-        passes_per_clip = DECODE_STATS.total_passes() / (len(paths) * args.repeat)
-        no_ocr_s = best_of(lambda: [analyse_clip(p, no_ocr) for p in paths], args.repeat)[0]
-        decode_cpu = best_cpu_of(lambda: [decode_frames(p, width=cfg.analysis_width, sample_fps=cfg.sample_fps) for p in paths], args.repeat)
-        curation_cpu = best_cpu_of(lambda: [analyse_clip(p, cfg) for p in paths], args.repeat)
-        no_ocr_cpu = best_cpu_of(lambda: [analyse_clip(p, no_ocr) for p in paths], args.repeat)
+        curation_s = best_of(lambda: analyse_spans(clips, cfg), args.repeat)[0]
+        passes_per_clip = DECODE_STATS.total_passes() / (len(clips) * args.repeat)
+        no_ocr_s = best_of(lambda: analyse_spans(clips, no_ocr), args.repeat)[0]
+        decode_cpu = best_cpu_of(lambda: decode_spans(clips, cfg), args.repeat)
+        curation_cpu = best_cpu_of(lambda: analyse_spans(clips, cfg), args.repeat)
+        no_ocr_cpu = best_cpu_of(lambda: analyse_spans(clips, no_ocr), args.repeat)
         stride = max(2, cfg.flow_pair_stride)
         strided = cfg.model_copy(update={"flow_pair_stride": stride})
-        strided_cpu = best_cpu_of(lambda: [analyse_clip(p, strided) for p in paths], args.repeat)
-        motion = motion_agreement(paths, cfg, stride, params.curated_clips.min_motion)
+        strided_cpu = best_cpu_of(lambda: analyse_spans(clips, strided), args.repeat)
+        motion = motion_agreement(clips, cfg, stride, params.curated_clips.min_motion)
     print(json.dumps({
         "benchmark": "curation_pass",
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
-        "clips": len(paths),
+        "clips": len(clips),
         "frames_analysed": frames,
         "analysis_width": cfg.analysis_width,
         "sample_fps": cfg.sample_fps,
         "decode_only_s": round(decode_s, 3),
         "curation_s": round(curation_s, 3),
         "curation_without_ocr_s": round(no_ocr_s, 3),
-        "clips_per_s": round(len(paths) / curation_s, 3),
+        "clips_per_s": round(len(clips) / curation_s, 3),
         "frames_per_s": round(frames / curation_s, 2),
         "decode_passes_per_clip": round(passes_per_clip, 3),
         "ratio_curation_to_decode": round(curation_s / decode_s, 2),

@@ -118,6 +118,7 @@ class ClipQualityParams(Section):
     analysis_width: Annotated[int, Field(ge=64, le=1920)]
     sample_fps: Positive
     flow_method: Literal["farneback", "dis"]
+    dis_preset: Literal["ultrafast", "fast", "medium"]
     flow_width: Annotated[int, Field(ge=32, le=1024)]
     flow_pair_stride: Annotated[int, Field(ge=1, le=8)]
     foreground_residual_px: NonNegative
