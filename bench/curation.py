@@ -7,6 +7,14 @@ the source (`curation.clip_spans.SpanDecoder` at `clip_quality.analysis_width` a
 `sample_fps`). The decode-only pass decodes the very same spans the same way and does nothing
 with the frames: the least any quality analysis must do.
 
+Decisions: on the procedural shard and on a real-footage shard (kind real_cuts: real clips
+and photographs filmed with a virtual camera), the curated_clips decisions of params'
+clip_quality against a reference analysis (Farneback flow on every pair, OCR detecting every
+OCR frame at full size, no gate), each scored against the shards' ground truth: text-overlay
+clips (procedural truth; the real shard's sources carry no overlay, so every clip it flags is
+a false positive) and the low-motion filter (positives: static or camera-only clips; on the
+real shard the photographs, whose only motion is the virtual camera's).
+
 The motion analyser can measure flow on every `clip_quality.flow_pair_stride`-th pair of
 sampled frames only: the run also times the pass with flow on every 2nd pair (or params'
 stride if larger) and reports the correlation of its per-clip motion scores with every
@@ -43,13 +51,22 @@ from curation.video_io import DECODE_STATS  # noqa: E402
 from orchestration.params import load_params  # noqa: E402
 
 
-def _project(folder: Path, n_videos: int) -> Path:
+REAL_SHARD = "bench-real"
+# The most thorough analysis the analysers offer, what params' cheaper settings are held to:
+# Farneback flow on every pair (decided at its own calibrated min_motion), every OCR frame
+# detected at full size.
+REFERENCE = {"flow_method": "farneback", "flow_pair_stride": 1, "ocr_gate_width": None}
+REFERENCE_MIN_MOTION = 0.25
+
+
+def _project(folder: Path, n_videos: int, real_videos: int) -> Path:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["storage"]["root"] = "data"
     raw["demo_pool"]["pool_root"] = raw["raw_videos"]["pool_root"] = "data/pool"
     raw["demo_pool"]["ground_truth_root"] = "data/ground_truth"
-    raw["demo_pool"]["shards"] = {"bench-000": {"kind": "procedural", "seed": 11}}
+    raw["demo_pool"]["shards"] = {"bench-000": {"kind": "procedural", "seed": 11}, REAL_SHARD: {"kind": "real_cuts", "seed": 11}}
     raw["demo_pool"]["procedural"]["n_videos"] = n_videos
+    raw["demo_pool"]["real_cuts"]["n_videos"] = real_videos
     path = folder / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -92,16 +109,89 @@ def motion_agreement(clips, cfg, stride: int, min_motion: float) -> dict:
             "rejected_low_motion": int((b < min_motion).sum())}
 
 
+def _truth_span(spans: list[dict], start: int, end: int) -> dict | None:
+    """The ground-truth scene or shot that overlaps [start, end) the most."""
+    best, most = None, 0
+    for span in spans:
+        overlap = min(end, span["end_frame"]) - max(start, span["start_frame"])
+        if overlap > most:
+            best, most = span, overlap
+    return best
+
+
+def _scored(pairs: list[tuple[bool, bool]]) -> dict:
+    """Precision / recall / F1 of (actual, predicted) pairs."""
+    from curation.scenes import precision_recall_f1
+
+    tp = sum(a and p for a, p in pairs)
+    fp = sum(p and not a for a, p in pairs)
+    fn = sum(a and not p for a, p in pairs)
+    return {**precision_recall_f1(tp, fp, fn), "tn": len(pairs) - tp - fp - fn}
+
+
+def decision_accuracy(clips: list[dict], rows: list[dict], truth: dict, curated_cfg) -> dict:
+    """Text-overlay and low-motion decisions of one analysis of `clips` against ground truth."""
+    from curation.clip_filters import rejection_reasons
+
+    videos = {v["file"].rsplit(".", 1)[0]: v for v in truth.get("videos", [])}
+    text, motion = [], []
+    for clip, row in zip(clips, rows, strict=True):
+        video = videos.get(clip["video_id"])
+        if video is None:
+            continue
+        span = _truth_span(video.get("scenes") or video.get("shots") or [], clip["start_frame"], clip["end_frame"])
+        if span is None:
+            continue
+        low_motion = "low_motion" in rejection_reasons(row, curated_cfg)
+        if "static" in span:  # procedural scene
+            text.append((bool(span["has_text"]), bool(row["has_text"])))
+            motion.append((bool(span["static"] or span["camera_pan"]), low_motion))
+        else:  # real shot: no overlays in its sources; a photograph moves only with the camera
+            text.append((False, bool(row["has_text"])))
+            motion.append((span["move"] is not None, low_motion))
+    return {"clips": len(text), "text_overlay": _scored(text), "low_motion": _scored(motion)}
+
+
+def decisions(clips: list[dict], truth: dict, params) -> dict:
+    """params' clip_quality against the reference analysis, decision by decision."""
+    from curation.clip_filters import rejection_reasons
+
+    cfg = params.clip_quality
+    reference = cfg.model_copy(update=REFERENCE)
+    reference_filters = params.curated_clips.model_copy(update={"min_motion": REFERENCE_MIN_MOTION})
+    cpu0 = time.process_time()
+    ours = analyse_spans(clips, cfg)
+    cpu1 = time.process_time()
+    ref = analyse_spans(clips, reference)
+    cpu2 = time.process_time()
+    reasons = [(set(rejection_reasons(a, params.curated_clips)), set(rejection_reasons(b, reference_filters)))
+               for a, b in zip(ours, ref, strict=True)]
+    text = [(a, b) for a, b in zip(ours, ref, strict=True) if a["has_text"] and b["has_text"]]
+    return {
+        "clips": len(clips),
+        "params": decision_accuracy(clips, ours, truth, params.curated_clips),
+        "reference": decision_accuracy(clips, ref, truth, reference_filters),
+        "kept_decisions_changed": sum((not a) != (not b) for a, b in reasons),
+        "reasons_changed": {reason: n for reason in sorted(set().union(*(a ^ b for a, b in reasons)))
+                            if (n := sum((reason in a) != (reason in b) for a, b in reasons))} if reasons else {},
+        "has_text_changed": sum(bool(a["has_text"]) != bool(b["has_text"]) for a, b in zip(ours, ref, strict=True)),
+        "text_free_area_max_abs_diff": round(max((abs(a["text_free_area"] - b["text_free_area"]) for a, b in text), default=0.0), 4),
+        "cpu_s": round(cpu1 - cpu0, 3), "reference_cpu_s": round(cpu2 - cpu1, 3),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--videos", type=int, default=8)
+    ap.add_argument("--real-videos", type=int, default=5, help="videos of the real-footage shard")
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        params = load_params(_project(Path(tmp), args.videos))
+        params = load_params(_project(Path(tmp), args.videos, args.real_videos))
         store = LocalObjectStore(params.resolve(params.storage.root))
-        for stage in ("demo_pool", "raw_videos", "scene_clips"):
-            run_stage(STAGES[stage], "bench-000", params, store)
+        for shard in ("bench-000", REAL_SHARD):
+            for stage in ("demo_pool", "raw_videos", "scene_clips"):
+                run_stage(STAGES[stage], shard, params, store)
         clips = [r for r in read_table(store, "tables/scene_clips/bench-000.parquet").to_pylist() if r["kept"]]
         cfg = params.clip_quality
         no_ocr = cfg.model_copy(update={"ocr_backend": "none"})
@@ -119,6 +209,11 @@ def main() -> None:
         strided = cfg.model_copy(update={"flow_pair_stride": stride})
         strided_cpu = best_cpu_of(lambda: analyse_spans(clips, strided), args.repeat)
         motion = motion_agreement(clips, cfg, stride, params.curated_clips.min_motion)
+        truth_root = params.resolve(params.demo_pool.ground_truth_root)
+        checked = {}
+        for name, shard in (("procedural", "bench-000"), ("real_cuts", REAL_SHARD)):
+            rows = [r for r in read_table(store, f"tables/scene_clips/{shard}.parquet").to_pylist() if r["kept"]]
+            checked[name] = decisions(rows, json.loads((truth_root / f"{shard}.json").read_text()), params)
     print(json.dumps({
         "benchmark": "curation_pass",
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
@@ -142,6 +237,9 @@ def main() -> None:
         "flow_pair_stride": cfg.flow_pair_stride,
         f"ratio_curation_flow_pair_stride_{stride}_to_decode_cpu": round(strided_cpu / decode_cpu, 2),
         "motion_flow_pairs": motion,
+        "flow_method": cfg.flow_method if cfg.flow_method != "dis" else f"dis-{cfg.dis_preset}",
+        "ocr": {"ocr_fps": cfg.ocr_fps, "ocr_gate_width": cfg.ocr_gate_width},
+        "decisions_against_reference": {"reference": {**REFERENCE, "min_motion": REFERENCE_MIN_MOTION}, **checked},
     }, indent=2))
 
 
