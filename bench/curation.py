@@ -13,7 +13,10 @@ clip_quality against a reference analysis (Farneback flow on every pair, OCR det
 OCR frame at full size, no gate), each scored against the shards' ground truth: text-overlay
 clips (procedural truth; the real shard's sources carry no overlay, so every clip it flags is
 a false positive) and the low-motion filter (positives: static or camera-only clips; on the
-real shard the photographs, whose only motion is the virtual camera's).
+real shard the photographs, whose only motion is the virtual camera's). Text overlays on real
+pixels: a subtitle, a watermark, or a subtitle shown for only 1.5 s mid-clip burnt into the
+decoded frames of every real clip (and the clip as it is: no text), each scanned with params'
+OCR and with the reference's.
 
 The motion analyser can measure flow on every `clip_quality.flow_pair_stride`-th pair of
 sampled frames only: the run also times the pass with flow on every 2nd pair (or params'
@@ -188,6 +191,46 @@ def decisions(clips: list[dict], truth: dict, params) -> dict:
     }
 
 
+def _burn(frames: np.ndarray, times: np.ndarray, overlay: str) -> np.ndarray:
+    """The frames with an overlay drawn on: "subtitle" / "watermark" on every frame,
+    "brief_subtitle" on the frames of the 1.5 s around the clip's middle, "none" as they are."""
+    import cv2
+
+    from curation.synth.render import SUBTITLES, draw_subtitle
+
+    out = frames.copy()
+    middle = (times[0] + times[-1]) / 2
+    for frame, t in zip(out, times, strict=True):
+        if overlay in ("subtitle", "brief_subtitle") and (overlay == "subtitle" or abs(t - middle) < 0.75):
+            draw_subtitle(frame, SUBTITLES[0])
+        elif overlay == "watermark":  # as the demo pool's watermark recipe draws it
+            cv2.putText(frame, "SYNTHTV", (frame.shape[1] - 92, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (250, 250, 250), 2,
+                        cv2.LINE_AA)
+    return out
+
+
+def overlays_on_real(clips: list[dict], cfg) -> dict:
+    """Clip-level text-overlay detection of params' OCR and the reference's on real clips with
+    overlays burnt in (`_burn`), per kind of overlay."""
+    from curation.stages import embedded_text_scanner
+    from curation.video_io import FrameBatch
+
+    overlays = ("none", "subtitle", "watermark", "brief_subtitle")
+    found = {"params": {o: 0 for o in overlays}, "reference": {o: 0 for o in overlays}}
+    for clip in clips:
+        decoder = SpanDecoder(clip["source_path"], ClipSpan.of(clip), width=cfg.analysis_width, sample_fps=cfg.sample_fps)
+        decoded = list(decoder)
+        frames, times = np.stack([d.image for d in decoded]), np.array([d.time_s for d in decoded])
+        for overlay in overlays:
+            batch = FrameBatch(_burn(frames, times, overlay), np.array([d.index for d in decoded]), decoder.fps,
+                               decoder.source_size, times)
+            for name, c in (("params", cfg), ("reference", reference_of(cfg))):
+                scanner = embedded_text_scanner(c, max(1, int(round(c.sample_fps / c.ocr_fps))))
+                scanner.add(batch)
+                found[name][overlay] += scanner.result().has_text
+    return {"clips": len(clips), "clips_flagged_by_overlay": found}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--videos", type=int, default=8)
@@ -222,6 +265,7 @@ def main() -> None:
         for name, shard in (("procedural", "bench-000"), ("real_cuts", REAL_SHARD)):
             rows = [r for r in read_table(store, f"tables/scene_clips/{shard}.parquet").to_pylist() if r["kept"]]
             checked[name] = decisions(rows, json.loads((truth_root / f"{shard}.json").read_text()), params)
+        checked["real_cuts"]["overlays_burnt_in"] = overlays_on_real(rows, cfg)
     print(json.dumps({
         "benchmark": "curation_pass",
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},

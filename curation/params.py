@@ -129,6 +129,7 @@ class ClipQualityParams(Section):
     ocr_min_chars: Annotated[int, Field(ge=1)]
     ocr_max_line_height: Annotated[float, Field(gt=0.0, le=1.0)]
     ocr_gate_width: Annotated[int, Field(ge=32)] | None
+    ocr_gate_threshold: Annotated[float, Field(gt=0.0, lt=1.0)]
     technical_backend: Literal["classical"]
     aesthetic_backend: Literal["none", "pretrained"]
     aesthetic_clip_model: str

@@ -253,8 +253,9 @@ class TextScanner:
 
     Most frames carry no text, and the detector costs about the square of the frame's side:
     with `gate_width`, it first looks at a frame wider than that at that width (160 of 320: a
-    quarter of the cost), and only a frame where it finds a box is detected at full size and
-    read. Text the detector cannot see at that width is missed; None turns the gate off.
+    quarter of the cost), and only a frame where its text probability map exceeds
+    `gate_threshold` somewhere is detected at full size and read. Text the detector cannot see
+    at that width is missed; None turns the gate off.
 
     An overlay gives the gate about the same box in every frame it shows in. The gate boxes
     of a frame whose full-size detection found only text (read now or known) are remembered;
@@ -265,8 +266,8 @@ class TextScanner:
     """
 
     def __init__(self, *, every: int, confidence: float, min_chars: int, max_line_height: float,
-                 gate_width: int | None = None, cell: int = 4, gate_slack: int = 2) -> None:
-        self.every, self.confidence, self.min_chars = every, confidence, min_chars
+                 gate_width: int | None = None, gate_threshold: float = 0.3, cell: int = 4, gate_slack: int = 2) -> None:
+        self.every, self.confidence, self.min_chars, self.gate_threshold = every, confidence, min_chars, gate_threshold
         self.max_line_height, self.cell, self.gate_width, self.gate_slack = max_line_height, cell, gate_width, gate_slack
         self.gated = 0  # frames the downscaled look found free of text
         self.gate_known = 0  # frames the downscaled look found holding known text only
@@ -349,17 +350,31 @@ class TextScanner:
         return int(pts[:, 0].min()), int(pts[:, 1].min()), int(np.ceil(pts[:, 0].max())), int(np.ceil(pts[:, 1].max()))
 
     def _gate_boxes(self, engine, frame: np.ndarray, inv: float) -> list[tuple[int, int, int, int]] | None:
-        """The boxes the detector finds in the frame at `gate_width` (source px, text-line
-        height only; possibly none); None when it finds no box at all."""
+        """The places the text detector sees text in the frame at `gate_width`: bounding boxes
+        (source px, text-line height only; possibly none) of the regions of its probability map
+        above its binarisation threshold; None when no pixel is.
+
+        The detector's own boxes are not used here: at this width the kernel of a small text
+        line is 2-4 pixels tall and its box-size and box-score filters drop it, while its map
+        still marks it (subtitles on real footage were missed so); a text-free frame's map stays
+        near 0."""
         import cv2
 
         h, w = frame.shape[:2]
         small = cv2.resize(frame, (self.gate_width, max(8, round(h * self.gate_width / w))), interpolation=cv2.INTER_AREA)
-        quads, _ = engine(small, use_cls=False, use_rec=False)
-        if quads is None or not len(quads):
+        det = engine.text_det
+        prob = det.infer(det.get_preprocess(max(small.shape[:2]))(small))[0][0, 0]  # (H', W'): sides resized to multiples of 32
+        mask = (prob > self.gate_threshold).astype(np.uint8)
+        if not mask.any():
             return None
-        up = inv * w / self.gate_width
-        return [box for box in (self._line_box(np.asarray(q, np.float32), up) for q in quads) if box is not None]
+        n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        sx, sy = w / prob.shape[1] * inv, h / prob.shape[0] * inv  # map px -> source px
+        boxes = []
+        for x, y, bw, bh, _ in stats[1:n]:
+            box = (int(x * sx), int(y * sy), int(np.ceil((x + bw) * sx)), int(np.ceil((y + bh) * sy)))
+            if box[3] - box[1] <= self.max_line_height * self.source_size[1]:
+                boxes.append(box)
+        return boxes
 
     def _known_at_gate(self, box: tuple[int, int, int, int], gate_px: float) -> bool:
         """The gate box lies inside a remembered gate box of known text, within the slack."""

@@ -403,7 +403,8 @@ def embedded_text_scanner(cfg, every: int):
     from curation.quality import TextScanner
 
     return TextScanner(every=every, confidence=cfg.ocr_confidence, min_chars=cfg.ocr_min_chars,
-                       max_line_height=cfg.ocr_max_line_height, gate_width=cfg.ocr_gate_width)
+                       max_line_height=cfg.ocr_max_line_height, gate_width=cfg.ocr_gate_width,
+                       gate_threshold=cfg.ocr_gate_threshold)
 
 
 # an OCR backend's `build(cfg, every)` makes the per-clip scanner analyse_clip feeds (`add`, `result`)

@@ -246,3 +246,32 @@ def test_text_known_at_the_gate_gives_the_crop_of_detecting_every_frame_at_full_
     (_, full), (gated, fast) = scans[None], scans[160]
     assert gated.gate_known == 6  # only frames 0 and 5 (new text) detected at full size
     assert (fast.frames_flagged, fast.boxes, fast.texts, fast.crop) == (full.frames_flagged, full.boxes, full.texts, full.crop)
+
+
+def test_the_gate_sees_a_subtitle_on_a_real_photo_that_the_detectors_own_boxes_miss_at_gate_width():
+    """At 160 px the kernel of a small subtitle line is a few pixels tall: the detector's box
+    filters drop it on this photograph, its probability map still marks it, and the gate passes
+    the frame to the full-size detection, which reads it."""
+    import cv2
+
+    from curation.quality import TextScanner, _rapidocr
+    from curation.synth.footage import package_file
+    from curation.synth.render import SUBTITLES, draw_subtitle
+
+    photo = cv2.cvtColor(cv2.imread(str(package_file("skimage", "data", "chelsea.png"))), cv2.COLOR_BGR2RGB)
+    frame = cv2.resize(photo, (320, 240), interpolation=cv2.INTER_AREA)
+    plain = frame.copy()
+    draw_subtitle(frame, SUBTITLES[1])
+    quads, _ = _rapidocr(320)(cv2.resize(frame, (160, 120), interpolation=cv2.INTER_AREA), use_cls=False, use_rec=False)
+    assert quads is None or not len(quads)  # the detector's boxes at gate width: none
+
+    def scan(image):
+        scanner = TextScanner(every=1, confidence=0.7, min_chars=2, max_line_height=0.2, gate_width=160, gate_threshold=0.1)
+        scanner.add(_batch([image]))
+        return scanner, scanner.result()
+
+    scanner, text = scan(frame)
+    assert text.has_text and scanner.gated == 0
+    assert text.crop[1] + text.crop[3] <= min(b[1] for b in text.boxes)  # cropped above the subtitle
+    scanner, text = scan(plain)
+    assert not text.has_text and scanner.gated == 1  # the photo alone: its map stays below the threshold
