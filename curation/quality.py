@@ -352,7 +352,7 @@ class TextScanner:
     def _gate_boxes(self, engine, frame: np.ndarray, inv: float) -> list[tuple[int, int, int, int]] | None:
         """The places the text detector sees text in the frame at `gate_width`: bounding boxes
         (source px, text-line height only; possibly none) of the regions of its probability map
-        above its binarisation threshold; None when no pixel is.
+        above `gate_threshold`; None when no pixel is.
 
         The detector's own boxes are not used here: at this width the kernel of a small text
         line is 2-4 pixels tall and its box-size and box-score filters drop it, while its map
@@ -394,11 +394,11 @@ def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool
 
 def scan_text(
     batch: FrameBatch, *, every: int, confidence: float, min_chars: int, max_line_height: float,
-    gate_width: int | None = None,
+    gate_width: int | None = None, gate_threshold: float = 0.3,
 ) -> TextScan:
     """The text scan of one batch of frames (`TextScanner` over a single window)."""
     scanner = TextScanner(every=every, confidence=confidence, min_chars=min_chars,
-                          max_line_height=max_line_height, gate_width=gate_width)
+                          max_line_height=max_line_height, gate_width=gate_width, gate_threshold=gate_threshold)
     scanner.add(batch)
     return scanner.result()
 
