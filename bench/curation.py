@@ -1,6 +1,7 @@
 """Benchmark of the quality pass (clip_quality's `analyse_clip`): clips/s, frames/s, decode
 passes per clip, and the ratio of its time to a decode-only pass in the same run, in wall time
-and in CPU time of this process (a machine shared with other work inflates the first).
+and in CPU time of this process (a machine shared with other work inflates the first; the CPU
+timings run decode and analyses in turn, round after round, so all see the same load).
 
 scene_clips records clips as spans of their source video; clip_quality reads each span from
 the source (`curation.clip_spans.SpanDecoder` at `clip_quality.analysis_width` and
@@ -9,8 +10,8 @@ with the frames: the least any quality analysis must do.
 
 Decisions: on the procedural shard and on a real-footage shard (kind real_cuts: real clips
 and photographs filmed with a virtual camera), the curated_clips decisions of params'
-clip_quality against a reference analysis (Farneback flow on every pair, OCR detecting every
-OCR frame at full size, no gate), each scored against the shards' ground truth: text-overlay
+clip_quality against a reference analysis (Farneback flow on every pair at min_motion 0.25,
+OCR on at least one frame a second, each detected at full size: no gate), each scored against the shards' ground truth: text-overlay
 clips (procedural truth; the real shard's sources carry no overlay, so every clip it flags is
 a false positive) and the low-motion filter (positives: static or camera-only clips; on the
 real shard the photographs, whose only motion is the virtual camera's). Text overlays on real
@@ -23,7 +24,7 @@ sampled frames only: the run also times the pass with flow on every 2nd pair (or
 stride if larger) and reports the correlation of its per-clip motion scores with every
 pair's and how many `curated_clips.min_motion` decisions differ.
 
-Prints one JSON object. Usage: python bench/curation.py [--videos N] [--repeat R]
+Prints one JSON object. Usage: python bench/curation.py [--videos N] [--real-videos N] [--repeat R]
 """
 
 from __future__ import annotations
