@@ -118,6 +118,7 @@ class ClipQualityParams(Section):
     analysis_width: Annotated[int, Field(ge=64, le=1920)]
     sample_fps: Positive
     flow_method: Literal["farneback", "dis"]
+    dis_preset: Literal["ultrafast", "fast", "medium"]
     flow_width: Annotated[int, Field(ge=32, le=1024)]
     flow_pair_stride: Annotated[int, Field(ge=1, le=8)]
     foreground_residual_px: NonNegative
@@ -128,6 +129,7 @@ class ClipQualityParams(Section):
     ocr_min_chars: Annotated[int, Field(ge=1)]
     ocr_max_line_height: Annotated[float, Field(gt=0.0, le=1.0)]
     ocr_gate_width: Annotated[int, Field(ge=32)] | None
+    ocr_gate_threshold: Annotated[float, Field(gt=0.0, lt=1.0)]
     technical_backend: Literal["classical"]
     aesthetic_backend: Literal["none", "pretrained"]
     aesthetic_clip_model: str

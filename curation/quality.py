@@ -32,13 +32,18 @@ class MotionScore:
     pairs: int
 
 
-def _flow_fn(method: str):
+DIS_PRESETS = ("ultrafast", "fast", "medium")
+
+
+def _flow_fn(method: str, dis_preset: str = "fast"):
     import cv2
 
     if method == "farneback":
         return lambda a, b: cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
     if method == "dis":
-        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        if dis_preset not in DIS_PRESETS:
+            raise ValueError(f"unknown DIS preset {dis_preset!r}; expected one of {', '.join(DIS_PRESETS)}")
+        dis = cv2.DISOpticalFlow_create(getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{dis_preset.upper()}"))
         return lambda a, b: dis.calc(a, b, None)
     raise ValueError(f"unknown flow method {method!r}; expected 'farneback' or 'dis'")
 
@@ -56,25 +61,38 @@ def _flow_grids(h: int, w: int, grid: int) -> tuple[np.ndarray, np.ndarray, np.n
     return ys, xs, src, yy, xx
 
 
-def camera_flow(flow: np.ndarray, grid: int = 12) -> np.ndarray:
-    """Fit a similarity transform (camera pan/zoom/roll) to the flow field with RANSAC and
-    return the flow it explains at every pixel. flow: (H, W, 2) -> (H, W, 2)."""
+def camera_model(flow: np.ndarray, grid: int = 12) -> tuple[list[float], list[float]] | None:
+    """Fit a similarity transform (camera pan/zoom/roll) to the flow field with RANSAC on a
+    `grid`-pixel lattice of its points. flow: (H, W, 2) -> the 2x3 transform's rows, or None
+    when no transform fits."""
     import cv2
 
     h, w = flow.shape[:2]
-    ys, xs, src, yy, xx = _flow_grids(h, w, grid)
-    dst = src + flow[ys, xs]
-    model, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=1.0)
+    ys, xs, src, _, _ = _flow_grids(h, w, grid)
+    model, _ = cv2.estimateAffinePartial2D(src, src + flow[ys, xs], method=cv2.RANSAC, ransacReprojThreshold=1.0)
+    return None if model is None else (model[0].tolist(), model[1].tolist())
+
+
+def _camera_components(model: tuple[list[float], list[float]], h: int, w: int, grid: int = 12,
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """The flow a camera transform explains at every pixel, as x and y components (H, W) float32."""
+    (a, b, c), (d, e, f) = model
+    _, _, _, yy, xx = _flow_grids(h, w, grid)
+    return (a - 1.0) * xx + b * yy + c, d * xx + (e - 1.0) * yy + f
+
+
+def camera_flow(flow: np.ndarray, grid: int = 12) -> np.ndarray:
+    """The flow the fitted camera motion (`camera_model`) explains at every pixel.
+    flow: (H, W, 2) -> (H, W, 2)."""
+    model = camera_model(flow, grid)
     if model is None:
         return np.zeros_like(flow)
-    px = model[0, 0] * xx + model[0, 1] * yy + model[0, 2]
-    py = model[1, 0] * xx + model[1, 1] * yy + model[1, 2]
-    return np.stack([px - xx, py - yy], -1)
+    return np.stack(_camera_components(model, *flow.shape[:2], grid), -1)
 
 
 def motion_score(
     batch: FrameBatch, *, flow_width: int, method: str, foreground_px: float, min_foreground_fraction: float,
-    pair_stride: int = 1, first_pair: int = 0,
+    pair_stride: int = 1, first_pair: int = 0, dis_preset: str = "fast",
 ) -> MotionScore:
     """Foreground motion of a clip.
 
@@ -88,6 +106,10 @@ def motion_score(
     pair k of this batch is pair `first_pair + k` of the clip, so windows of one clip pick the
     same pairs as one pass): the flow is most of the cost, and the mean over a clip's pairs
     changes little (bench/curation.py reports the correlation with every pair).
+
+    `method` "dis" runs OpenCV's DIS flow at `dis_preset`; its ultrafast preset costs about a
+    tenth of Farneback's flow here and scores camera-only clips closer to 0 (bench/curation.py
+    measures both against the demo pools' ground truth).
     """
     import cv2
 
@@ -96,32 +118,41 @@ def motion_score(
     pairs = [k for k in range(len(batch.frames) - 1) if (first_pair + k) % pair_stride == 0]
     if not pairs:
         return MotionScore(0.0, 0.0, 0.0, 0)
-    flow_fn = _flow_fn(method)
+    flow_fn = _flow_fn(method, dis_preset)
     h = max(8, int(round(batch.frames.shape[1] * flow_width / batch.frames.shape[2])))
     grays: dict[int, np.ndarray] = {}
 
     def gray(i: int) -> np.ndarray:
         if i not in grays:
-            small = cv2.resize(batch.frames[i], (flow_width, h), interpolation=cv2.INTER_AREA)
-            grays[i] = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+            # luma first: the resize then moves a third of the bytes
+            luma = cv2.cvtColor(batch.frames[i], cv2.COLOR_RGB2GRAY)
+            grays[i] = luma if luma.shape == (h, flow_width) else cv2.resize(luma, (flow_width, h), interpolation=cv2.INTER_AREA)
         return grays[i]
 
     kernel = np.ones((3, 3), np.uint8)
     margin = max(4, int(round(0.06 * flow_width)))
+    inner = (slice(margin, -margin), slice(margin, -margin))
     fg_scores, cam_scores, fg_fracs = [], [], []
     for k in pairs:
         gap = max(1, int(batch.indices[k + 1] - batch.indices[k]))
-        flow = flow_fn(gray(k), gray(k + 1)) / gap
+        flow = flow_fn(gray(k), gray(k + 1))
+        if gap > 1:
+            flow /= gap
         grays.pop(k - 1, None)
-        cam = camera_flow(flow)
+        model = camera_model(flow)
+        fx, fy = flow[..., 0], flow[..., 1]
+        if model is None:
+            cam_x = cam_y = np.zeros_like(fx)
+        else:
+            cam_x, cam_y = _camera_components(model, *flow.shape[:2])
         # Flow at the frame border is unreliable under camera motion (content enters and
         # leaves there), so the border never counts as foreground.
-        residual = np.linalg.norm(flow - cam, axis=-1)[margin:-margin, margin:-margin]
-        fg = cv2.morphologyEx((residual > foreground_px).astype(np.uint8), cv2.MORPH_OPEN, kernel).astype(bool)
-        frac = float(fg.mean())
+        residual = cv2.magnitude(fx[inner] - cam_x[inner], fy[inner] - cam_y[inner])
+        fg = cv2.morphologyEx((residual > foreground_px).view(np.uint8), cv2.MORPH_OPEN, kernel).view(bool)
+        frac = float(np.count_nonzero(fg)) / fg.size
         fg_fracs.append(frac)
         fg_scores.append(float(residual[fg].mean()) if frac >= min_foreground_fraction else 0.0)
-        cam_scores.append(float(np.linalg.norm(cam, axis=-1).mean()))
+        cam_scores.append(float(cv2.magnitude(cam_x, cam_y).mean()) if model is not None else 0.0)
     return MotionScore(float(np.mean(fg_scores)), float(np.mean(cam_scores)), float(np.mean(fg_fracs)), len(fg_scores))
 
 
@@ -222,15 +253,25 @@ class TextScanner:
 
     Most frames carry no text, and the detector costs about the square of the frame's side:
     with `gate_width`, it first looks at a frame wider than that at that width (160 of 320: a
-    quarter of the cost), and only a frame where it finds a box is detected at full size and
-    read. Text the detector cannot see at that width is missed; None turns the gate off.
+    quarter of the cost), and only a frame where its text probability map exceeds
+    `gate_threshold` somewhere is detected at full size and read. Text the detector cannot see
+    at that width is missed; None turns the gate off.
+
+    An overlay gives the gate about the same box in every frame it shows in. The gate boxes
+    of a frame whose full-size detection found only text (read now or known) are remembered;
+    a later frame whose gate boxes all lie inside remembered ones (`gate_slack` gate pixels
+    of slack) holds that text again: it counts as flagged without the full-size detection,
+    which could only find boxes inside the known text. A box the gate sees anywhere else
+    (new text, a longer line) sends the frame to full-size detection as before.
     """
 
     def __init__(self, *, every: int, confidence: float, min_chars: int, max_line_height: float,
-                 gate_width: int | None = None, cell: int = 4) -> None:
-        self.every, self.confidence, self.min_chars = every, confidence, min_chars
-        self.max_line_height, self.cell, self.gate_width = max_line_height, cell, gate_width
+                 gate_width: int | None = None, gate_threshold: float = 0.3, cell: int = 4, gate_slack: int = 2) -> None:
+        self.every, self.confidence, self.min_chars, self.gate_threshold = every, confidence, min_chars, gate_threshold
+        self.max_line_height, self.cell, self.gate_width, self.gate_slack = max_line_height, cell, gate_width, gate_slack
         self.gated = 0  # frames the downscaled look found free of text
+        self.gate_known = 0  # frames the downscaled look found holding known text only
+        self._gate_text: list[tuple[int, int, int, int]] = []  # gate boxes (source px) of known text
         self.source_size: tuple[int, int] | None = None  # (width, height), from the first batch
         self._text_cells = np.zeros((0, 0), bool)
         self.scanned = self.flagged = self.boxes_read = 0
@@ -258,24 +299,29 @@ class TextScanner:
             self._text_cells = np.zeros((max(1, src_h // self.cell), max(1, src_w // self.cell)), bool)
         engine = _rapidocr(int(max(batch.frames.shape[1:3])))
         inv = 1.0 / batch.scale
-        src_h = self.source_size[1]
         gate = self.gate_width is not None and batch.frames.shape[2] > self.gate_width
         for frame in batch.frames[:: self.every]:
             self.scanned += 1
-            if gate and not self._may_hold_text(engine, frame):
-                self.gated += 1
-                continue
+            gate_boxes = None
+            if gate:
+                gate_boxes = self._gate_boxes(engine, frame, inv)
+                if gate_boxes is None:
+                    self.gated += 1
+                    continue
+                if gate_boxes and all(self._known_at_gate(g, frame.shape[1] * inv / self.gate_width) for g in gate_boxes):
+                    self.gate_known += 1
+                    self.flagged += 1
+                    continue
             # Detector only: a frame without boxes is done here.
             quads, _ = engine(frame, use_cls=False, use_rec=False)
-            unread, hit = [], False
+            unread, text_boxes, only_text = [], [], True
             for quad in quads or []:
                 quad = np.asarray(quad, np.float32)
-                pts = quad * inv
-                if pts[:, 1].max() - pts[:, 1].min() > self.max_line_height * src_h:
+                box = self._line_box(quad, inv)
+                if box is None:
                     continue
-                box = (int(pts[:, 0].min()), int(pts[:, 1].min()), int(np.ceil(pts[:, 0].max())), int(np.ceil(pts[:, 1].max())))
                 if self._known(box):
-                    hit = True
+                    text_boxes.append(box)
                 else:
                     unread.append((quad, box))
             if unread:
@@ -286,20 +332,55 @@ class TextScanner:
                 for (_, box), (text, score, *_) in zip(unread, read, strict=True):
                     score = float(score)
                     if score <= self.confidence or score < engine.text_score or sum(ch.isalnum() for ch in str(text)) < self.min_chars:
+                        only_text = False
                         continue
                     self.boxes.append(box)
                     self.texts.append(str(text))
                     self._text_cells[self._cells(box)] = True
-                    hit = True
-            self.flagged += hit
+                    text_boxes.append(box)
+            self.flagged += bool(text_boxes)
+            if gate_boxes and only_text:
+                self._gate_text.extend(g for g in gate_boxes if any(_overlap(g, t) for t in text_boxes))
 
-    def _may_hold_text(self, engine, frame: np.ndarray) -> bool:
+    def _line_box(self, quad: np.ndarray, inv: float) -> tuple[int, int, int, int] | None:
+        """A detected quad (frame px) as a box in source px; None when too tall for a text line."""
+        pts = quad * inv
+        if pts[:, 1].max() - pts[:, 1].min() > self.max_line_height * self.source_size[1]:
+            return None
+        return int(pts[:, 0].min()), int(pts[:, 1].min()), int(np.ceil(pts[:, 0].max())), int(np.ceil(pts[:, 1].max()))
+
+    def _gate_boxes(self, engine, frame: np.ndarray, inv: float) -> list[tuple[int, int, int, int]] | None:
+        """The places the text detector sees text in the frame at `gate_width`: bounding boxes
+        (source px, text-line height only; possibly none) of the regions of its probability map
+        above `gate_threshold`; None when no pixel is.
+
+        The detector's own boxes are not used here: at this width the kernel of a small text
+        line is 2-4 pixels tall and its box-size and box-score filters drop it, while its map
+        still marks it (subtitles on real footage were missed so); a text-free frame's map stays
+        near 0."""
         import cv2
 
         h, w = frame.shape[:2]
         small = cv2.resize(frame, (self.gate_width, max(8, round(h * self.gate_width / w))), interpolation=cv2.INTER_AREA)
-        boxes, _ = engine(small, use_cls=False, use_rec=False)
-        return bool(boxes)
+        det = engine.text_det
+        prob = det.infer(det.get_preprocess(max(small.shape[:2]))(small))[0][0, 0]  # (H', W'): sides resized to multiples of 32
+        mask = (prob > self.gate_threshold).astype(np.uint8)
+        if not mask.any():
+            return None
+        n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        sx, sy = w / prob.shape[1] * inv, h / prob.shape[0] * inv  # map px -> source px
+        boxes = []
+        for x, y, bw, bh, _ in stats[1:n]:
+            box = (int(x * sx), int(y * sy), int(np.ceil((x + bw) * sx)), int(np.ceil((y + bh) * sy)))
+            if box[3] - box[1] <= self.max_line_height * self.source_size[1]:
+                boxes.append(box)
+        return boxes
+
+    def _known_at_gate(self, box: tuple[int, int, int, int], gate_px: float) -> bool:
+        """The gate box lies inside a remembered gate box of known text, within the slack."""
+        slack = self.gate_slack * gate_px
+        return any(box[0] >= r[0] - slack and box[1] >= r[1] - slack and box[2] <= r[2] + slack and box[3] <= r[3] + slack
+                   for r in self._gate_text)
 
     def result(self) -> TextScan:
         if self.source_size is None:
@@ -307,13 +388,17 @@ class TextScanner:
         return _text_scan(self.scanned, self.flagged, self.boxes, self.texts, self.source_size)
 
 
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
 def scan_text(
     batch: FrameBatch, *, every: int, confidence: float, min_chars: int, max_line_height: float,
-    gate_width: int | None = None,
+    gate_width: int | None = None, gate_threshold: float = 0.3,
 ) -> TextScan:
     """The text scan of one batch of frames (`TextScanner` over a single window)."""
     scanner = TextScanner(every=every, confidence=confidence, min_chars=min_chars,
-                          max_line_height=max_line_height, gate_width=gate_width)
+                          max_line_height=max_line_height, gate_width=gate_width, gate_threshold=gate_threshold)
     scanner.add(batch)
     return scanner.result()
 
@@ -355,13 +440,14 @@ def blockiness(gray: np.ndarray, block: int = 8) -> float:
     g = gray.astype(np.float32)
     dx = np.abs(np.diff(g, axis=1))
     dy = np.abs(np.diff(g, axis=0))
-    bx = np.zeros(dx.shape[1], bool)
-    bx[block - 1 :: block] = True
-    by = np.zeros(dy.shape[0], bool)
-    by[block - 1 :: block] = True
-    boundary = np.concatenate([dx[:, bx].ravel(), dy[by, :].ravel()])
-    interior = np.concatenate([dx[:, ~bx].ravel(), dy[~by, :].ravel()])
-    return float((boundary.mean() + 1e-3) / (interior.mean() + 1e-3))
+    # the steps across block boundaries: columns (rows) block-1, 2*block-1, ... of the differences
+    bx, by = dx[:, block - 1 :: block], dy[block - 1 :: block, :]
+    boundary_sum, boundary_n = float(bx.sum(dtype=np.float64) + by.sum(dtype=np.float64)), bx.size + by.size
+    interior_sum = float(dx.sum(dtype=np.float64) + dy.sum(dtype=np.float64)) - boundary_sum
+    interior_n = dx.size + dy.size - boundary_n
+    boundary = boundary_sum / boundary_n if boundary_n else float("nan")
+    interior = interior_sum / interior_n if interior_n else float("nan")
+    return float((boundary + 1e-3) / (interior + 1e-3))
 
 
 def technical_quality(batch: FrameBatch, max_frames: int = 8) -> TechnicalQuality:

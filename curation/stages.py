@@ -339,6 +339,7 @@ def analyse_clip(path, cfg, aesthetic_scorer=None, span=None) -> dict[str, Any]:
         motions.append(motion_score(
             chained, flow_width=cfg.flow_width, method=cfg.flow_method, foreground_px=cfg.foreground_residual_px,
             min_foreground_fraction=cfg.min_foreground_fraction, pair_stride=cfg.flow_pair_stride, first_pair=first_pair,
+            dis_preset=cfg.dis_preset,
         ))
         if scanner is not None:
             scanner.add(batch)
@@ -367,7 +368,7 @@ def analyse_clip(path, cfg, aesthetic_scorer=None, span=None) -> dict[str, Any]:
         "frames_analysed": frames,
         "decode_passes": DECODE_STATS.total_passes() - before,
         "motion_foreground": motion.foreground, "motion_camera": motion.camera,
-        "foreground_fraction": motion.foreground_fraction, "motion_backend": f"embedded:opencv-{cfg.flow_method}",
+        "foreground_fraction": motion.foreground_fraction, "motion_backend": _motion_backend(cfg),
         **text_fields,
         "sharpness": tech.sharpness, "brightness": tech.brightness, "clipped": tech.clipped, "noise": tech.noise,
         "blockiness": tech.blockiness, "technical_backend": "classical",
@@ -375,6 +376,11 @@ def analyse_clip(path, cfg, aesthetic_scorer=None, span=None) -> dict[str, Any]:
         "aesthetic_backend": aesthetic_scorer.name if aesthetic_scorer else "not computed (no embedded aesthetic model)",
         "analysis_seconds": round(time.perf_counter() - t0, 4),
     }
+
+
+def _motion_backend(cfg) -> str:
+    """The flow that measured motion, as the clip_quality table names it."""
+    return f"embedded:opencv-dis-{cfg.dis_preset}" if cfg.flow_method == "dis" else f"embedded:opencv-{cfg.flow_method}"
 
 
 def load_rapidocr(env: ItemEnv) -> None:
@@ -397,7 +403,8 @@ def embedded_text_scanner(cfg, every: int):
     from curation.quality import TextScanner
 
     return TextScanner(every=every, confidence=cfg.ocr_confidence, min_chars=cfg.ocr_min_chars,
-                       max_line_height=cfg.ocr_max_line_height, gate_width=cfg.ocr_gate_width)
+                       max_line_height=cfg.ocr_max_line_height, gate_width=cfg.ocr_gate_width,
+                       gate_threshold=cfg.ocr_gate_threshold)
 
 
 # an OCR backend's `build(cfg, every)` makes the per-clip scanner analyse_clip feeds (`add`, `result`)

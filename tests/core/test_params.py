@@ -23,6 +23,8 @@ def test_repo_params_are_valid(repo_root):
         ("curated_clips", "min_motion", -0.1, "curated_clips.min_motion: expected a value greater than or equal to 0"),
         ("clip_quality", "ocr_confidence", 7, "clip_quality.ocr_confidence"),
         ("clip_quality", "flow_method", "raft", "clip_quality.flow_method"),
+        ("clip_quality", "dis_preset", "slow", "clip_quality.dis_preset: expected one of 'ultrafast', 'fast' or 'medium'"),
+        ("clip_quality", "ocr_gate_threshold", 1.5, "clip_quality.ocr_gate_threshold: expected a value less than 1"),
         ("raw_videos", "min_fps", 200.0, "raw_videos: min_fps (200.0) must not exceed max_fps"),
         ("storage", "backend", "gcs", "storage.backend"),
         ("clip_signatures", "zooms", [0.9, 1.0], "clip_signatures.zooms: expected 1.0 (the whole frame) first"),

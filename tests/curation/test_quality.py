@@ -18,10 +18,12 @@ def _batch(frames):
     return FrameBatch(frames, np.arange(len(frames)), 10.0, (frames.shape[2], frames.shape[1]))
 
 
-def test_camera_pan_has_no_foreground_motion_but_a_moving_object_does():
+@pytest.mark.parametrize(("method", "dis_preset"), [("farneback", "fast"), ("dis", "ultrafast"), ("dis", "medium")])
+def test_camera_pan_has_no_foreground_motion_but_a_moving_object_does(method, dis_preset):
+    flow = {"method": method, "dis_preset": dis_preset}
     bg = _texture(140, 260)
     pan = [bg[10:106, 2 * k : 2 * k + 128].copy() for k in range(8)]
-    m_pan = motion_score(_batch(pan), flow_width=128, method="farneback", foreground_px=0.6, min_foreground_fraction=0.015)
+    m_pan = motion_score(_batch(pan), flow_width=128, **flow, foreground_px=0.6, min_foreground_fraction=0.015)
     assert m_pan.camera > 1.0  # the camera moves ~2 px/frame
     assert m_pan.foreground == 0.0
     static = bg[10:106, 0:128]
@@ -30,7 +32,7 @@ def test_camera_pan_has_no_foreground_motion_but_a_moving_object_does():
         f = static.copy()
         f[30:60, 10 + 3 * k : 40 + 3 * k] = (255, 40, 40)
         moving.append(f)
-    m_obj = motion_score(_batch(moving), flow_width=128, method="farneback", foreground_px=0.6, min_foreground_fraction=0.015)
+    m_obj = motion_score(_batch(moving), flow_width=128, **flow, foreground_px=0.6, min_foreground_fraction=0.015)
     assert m_obj.foreground > 1.0
     assert m_obj.camera < 0.3
 
@@ -207,6 +209,8 @@ def test_text_scanner_reads_an_overlay_once_and_reads_text_in_a_new_place(gate_w
     assert text.has_text and text.frames_scanned == text.frames_flagged == 6
     assert scanner.boxes_read == 1  # the same place in later frames: known text, not read again
     assert scanner.gated == 0  # the look at 160 px wide sees the subtitle in every frame
+    # with the gate, frames after the first see the subtitle's gate box again: no full-size detection
+    assert scanner.gate_known == (5 if gate_width else 0)
     x, y, w, h = text.crop
     assert y + h <= min(b[1] for b in text.boxes) and w == 320  # the crop ends above the subtitle
 
@@ -214,6 +218,8 @@ def test_text_scanner_reads_an_overlay_once_and_reads_text_in_a_new_place(gate_w
     both = _captioned(6, [subtitle, (3, "BREAKING NEWS", (60, 30))])
     scanner, text = scan([_batch(list(both.frames[:3])), _batch(list(both.frames[3:]))])
     assert scanner.boxes_read == 2 and text.frames_flagged == 6
+    # the top caption is a gate box outside the known text: its first frame is detected at full size
+    assert scanner.gate_known == (4 if gate_width else 0)
     tops = sorted(b[1] for b in text.boxes)
     x, y, w, h = text.crop
     assert len(tops) == 2 and tops[0] < 60 < tops[1]
@@ -223,3 +229,49 @@ def test_text_scanner_reads_an_overlay_once_and_reads_text_in_a_new_place(gate_w
     scanner, blank = scan([_captioned(4, [])])
     assert not blank.has_text and blank.frames_scanned == 4 and blank.crop == (0, 0, 320, 240)
     assert scanner.gated == (4 if gate_width else 0)  # with the gate, no frame is detected at full size
+
+
+def test_text_known_at_the_gate_gives_the_crop_of_detecting_every_frame_at_full_size():
+    """Skipping the full-size detection of frames whose gate boxes hold known text changes no
+    figure of the scan: flagged frames, boxes, texts and crop are those of the gate-less scan."""
+    from curation.quality import TextScanner
+
+    frames = _captioned(8, [(0, "HELLO WORLD 42", (40, 220)), (5, "BREAKING NEWS", (60, 30))])
+    scans = {}
+    for gate_width in (None, 160):
+        scanner = TextScanner(every=1, confidence=0.7, min_chars=2, max_line_height=0.2, gate_width=gate_width)
+        scanner.add(_batch(list(frames.frames[:4])))
+        scanner.add(_batch(list(frames.frames[4:])))
+        scans[gate_width] = (scanner, scanner.result())
+    (_, full), (gated, fast) = scans[None], scans[160]
+    assert gated.gate_known == 6  # only frames 0 and 5 (new text) detected at full size
+    assert (fast.frames_flagged, fast.boxes, fast.texts, fast.crop) == (full.frames_flagged, full.boxes, full.texts, full.crop)
+
+
+def test_the_gate_sees_a_subtitle_on_a_real_photo_that_the_detectors_own_boxes_miss_at_gate_width():
+    """At 160 px the kernel of a small subtitle line is a few pixels tall: the detector's box
+    filters drop it on this photograph, its probability map still marks it, and the gate passes
+    the frame to the full-size detection, which reads it."""
+    import cv2
+
+    from curation.quality import TextScanner, _rapidocr
+    from curation.synth.footage import package_file
+    from curation.synth.render import SUBTITLES, draw_subtitle
+
+    photo = cv2.cvtColor(cv2.imread(str(package_file("skimage", "data", "chelsea.png"))), cv2.COLOR_BGR2RGB)
+    frame = cv2.resize(photo, (320, 240), interpolation=cv2.INTER_AREA)
+    plain = frame.copy()
+    draw_subtitle(frame, SUBTITLES[1])
+    quads, _ = _rapidocr(320)(cv2.resize(frame, (160, 120), interpolation=cv2.INTER_AREA), use_cls=False, use_rec=False)
+    assert quads is None or not len(quads)  # the detector's boxes at gate width: none
+
+    def scan(image):
+        scanner = TextScanner(every=1, confidence=0.7, min_chars=2, max_line_height=0.2, gate_width=160, gate_threshold=0.1)
+        scanner.add(_batch([image]))
+        return scanner, scanner.result()
+
+    scanner, text = scan(frame)
+    assert text.has_text and scanner.gated == 0
+    assert text.crop[1] + text.crop[3] <= min(b[1] for b in text.boxes)  # cropped above the subtitle
+    scanner, text = scan(plain)
+    assert not text.has_text and scanner.gated == 1  # the photo alone: its map stays below the threshold
