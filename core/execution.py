@@ -356,6 +356,9 @@ def connect_ray(cfg: ExecutionParams) -> None:
         object_store_memory=cfg.object_store_memory_mb * 2**20 if cfg.object_store_memory_mb else None,
     )
     _LOCAL_RAY = wanted
+    # Actors are created asynchronously: the pool's processes boot and import while the
+    # driver prepares the first stage (its fingerprint, the pool listing), not after.
+    _POOL.get(ray, cfg, 0.0)
 
 
 class RayEngine:
