@@ -20,6 +20,11 @@ Why it is shaped like this:
   `execution.max_in_flight` batches queued per worker, and each result is recorded the
   moment it arrives: decoding and inference of different items overlap, nothing waits for
   the whole shard, and memory stays bounded by what is in flight.
+- **No idle worker at a shard's end.** A stage that says what an item costs (`cost=`: its
+  frames, its seconds) has its items handed out longest first; the first batches are dealt
+  to every worker in turn, and batches shrink to single items toward the end: a stage ends
+  with its last item, and no worker should still hold a long item or a full batch while
+  the others idle.
 - **Per-item resume.** Each finished item's result is one small object
   `progress/<stage>/<shard>/<fingerprint>/<index>.pkl`, written atomically through the
   object store. The key carries the stage fingerprint, so results computed from other code,
