@@ -9,13 +9,16 @@ On procedural 720p multi-shot footage (curation.synth; >= 3 minutes by default):
 - peak RSS of the worker (local: the one process; ray: each Ray worker, sampled);
 - wall time of the fanned-out stages (raw_videos, scene_clips, clip_quality, captions,
   entities, subjects, faces, attributes, timelines) on `ray` with --workers workers against `local`
-  with one, on the same shard, and whether their tables are byte-identical.
+  with one, on the same shard, overall and per stage, and whether their tables are
+  byte-identical. With --repeats N the two engines run alternately N times and each figure is
+  the fastest of its N (on a shared machine another process slows some runs, never speeds one
+  up); every run's wall time, load average and the CPUs its processes got are listed.
 
 Each configuration runs in its own process (clean peak-RSS figures). The footage is
 generated once into bench/results/ and reused. Prints one JSON object.
 
 Usage: python bench/scale.py [--distinct 8] [--copies 4] [--width 1280] [--height 720]
-       [--fps 12] [--workers 2]
+       [--fps 12] [--workers 2] [--repeats 1]
 """
 
 from __future__ import annotations
@@ -113,12 +116,18 @@ def _cpu_s() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def _own_cpu_s() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime
+
+
 def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
 
 
 class WorkerRss(PeriodicSampler):
-    """Peak RSS of every process below this one (Ray's workers), sampled every 0.2 s."""
+    """Peak RSS and CPU time of every process below this one (Ray's workers and daemons),
+    sampled every 0.2 s."""
 
     def __init__(self) -> None:
         import psutil
@@ -126,15 +135,20 @@ class WorkerRss(PeriodicSampler):
         super().__init__(0.2)
         self.psutil, self.me = psutil, psutil.Process()
         self.peak: dict[int, tuple[str, float]] = {}
+        self.cpu: dict[int, float] = {}  # the last CPU time seen of each process
 
     def sample(self) -> None:
         for proc in self.me.children(recursive=True):
             try:
-                name, rss = proc.name(), proc.memory_info().rss / 2**20
+                name, rss, cpu = proc.name(), proc.memory_info().rss / 2**20, proc.cpu_times()
             except self.psutil.Error:
                 continue
+            self.cpu[proc.pid] = cpu.user + cpu.system
             if rss > self.peak.get(proc.pid, ("", 0.0))[1]:
                 self.peak[proc.pid] = (name, rss)
+
+    def children_cpu_s(self) -> float:
+        return sum(self.cpu.values())
 
     def workers_mb(self) -> list[float]:
         """Peak RSS of the Ray worker processes (tasks and actors), largest first."""
@@ -190,17 +204,26 @@ def child_fanout(params_path: Path) -> dict:
     params = load_params(params_path)
     store = LocalObjectStore(params.resolve(params.storage.root))
     startup = None
+    load_start = os.getloadavg()[0]
     with WorkerRss() as rss:
         if params.execution.engine == "ray":
             t0 = time.perf_counter()
             connect_ray(params.execution)
             startup = round(time.perf_counter() - t0, 3)
+        rss.sample()
+        cpu0 = _own_cpu_s() + rss.children_cpu_s()
         t0 = time.perf_counter()
         per_stage = _run_stages(params, store, FANNED_OUT)
         wall = time.perf_counter() - t0
+        rss.sample()
+        # CPU time of the driver and every process below it (Ray's workers and daemons) over
+        # the stages' wall time: how many of the machine's CPUs the run got (others' load takes some).
+        cpu = _own_cpu_s() + rss.children_cpu_s() - cpu0
     return {"engine": params.execution.engine, "workers": params.execution.workers, "wall_s": round(wall, 3),
             "ray_startup_s": startup, "per_stage_s": per_stage, "driver_peak_rss_mb": _peak_rss_mb(),
-            "ray_worker_peak_rss_mb": rss.workers_mb()}
+            "ray_worker_peak_rss_mb": rss.workers_mb(),
+            "load_avg_1m": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+            "cpus_used": round(cpu / wall, 2)}
 
 
 def _child(phase: str, params_path: Path) -> dict:
@@ -221,6 +244,15 @@ def _tables(data: Path) -> dict[str, bytes]:
     return {p.relative_to(data).as_posix(): p.read_bytes() for p in sorted((data / "tables").rglob("*.parquet"))}
 
 
+def _fastest(runs: list[dict]) -> dict:
+    """The fastest of an engine's runs, with each stage's time the fastest of its runs."""
+    best = dict(min(runs, key=lambda r: r["wall_s"]))
+    if len(runs) > 1:
+        best["per_stage_s"] = {name: min(r["per_stage_s"][name] for r in runs) for name in best["per_stage_s"]}
+        best["ray_startup_s"] = min(r["ray_startup_s"] for r in runs) if best["ray_startup_s"] is not None else None
+    return best
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -232,6 +264,7 @@ def main() -> None:
     ap.add_argument("--height", type=int, default=720)
     ap.add_argument("--fps", type=int, default=12)
     ap.add_argument("--workers", type=int, default=2, help="workers of the ray engine")
+    ap.add_argument("--repeats", type=int, default=1, help="alternate runs of each engine; figures are the fastest")
     ap.add_argument("--child", choices=("curate", "fanout"), help=argparse.SUPPRESS)
     ap.add_argument("--params", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -247,15 +280,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="reactid-scale-") as tmp:
         params_path = write_project(Path(tmp), pool.parent)
         curate = _child("curate", params_path)
-        # Each engine then redoes the fanned-out stages in graph order over the curated clips.
-        _set_execution(params_path, engine="local", workers=1)
-        local = _child("fanout", params_path)
-        local_tables = _tables(Path(tmp) / "data")
-        _set_execution(params_path, engine="ray", workers=args.workers)
-        on_ray = _child("fanout", params_path)
-        ray_tables = _tables(Path(tmp) / "data")
+        # Each engine then redoes the fanned-out stages in graph order over the curated clips,
+        # the engines taking turns so that a busy spell of the machine hits both.
+        runs: dict[str, list[dict]] = {"local": [], "ray": []}
+        identical = True
+        for _ in range(max(1, args.repeats)):
+            _set_execution(params_path, engine="local", workers=1)
+            runs["local"].append(_child("fanout", params_path))
+            local_tables = _tables(Path(tmp) / "data")
+            _set_execution(params_path, engine="ray", workers=args.workers)
+            runs["ray"].append(_child("fanout", params_path))
+            identical = identical and local_tables == _tables(Path(tmp) / "data")
     load_end = os.getloadavg()
     video_s = curate["video_s"]
+    local, on_ray = _fastest(runs["local"]), _fastest(runs["ray"])
     print(json.dumps({
         "benchmark": "scale",
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
@@ -281,7 +319,11 @@ def main() -> None:
             "local_1": local, f"ray_{args.workers}": on_ray,
             "speedup_ray_over_local_wall": round(local["wall_s"] / on_ray["wall_s"], 3),
             "speedup_including_ray_startup": round(local["wall_s"] / (on_ray["wall_s"] + on_ray["ray_startup_s"]), 3),
-            "tables_identical": local_tables == ray_tables,
+            "speedup_per_stage": {name: round(local["per_stage_s"][name] / max(on_ray["per_stage_s"][name], 1e-3), 2)
+                                  for name in FANNED_OUT},
+            "runs": {engine: [{"wall_s": r["wall_s"], "load_avg_1m": r["load_avg_1m"], "cpus_used": r["cpus_used"]}
+                             for r in rs] for engine, rs in runs.items()},
+            "tables_identical": identical,
         },
     }, indent=2))
 

@@ -20,6 +20,11 @@ Why it is shaped like this:
   `execution.max_in_flight` batches queued per worker, and each result is recorded the
   moment it arrives: decoding and inference of different items overlap, nothing waits for
   the whole shard, and memory stays bounded by what is in flight.
+- **No idle worker at a shard's end.** A stage that says what an item costs (`cost=`: its
+  frames, its seconds) has its items handed out longest first; the first batches are dealt
+  to every worker in turn, and batches shrink to single items toward the end: a stage ends
+  with its last item, and no worker should still hold a long item or a full batch while
+  the others idle.
 - **Per-item resume.** Each finished item's result is one small object
   `progress/<stage>/<shard>/<fingerprint>/<index>.pkl`, written atomically through the
   object store. The key carries the stage fingerprint, so results computed from other code,
@@ -277,7 +282,10 @@ class _ModelWorker:
         """Drop the models of the last stage run (memory, GPU memory) and keep the process."""
         import gc
 
+        held = self.models is not None
         self.work = self.env = self.models = self.token = None
+        if not held:
+            return  # nothing to free: a full collection costs ~0.1 s in a worker that imported torch
         gc.collect()
         torch = sys.modules.get("torch")
         if torch is not None and torch.cuda.is_available():
@@ -353,6 +361,9 @@ def connect_ray(cfg: ExecutionParams) -> None:
         object_store_memory=cfg.object_store_memory_mb * 2**20 if cfg.object_store_memory_mb else None,
     )
     _LOCAL_RAY = wanted
+    # Actors are created asynchronously: the pool's processes boot and import while the
+    # driver prepares the first stage (its fingerprint, the pool listing), not after.
+    _POOL.get(ray, cfg, 0.0)
 
 
 class RayEngine:
@@ -382,8 +393,7 @@ class RayEngine:
     def _pool(self, ray, work, env_ref, items, todo, sink) -> None:
         """On the local pool's actors: work with models in batches (the models loaded once per
         actor for this run), work without one item per call."""
-        size = max(1, min(self.cfg.batch_size, -(-len(todo) // self.cfg.workers))) if work.setup else 1
-        batches = [[(i, items[i]) for i in todo[k:k + size]] for k in range(0, len(todo), size)]
+        batches = _batches(items, todo, self.cfg) if work.setup else [[(i, items[i])] for i in todo]
         actors = _POOL.get(ray, self.cfg, self.cfg.gpus_per_actor if work.uses_gpu else 0.0)
         token = os.urandom(8).hex()
         try:
@@ -410,9 +420,7 @@ class RayEngine:
             sink(*ray.get(ready[0]))
 
     def _actors(self, ray, work, env_ref, items, todo, sink) -> None:
-        # Smaller batches when a shard has few items, so that every actor of the pool gets some.
-        size = max(1, min(self.cfg.batch_size, -(-len(todo) // self.cfg.workers)))
-        batches = [[(i, items[i]) for i in todo[k:k + size]] for k in range(0, len(todo), size)]
+        batches = _batches(items, todo, self.cfg)
         gpus = self.cfg.gpus_per_actor if work.uses_gpu else 0.0
         actor_cls = ray.remote(_ModelWorker).options(num_cpus=self.cfg.cpus_per_worker, num_gpus=gpus,
                                                      max_restarts=0)
@@ -424,12 +432,15 @@ class RayEngine:
                 ray.kill(actor)
 
     def _stream(self, ray, actors, call, batches, sink) -> None:
-        """Each actor gets `max_in_flight` batches queued up front, then one more per result."""
+        """Each actor gets up to `max_in_flight` batches queued up front, dealt in turn (a
+        shard of few batches spreads over every actor instead of queueing on the first),
+        then one more per result."""
         queue = iter(batches)
         owner: dict[Any, Any] = {}
-        for actor in actors:
-            for batch in _take(queue, self.cfg.max_in_flight):
-                owner[call(actor, batch)] = actor
+        for _ in range(self.cfg.max_in_flight):
+            for actor in actors:
+                for batch in _take(queue, 1):
+                    owner[call(actor, batch)] = actor
         while owner:
             ready, _ = ray.wait(list(owner), num_returns=1)
             actor = owner.pop(ready[0])
@@ -437,6 +448,20 @@ class RayEngine:
                 sink(i, result)
             for batch in _take(queue, 1):
                 owner[call(actor, batch)] = actor
+
+
+def _batches(items: Sequence[Any], todo: list[int], cfg: ExecutionParams) -> list[list[tuple[int, Any]]]:
+    """`todo` cut, in its order, into batches for the model actors: at most
+    `execution.batch_size` items each, and smaller as the shard's end nears (each batch at
+    most a share of what is left over the queue slots of every worker), so that the last
+    batches are single items and no worker is left with a long batch while the others idle."""
+    slots = cfg.workers * (cfg.max_in_flight + 1)
+    out, k = [], 0
+    while k < len(todo):
+        size = max(1, min(cfg.batch_size, (len(todo) - k) // slots))
+        out.append([(i, items[i]) for i in todo[k:k + size]])
+        k += size
+    return out
 
 
 def _take(it: Iterator[Any], n: int) -> list[Any]:
@@ -459,9 +484,15 @@ def open_engine(cfg: ExecutionParams) -> LocalEngine | RayEngine:
 
 
 def run_items(ctx: StageContext, work: ItemWork, items: Sequence[Any], *,
-              label: Callable[[Any], str] | None = None) -> ItemRun:
+              label: Callable[[Any], str] | None = None,
+              cost: Callable[[Any], float] | None = None) -> ItemRun:
     """Map `work` over `items` on the engine params `execution` names, resuming from the
     items a killed run of the same stage fingerprint recorded.
+
+    Args:
+        cost: an estimate of an item's work (its frames, its seconds of video). On `ray` the
+            items are handed out longest first, so that the shard does not end with one
+            worker on a long item while the others idle; results keep the order of `items`.
 
     Returns:
         ItemRun whose `results` are in the order of `items`.
@@ -472,6 +503,8 @@ def run_items(ctx: StageContext, work: ItemWork, items: Sequence[Any], *,
     resumed = len(results)
     todo = [i for i in range(len(items)) if i not in results]
     engine = open_engine(ctx.params.execution)
+    if cost is not None and engine.name != "local":
+        todo.sort(key=lambda i: -cost(items[i]))  # stable: equal costs stay in input order
 
     def sink(index: int, result: Any) -> None:
         if progress is not None:

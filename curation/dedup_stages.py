@@ -128,7 +128,7 @@ def clip_signatures(ctx: StageContext) -> dict[str, Any]:
     scenes = read_table(ctx.store, ctx.table_key("scene_clips"), needed_by="clip_signatures").to_pylist()
     clips = [{**r, "video_sha256": sha256[r["video_id"]]} for r in scenes if r["kept"]]
     work = item_work(sign_clip, SIGNATURE_EMBEDDERS, ctx.params)
-    run = run_items(ctx, work, clips, label=lambda c: c["clip_id"])
+    run = run_items(ctx, work, clips, label=lambda c: c["clip_id"], cost=lambda c: c["duration_s"])
     seconds = sum(r["signature_seconds"] for r in run.results)
     rows = [{k: v for k, v in r.items() if k != "signature_seconds"} for r in run.results]
     backend = rows[0]["backend"] if rows else (EMBEDDED_BACKEND if cfg.backend == "embedded"

@@ -267,7 +267,7 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
     videos = [r for r in raw if r["status"] == "ok"]
     backends = backends_to_run(cfg)
     work = ItemWork(cut_video, setup=load_shot_models, uses_gpu="transnetv2" in backends)
-    run = run_items(ctx, work, videos, label=lambda v: v["video_id"])
+    run = run_items(ctx, work, videos, label=lambda v: v["video_id"], cost=lambda v: v["frame_count"])
     cut_rows = [r["cuts"] for r in run.results]
     clip_rows = [c for r in run.results for c in r["clips"]]
     write_table(ctx.store, ctx.table_key("scene_cuts"), to_table(cut_rows, schemas.SCENE_CUTS))
@@ -444,7 +444,7 @@ def clip_quality(ctx: StageContext) -> dict[str, Any]:
     cfg = ctx.params.clip_quality
     clips = [r for r in read_table(ctx.store, ctx.table_key("scene_clips"), needed_by="clip_quality").to_pylist() if r["kept"]]
     work = item_work(analyse_stored_clip, AESTHETIC_SCORERS, ctx.params, setup=load_quality_models)
-    run = run_items(ctx, work, clips, label=lambda c: c["clip_id"])
+    run = run_items(ctx, work, clips, label=lambda c: c["clip_id"], cost=lambda c: c["duration_s"])
     # Timings vary from run to run and engine to engine: metadata, never table data.
     seconds = sum(r["analysis_seconds"] for r in run.results)
     rows = [{k: v for k, v in r.items() if k != "analysis_seconds"} for r in run.results]
@@ -518,7 +518,7 @@ def curated_clips(ctx: StageContext) -> dict[str, Any]:
             "duplicate_of": dup["duplicate_of"] if dup else None,
         })
     survivors = [{**clips[r["clip_id"]], "cropped": r["cropped"], "crop": r["crop"]} for r in rows if r["kept"]]
-    run = run_items(ctx, ItemWork(write_survivor), survivors, label=lambda c: c["clip_id"])
+    run = run_items(ctx, ItemWork(write_survivor), survivors, label=lambda c: c["clip_id"], cost=lambda c: c["duration_s"])
     with ctx.store.staged_prefix(plain_prefix) as plain, ctx.store.staged_prefix(cropped_prefix) as cropped_staging:
         for row in rows:
             if row["kept"]:

@@ -158,7 +158,7 @@ def subjects(ctx: StageContext) -> dict[str, Any]:
         by_clip.setdefault(e["clip_id"], []).append(e)
     work = item_work(clip_subjects, SUBJECT_TRACKERS, ctx.params)
     run = run_items(ctx, work, [(clips[clip_id], ents) for clip_id, ents in by_clip.items()],
-                    label=lambda it: it[0]["clip_id"])
+                    label=lambda it: it[0]["clip_id"], cost=lambda it: it[0]["duration_s"] * (1 + len(it[1])))
     rows = [row for clip_rows in run.results for row in clip_rows]
     write_table(ctx.store, ctx.table_key(), to_table(rows, schemas.SUBJECTS))
     return {"table": ctx.table_key(), "entities_in": len(rows), "verified": sum(r["verified"] for r in rows),
@@ -225,7 +225,8 @@ def faces(ctx: StageContext) -> dict[str, Any]:
     ents = {e["entity_id"]: e for e in _rows(ctx, "entities")}
     humans = [r for r in humans if ents[r["entity_id"]]["is_human"]]
     work = item_work(subject_faces, FACE_ANALYZERS, ctx.params)
-    run = run_items(ctx, work, [(subj, clips[subj["clip_id"]]) for subj in humans], label=lambda it: it[0]["entity_id"])
+    run = run_items(ctx, work, [(subj, clips[subj["clip_id"]]) for subj in humans], label=lambda it: it[0]["entity_id"],
+                    cost=lambda it: it[1]["duration_s"])
     rows = run.results
     write_table(ctx.store, ctx.table_key(), to_table(rows, schemas.FACES))
     return {"table": ctx.table_key(), "humans_in": len(humans), "with_faces": sum(bool(r["face_boxes"]) for r in rows),

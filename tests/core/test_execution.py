@@ -132,6 +132,69 @@ def test_a_store_that_cannot_be_pickled_is_reopened_from_params_on_the_worker(tm
     assert (tmp_path / "data" / "k").read_bytes() == b"v"
 
 
+@pytest.mark.parametrize(("n_items", "batch_size", "workers", "max_in_flight"),
+                         [(32, 4, 2, 2), (40, 4, 2, 2), (6, 4, 2, 2), (1, 4, 2, 2), (100, 16, 3, 1)])
+def test_batches_keep_the_order_and_shrink_to_single_items_at_the_end(tmp_path, base_params_raw, n_items, batch_size,
+                                                                        workers, max_in_flight):
+    from core.execution import _batches
+
+    params = _params(tmp_path, base_params_raw, batch_size=batch_size, workers=workers, max_in_flight=max_in_flight)
+    items = [f"item-{i}" for i in range(n_items)]
+    todo = list(reversed(range(n_items)))  # any order: the engine's, e.g. longest first
+    batches = _batches(items, todo, params.execution)
+    assert [i for batch in batches for i, _ in batch] == todo
+    assert all(items[i] == item for batch in batches for i, item in batch)
+    sizes = [len(batch) for batch in batches]
+    assert max(sizes) <= batch_size and sizes == sorted(sizes, reverse=True)
+    # the last batch of every worker's queue is a single item
+    assert sizes[-min(len(sizes), workers * (max_in_flight + 1)):] == [1] * min(len(sizes), workers * (max_in_flight + 1))
+    if n_items >= 2 * batch_size * workers * (max_in_flight + 1):
+        assert sizes[0] == batch_size  # a long shard still goes in full batches
+
+
+def _stage_running(work: ItemWork, items: list, cost=None):
+    def fn(ctx: StageContext) -> dict:
+        run = run_items(ctx, work, items, cost=cost)
+        ctx.store.put_bytes(ctx.table_key(), pickle.dumps(run.results))
+        return run.metadata()
+
+    return StageSpec("ordered", fn, (), ())
+
+
+def timed_square(env: ItemEnv, models: dict, item: int) -> dict:
+    import time
+
+    return {"item": item, "square": item * item, "pid": os.getpid(), "started": time.monotonic_ns()}
+
+
+@pytest.mark.slow
+def test_ray_spreads_few_batches_over_every_actor_and_starts_the_costliest_items_first(tmp_path, base_params_raw):
+    pytest.importorskip("ray")
+    params = _params(tmp_path, base_params_raw, engine="ray", workers=2, batch_size=4, max_in_flight=2)
+    store = LocalObjectStore(tmp_path / "data")
+    work = ItemWork(timed_square, setup=load_models)
+
+    # two items, four queue slots: each actor gets one instead of the first taking both
+    run_stage(_stage_running(work, [5, 6]), "few", params, store)
+    few = pickle.loads(store.get_bytes("tables/ordered/few.parquet"))
+    assert [r["square"] for r in few] == [25, 36] and len({r["pid"] for r in few}) == 2
+
+    # each actor starts its items in decreasing cost; results keep the input order
+    items = [3, 9, 1, 7, 5, 8, 2, 6, 4, 0]
+    run_stage(_stage_running(work, items, cost=lambda item: item), "ordered", params, store)
+    rows = pickle.loads(store.get_bytes("tables/ordered/ordered.parquet"))
+    assert [r["item"] for r in rows] == items and all(r["square"] == r["item"] ** 2 for r in rows)
+    by_actor: dict[int, list[dict]] = {}
+    for r in rows:
+        by_actor.setdefault(r["pid"], []).append(r)
+    assert len(by_actor) == 2
+    for started in by_actor.values():
+        order = [r["item"] for r in sorted(started, key=lambda r: r["started"])]
+        assert order == sorted(order, reverse=True)
+    firsts = {min(started, key=lambda r: r["started"])["item"] for started in by_actor.values()}
+    assert firsts == {9, 8}  # the two costliest items went first, one to each actor
+
+
 @pytest.mark.parametrize(("key", "value", "message"), [
     ("engine", "dask", "execution.engine"),
     ("ray_address", "http://head:10001", "execution.ray_address"),
