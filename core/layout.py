@@ -4,9 +4,10 @@ Stages, reports, the Dagster assets and the generated dvc.yaml all take their ke
 functions here, so a table, a marker or a folder cannot be written under one name and read
 under another. Every function returns a relative POSIX key (core.object_store.check_key).
 
-The same functions build the templates of a stage declaration's outputs: pass a placeholder
-as the partition (``table("scene_clips", "{shard}")`` is ``tables/scene_clips/{shard}.parquet``)
-and the template dvc.yaml lists is the key the stage writes.
+The same functions build the templates of a stage declaration's outputs: given a template
+field such as ``"{shard}"`` as the partition (``table("scene_clips", "{shard}")`` is
+``tables/scene_clips/{shard}.parquet``), they return the template dvc.yaml lists, which is the
+key the stage writes.
 
 Top-level folders:
 
