@@ -104,6 +104,24 @@ def test_folded_convolutions_compute_the_networks_own_features(transnet, bikes):
     assert folded_convolutions(transnet, torch.bfloat16) is folded_convolutions(transnet, torch.bfloat16)
 
 
+def test_heads_on_the_folded_stack_give_the_networks_own_probabilities(transnet, bikes):
+    """The heads read the folded stack's spatial means and last block (`head_inputs`): in
+    float32 they give what the network's own forward gives, on a window holding a cut."""
+    import torch
+
+    from curation.shot_transnetv2 import FoldedConvolutions, transnet_heads
+
+    frames = torch.from_numpy(np.stack([transnet_input(f) for f in bikes[:100]]))[None]
+    with torch.inference_mode():
+        single, many = transnet.predict_raw(frames)
+        means, last = FoldedConvolutions(transnet, torch.float32).head_inputs(frames)
+        folded_single, folded_many = transnet_heads(transnet, frames, means, last)
+    assert [m.shape for m in means] == [(1, 100, 64), (1, 100, 128), (1, 100, 256)]
+    torch.testing.assert_close(folded_single, single, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(folded_many, many, atol=1e-5, rtol=1e-4)
+    assert float(single.max()) > 0.5  # the window holds a boundary: the comparison covers a confident frame
+
+
 def test_loading_transnetv2_leaves_the_process_random_state_alone():
     import torch
 
