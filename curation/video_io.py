@@ -471,6 +471,8 @@ class VideoDecoder:
     def lazy_frames(self) -> Iterator[tuple[TimedFrame, Callable[[], np.ndarray]]]:
         """The frames this pass yields, each with a function that converts it to its RGB image
         (upright, scaled): a consumer that shows only some frames converts only those."""
+        from av.video.reformatter import VideoReformatter
+
         yielded = 0
         container = _open_video(self.src)
         try:
@@ -494,6 +496,10 @@ class VideoDecoder:
                 timed_frames = self._timed(container, stream, order)
             grid = TimeGrid(self.sample_fps, tolerance_s=0.05 / self.fps if self.fps else 0.0)
             geometry: list = []  # (transform, coded output size), from the first frame converted
+            # One scaler for the pass: a frame's own `to_ndarray(width=...)` builds a new
+            # swscale context per frame (0.85 ms a 720p frame to 160 px, against 0.29 ms
+            # through a shared one, the same pixels).
+            reformatter = VideoReformatter()
 
             def convert(frame) -> np.ndarray:
                 if not geometry:
@@ -503,7 +509,8 @@ class VideoDecoder:
                     out_w, out_h = _scaled_size(w, h, self.width)
                     geometry.append((transform, (out_h, out_w) if transform[0] else (out_w, out_h)))
                 transform, out_size = geometry[0]
-                return _upright(frame.to_ndarray(width=out_size[0], height=out_size[1], format="rgb24"), transform)
+                scaled = reformatter.reformat(frame, width=out_size[0], height=out_size[1], format="rgb24")
+                return _upright(scaled.to_ndarray(), transform)
 
             try:
                 for timed in timed_frames:

@@ -141,3 +141,20 @@ def test_a_hand_built_batch_is_timed_by_its_rate():
     batch = vio.FrameBatch(np.zeros((3, 2, 2, 3), np.uint8), np.array([0, 2, 4]), 10.0, (2, 2))
     assert list(batch.times) == pytest.approx([0.0, 0.2, 0.4])
     assert list(batch.subsample(2).times) == pytest.approx([0.0, 0.4])
+
+
+def test_decoder_scales_each_frame_as_pyav_does(tmp_path):
+    """The pass shares one swscale context across its frames: the pixels are those of each
+    frame's own PyAV conversion, at a downscale and at the source size."""
+    import av
+
+    path = tmp_path / "scaled.mp4"
+    _write(path, n=20, size=(160, 96))
+    with av.open(str(path)) as container:
+        own = [f.to_ndarray(width=64, height=38, format="rgb24") for f in container.decode(video=0)]
+        container.seek(0)
+        full = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    decoded = list(vio.VideoDecoder(path, width=64))
+    assert [d.image.shape for d in decoded] == [(38, 64, 3)] * 20
+    assert all(np.array_equal(d.image, o) for d, o in zip(decoded, own, strict=True))
+    assert all(np.array_equal(d.image, o) for d, o in zip(vio.VideoDecoder(path), full, strict=True))
