@@ -1,10 +1,10 @@
 """A clip as a span of its source video, and the frames its written clip shows.
 
 scene_clips records every clip as a span (frame range, times, the timestamp of its first
-frame, the constant output rate) and writes nothing; clip_quality and clip_signatures read
-a span straight from the source (`SpanDecoder`: a seek to the keyframe before it, then a
-stream of its frames); curated_clips writes only the clips that pass every filter
-(`write_span`). Analysis and writing go through the same resampling (`constant_rate`), so the
+frame, the constant output rate) and writes nothing; clip_quality reads a span straight from
+the source (`SpanDecoder`: a seek to the keyframe before it, then a stream of its frames) and
+its pass also feeds the embedded duplicate signature (`on_tick`); curated_clips writes only
+the clips that pass every filter (`write_span`). Analysis and writing go through the same resampling (`constant_rate`), so the
 frames the analysers score are, frame for frame, the frames of the written clip before its
 compression.
 
@@ -96,13 +96,18 @@ class SpanDecoder:
         width: downscale to this width (aspect kept, even sizes); None: the source size, cut
             to even width and height as a written clip is.
         crop: keep only this region of each frame (source pixels); only without `width`.
+        on_tick: called with (tick, image function) for every frame of the clip as iteration
+            passes it, kept by `sample_fps` or not: a second analyser of the same pass
+            (`image(width)` gives the frame at its own width, as a pass at that width would).
     """
 
     def __init__(self, src: VideoSource, span: ClipSpan, *, width: int | None = None, sample_fps: float | None = None,
-                 crop: Crop | None = None) -> None:
+                 crop: Crop | None = None,
+                 on_tick: Callable[[int, Callable[..., np.ndarray]], None] | None = None) -> None:
         if crop is not None and width is not None:
             raise ValueError("a span is cropped at its source size: give crop or width, not both")
         self.span = span
+        self.on_tick = on_tick
         self.crop = crop
         self.sample_fps = sample_fps
         self.rate = span.rate
@@ -132,23 +137,30 @@ class SpanDecoder:
             image = image[: image.shape[0] - image.shape[0] % 2, : image.shape[1] - image.shape[1] % 2]
         return image
 
-    def ticks(self) -> Iterator[tuple[int, Callable[[], np.ndarray]]]:
+    def ticks(self) -> Iterator[tuple[int, Callable[..., np.ndarray]]]:
         """Every frame of the clip as (tick, function giving its image): a source frame is
-        converted once, when a tick that shows it is first asked for its image."""
+        converted once, when a tick that shows it is first asked for its image. The function
+        takes an optional other width (uncropped; not cached)."""
         cache: list = [None, None]  # the source frame converted last, and its image
 
-        def image(convert: Callable[[], np.ndarray]) -> np.ndarray:
+        def image(convert: Callable[..., np.ndarray], width: int | None) -> np.ndarray:
+            if width is not None and width != self.width:
+                if self.crop is not None:
+                    raise ValueError("a cropped span gives its frames at the source size only")
+                return convert(width)
             if cache[0] is not convert:
                 cache[0], cache[1] = convert, self._image(convert)
             return cache[1]
 
         for tick, convert in constant_rate(self.source.lazy_frames(), self.rate):
-            yield tick, (lambda convert=convert: image(convert))
+            yield tick, (lambda width=None, convert=convert: image(convert, width))
 
     def __iter__(self) -> Iterator[DecodedFrame]:
         grid = TimeGrid(self.sample_fps, tolerance_s=0.05 / self.fps)
         period = 1 / self.fps
         for tick, image in self.ticks():
+            if self.on_tick is not None:
+                self.on_tick(tick, image)
             time_s = tick / self.fps
             if grid.keep(time_s):
                 yield DecodedFrame(tick, time_s, period, image())

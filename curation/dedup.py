@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -118,26 +118,61 @@ def sample_on_grid(times: np.ndarray, values: np.ndarray, sample_fps: float) -> 
     return values[np.where(np.abs(times[right] - grid) < np.abs(times[left] - grid), right, left)]
 
 
-def grid_frames(frames: Iterable[tuple[float, np.ndarray]], sample_fps: float) -> Iterator[np.ndarray]:
+class GridPicker:
     """The frame nearest to each of the times t0, t0 + 1/sample_fps, ... (t0: the first
-    frame's time; ties go to the earlier frame), as `sample_on_grid` picks them, streamed:
-    only the previous frame is held.
+    frame's time; ties go to the earlier frame), as `sample_on_grid` picks them, pushed one
+    frame at a time: only the previous frame is held."""
+
+    def __init__(self, sample_fps: float) -> None:
+        self.sample_fps = sample_fps
+        self.start: float | None = None
+        self.previous: tuple[float, Any] | None = None
+        self.k = 0
+
+    def push(self, t: float, frame: Any) -> list[Any]:
+        """The frames picked for the grid times up to `t` (this one or the previous)."""
+        if self.start is None:
+            self.start = t
+        picked = []
+        while self.start + self.k / self.sample_fps <= t + 1e-9:
+            target = self.start + self.k / self.sample_fps
+            nearer_now = self.previous is None or abs(t - target) < abs(self.previous[0] - target)
+            picked.append(frame if nearer_now else self.previous[1])
+            self.k += 1
+        self.previous = (t, frame)
+        return picked
+
+
+def grid_frames(frames: Iterable[tuple[float, np.ndarray]], sample_fps: float) -> Iterator[np.ndarray]:
+    """`GridPicker`'s picks over a stream of frames.
 
     Args:
         frames: (seconds, frame) in presentation order, as `curation.video_io.iter_frames` yields.
     """
-    start: float | None = None
-    previous: tuple[float, np.ndarray] | None = None
-    k = 0
+    picker = GridPicker(sample_fps)
     for t, frame in frames:
-        if start is None:
-            start = t
-        while start + k / sample_fps <= t + 1e-9:
-            target = start + k / sample_fps
-            nearer_now = previous is None or abs(t - target) < abs(previous[0] - target)
-            yield frame if nearer_now else previous[1]
-            k += 1
-        previous = (t, frame)
+        yield from picker.push(t, frame)
+
+
+class SpanSignature:
+    """The embedded signature of a clip read as a span, fed tick by tick
+    (`curation.clip_spans.SpanDecoder.ticks`, or its `on_tick` while another analyser's
+    pass reads the span): the frames at the grid times, converted `width` pixels wide only
+    when picked, hashed at each zoom. Fed by any pass over the span, it gives what a pass of
+    its own gives."""
+
+    def __init__(self, rate: float, *, sample_fps: float, width: int, zooms: Sequence[float]) -> None:
+        self.rate, self.width, self.zooms = float(rate), width, tuple(zooms)
+        self.picker = GridPicker(sample_fps)
+        self.rows: list[np.ndarray] = []
+
+    def __call__(self, tick: int, image) -> None:
+        for picked in self.picker.push(tick / self.rate, image):
+            self.rows.append(frame_hashes(picked(self.width)[None], self.zooms)[0])
+
+    def signature(self) -> np.ndarray:
+        """uint64 (K, Z)."""
+        return np.asarray(self.rows, np.uint64).reshape(len(self.rows), len(self.zooms))
 
 
 def clip_signature(src: VideoSource, *, sample_fps: float, width: int, zooms: Sequence[float],
@@ -159,6 +194,11 @@ def clip_signature(src: VideoSource, *, sample_fps: float, width: int, zooms: Se
 
         rate = float(span.rate)
         ticks = SpanDecoder(src, span, width=width).ticks()
+        if embedder is None:
+            hashed = SpanSignature(rate, sample_fps=sample_fps, width=width, zooms=zooms)
+            for tick, image in ticks:
+                hashed(tick, image)
+            return hashed.signature()
         sampled = (image() for image in grid_frames(((k / rate, image) for k, image in ticks), sample_fps))
     else:
         rate = _frame_rate(src)

@@ -93,6 +93,17 @@ SIGNATURE_EMBEDDERS = BackendRegistry("signature backend", ("clip_signatures.bac
 })
 
 
+def _signature_row(shard: str, clip: dict, cfg, backend: str, samples: int, *, hashes: list[int] | None = None,
+                   embeddings: list[float] | None = None, dim: int | None = None) -> dict[str, Any]:
+    return {
+        "clip_id": clip["clip_id"], "video_id": clip["video_id"], "shard": shard,
+        "video_sha256": clip["video_sha256"],
+        "start_frame": clip["start_frame"], "end_frame": clip["end_frame"], "duration_s": clip["duration_s"],
+        "sample_fps": cfg.sample_fps, "zooms": list(cfg.zooms),
+        "backend": backend, "samples": samples, "hashes": hashes, "embeddings": embeddings, "dim": dim,
+    }
+
+
 def sign_clip(env: ItemEnv, embedder, clip: dict) -> dict[str, Any]:
     """The clip_signatures row of one kept clip (`clip` carries its video's `video_sha256`),
     read from its span of the source video, with the seconds it took (metadata, never table
@@ -106,31 +117,59 @@ def sign_clip(env: ItemEnv, embedder, clip: dict) -> dict[str, Any]:
     with open_location(env.store, clip["source_path"]) as src:
         signature = clip_signature(src, sample_fps=cfg.sample_fps, width=cfg.width, zooms=cfg.zooms,
                                    embedder=embedder, span=ClipSpan.of(clip))
-    return {
-        "clip_id": clip["clip_id"], "video_id": clip["video_id"], "shard": env.shard,
-        "video_sha256": clip["video_sha256"],
-        "start_frame": clip["start_frame"], "end_frame": clip["end_frame"], "duration_s": clip["duration_s"],
-        "sample_fps": cfg.sample_fps, "zooms": list(cfg.zooms),
-        "backend": embedder.name if embedder else EMBEDDED_BACKEND, "samples": len(signature),
-        "hashes": [int(h) for h in signature.ravel()] if embedder is None else None,
-        "embeddings": signature.ravel().tolist() if embedder else None,
-        "dim": int(signature.shape[1]) if embedder else None,
-        "signature_seconds": round(time.perf_counter() - t0, 4),
-    }
+    if embedder is None:
+        row = _signature_row(env.shard, clip, cfg, EMBEDDED_BACKEND, len(signature),
+                             hashes=[int(h) for h in signature.ravel()])
+    else:
+        row = _signature_row(env.shard, clip, cfg, embedder.name, len(signature),
+                             embeddings=signature.ravel().tolist(), dim=int(signature.shape[1]))
+    return {**row, "signature_seconds": round(time.perf_counter() - t0, 4)}
+
+
+def _from_quality_pass(ctx: StageContext, clips: list[dict], cfg) -> list[dict[str, Any]]:
+    """The embedded signatures clip_quality's pass hashed (`curation.stages.analyse_clip`):
+    the same frames at the same times as a pass of this stage's own, without decoding the
+    spans again.
+
+    Raises:
+        StageInputError: clip_quality holds no signature of a clip made with these settings.
+    """
+    quality = {r["clip_id"]: r for r in
+               read_table(ctx.store, ctx.table_key("clip_quality"), needed_by="clip_signatures").to_pylist()}
+    wanted = (cfg.sample_fps, cfg.width, list(cfg.zooms))
+    rows = []
+    for clip in clips:
+        q = quality.get(clip["clip_id"])
+        made = None if q is None else (q["signature_sample_fps"], q["signature_width"], q["signature_zooms"])
+        if q is None or q["signature_hashes"] is None or made != wanted:
+            raise StageInputError(f"clip_quality of shard {ctx.shard!r} holds no embedded signature of clip "
+                                  f"{clip['clip_id']!r} made with sample_fps, width, zooms = {wanted} (it has "
+                                  f"{made}): rerun clip_quality for {ctx.shard!r}")
+        rows.append(_signature_row(ctx.shard, clip, cfg, EMBEDDED_BACKEND, q["signature_samples"],
+                                   hashes=q["signature_hashes"]))
+    return rows
 
 
 def clip_signatures(ctx: StageContext) -> dict[str, Any]:
-    """Perceptual signature of every clip of the shard (one item per clip on the execution
-    engine; the pretrained embedder in an actor pool); the shard joins the duplicate index."""
+    """Perceptual signature of every clip of the shard; the shard joins the duplicate index.
+
+    Embedded hashes come from clip_quality's pass over each span (no decode here); the
+    pretrained embedder decodes the spans itself, one item per clip in an actor pool."""
     cfg = ctx.params.clip_signatures
     raw = read_table(ctx.store, ctx.table_key("raw_videos"), needed_by="clip_signatures").to_pylist()
     sha256 = {r["video_id"]: r["content_sha256"] for r in raw}
     scenes = read_table(ctx.store, ctx.table_key("scene_clips"), needed_by="clip_signatures").to_pylist()
     clips = [{**r, "video_sha256": sha256[r["video_id"]]} for r in scenes if r["kept"]]
-    work = item_work(sign_clip, SIGNATURE_EMBEDDERS, ctx.params)
-    run = run_items(ctx, work, clips, label=lambda c: c["clip_id"], cost=lambda c: c["duration_s"])
-    seconds = sum(r["signature_seconds"] for r in run.results)
-    rows = [{k: v for k, v in r.items() if k != "signature_seconds"} for r in run.results]
+    if cfg.backend == "embedded":
+        rows = _from_quality_pass(ctx, clips, cfg)
+        seconds, run_metadata = 0.0, {"engine": "none (hashed in clip_quality's pass)", "items_processed": len(rows),
+                                      "items_resumed": 0}
+    else:
+        work = item_work(sign_clip, SIGNATURE_EMBEDDERS, ctx.params)
+        run = run_items(ctx, work, clips, label=lambda c: c["clip_id"], cost=lambda c: c["duration_s"])
+        seconds = sum(r["signature_seconds"] for r in run.results)
+        rows = [{k: v for k, v in r.items() if k != "signature_seconds"} for r in run.results]
+        run_metadata = run.metadata()
     backend = rows[0]["backend"] if rows else (EMBEDDED_BACKEND if cfg.backend == "embedded"
                                                else f"pretrained:dinov2({cfg.pretrained_model})")
     write_table(ctx.store, ctx.table_key(), to_table(rows, CLIP_SIGNATURES))
@@ -145,7 +184,7 @@ def clip_signatures(ctx: StageContext) -> dict[str, Any]:
         "registered_ns": record["registered_ns"],
         "index_position": order.index(ctx.shard) + 1,
         "index_shards": len(order),
-        **run.metadata(),
+        **run_metadata,
     }
 
 

@@ -112,6 +112,13 @@ CLIP_QUALITY = pa.schema(
         ("technical_backend", pa.string()),
         ("aesthetic", pa.float64()),  # null when not computed
         ("aesthetic_backend", pa.string()),
+        # the embedded duplicate signature hashed in the same pass (null with the pretrained
+        # backend): clip_signatures reads it; samples x zooms, sample-major
+        ("signature_samples", pa.int32()),
+        ("signature_hashes", pa.list_(pa.uint64())),
+        ("signature_sample_fps", pa.float64()),
+        ("signature_width", pa.int32()),
+        ("signature_zooms", pa.list_(pa.float64())),
     ]
 )
 

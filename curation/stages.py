@@ -301,7 +301,7 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
 # ---------------------------------------------------------------- clip_quality
 
 
-def analyse_clip(path, cfg, aesthetic_scorer=None, span=None) -> dict[str, Any]:
+def analyse_clip(path, cfg, aesthetic_scorer=None, span=None, signature=None) -> dict[str, Any]:
     """Every quality analyser of one clip over a single shared decode.
 
     The clip streams through in windows of `cfg.window_frames` sampled frames, so memory does
@@ -312,6 +312,11 @@ def analyse_clip(path, cfg, aesthetic_scorer=None, span=None) -> dict[str, Any]:
     `path`: a file path or a seekable binary stream (curation.video_io.VideoSource): the clip,
     or with `span` (`curation.clip_spans.ClipSpan`) its source video, the clip read there frame
     for frame as its written clip shows it.
+
+    `signature` (params `clip_signatures`, with `span`): the same pass also hashes the clip's
+    frames at the signature's times (`curation.dedup.SpanSignature`), so clip_signatures
+    reads them instead of decoding the span again; the row's `signature_*` fields are null
+    without it.
     """
     from curation.quality import FrameSpread, merge_motion, motion_score, technical_quality
     from curation.video_io import DECODE_STATS, FrameBatch, VideoDecoder
@@ -320,10 +325,15 @@ def analyse_clip(path, cfg, aesthetic_scorer=None, span=None) -> dict[str, Any]:
     before = DECODE_STATS.total_passes()
     every = max(1, int(round(cfg.sample_fps / cfg.ocr_fps)))
     window = -(-cfg.window_frames // every) * every  # a multiple of `every`: OCR reads the same frames as one pass
+    hashed = None
     if span is not None:
         from curation.clip_spans import SpanDecoder
+        from curation.dedup import SpanSignature
 
-        decoder = SpanDecoder(path, span, width=cfg.analysis_width, sample_fps=cfg.sample_fps)
+        if signature is not None:
+            hashed = SpanSignature(span.rate, sample_fps=signature.sample_fps, width=signature.width,
+                                   zooms=signature.zooms)
+        decoder = SpanDecoder(path, span, width=cfg.analysis_width, sample_fps=cfg.sample_fps, on_tick=hashed)
     else:
         decoder = VideoDecoder(path, width=cfg.analysis_width, sample_fps=cfg.sample_fps)
     motions, spread, previous, frames = [], FrameSpread(cfg.window_frames), None, 0
@@ -374,8 +384,26 @@ def analyse_clip(path, cfg, aesthetic_scorer=None, span=None) -> dict[str, Any]:
         "blockiness": tech.blockiness, "technical_backend": "classical",
         "aesthetic": aesthetic,
         "aesthetic_backend": aesthetic_scorer.name if aesthetic_scorer else "not computed (no embedded aesthetic model)",
+        **signature_fields(hashed.signature() if hashed else None, signature),
         "analysis_seconds": round(time.perf_counter() - t0, 4),
     }
+
+
+def signature_fields(hashes, cfg) -> dict[str, Any]:
+    """The clip_quality row's record of the embedded signature its pass computed (null when
+    none was): the hashes, sample-major, and the settings they were made with."""
+    if hashes is None:
+        return {"signature_samples": None, "signature_hashes": None, "signature_sample_fps": None,
+                "signature_width": None, "signature_zooms": None}
+    return {"signature_samples": len(hashes), "signature_hashes": [int(h) for h in hashes.ravel()],
+            "signature_sample_fps": cfg.sample_fps, "signature_width": cfg.width, "signature_zooms": list(cfg.zooms)}
+
+
+def pass_signature(params):
+    """The clip_signatures settings clip_quality's pass hashes frames with: the embedded
+    backend's (the pretrained one embeds in its own stage)."""
+    cfg = params.clip_signatures
+    return cfg if cfg.backend == "embedded" else None
 
 
 def _motion_backend(cfg) -> str:
@@ -434,7 +462,8 @@ def analyse_stored_clip(env: ItemEnv, scorer, clip: dict) -> dict[str, Any]:
     from curation.video_io import open_location
 
     with open_location(env.store, clip["source_path"]) as src:  # on S3: ranged reads, no local copy
-        row = {"clip_id": clip["clip_id"], **analyse_clip(src, env.params.clip_quality, scorer, span=ClipSpan.of(clip))}
+        row = {"clip_id": clip["clip_id"], **analyse_clip(src, env.params.clip_quality, scorer, span=ClipSpan.of(clip),
+                                                          signature=pass_signature(env.params))}
     return row
 
 
@@ -561,8 +590,9 @@ STAGES: dict[str, StageSpec] = {
         StageSpec("scene_clips", scene_clips, ("scene_clips",), ("raw_videos",),
                   "Scene cuts and clips as spans of their source video (written by curated_clips if they pass).",
                   outputs=(Output(layout.table("scene_clips", "{shard}")), Output(layout.table("scene_cuts", "{shard}")))),
-        StageSpec("clip_quality", clip_quality, ("clip_quality",), ("scene_clips",),
-                  "Motion, text, technical and aesthetic scores."),
+        # clip_signatures' settings too: its embedded hashes are computed in this stage's pass
+        StageSpec("clip_quality", clip_quality, ("clip_quality", "clip_signatures"), ("scene_clips",),
+                  "Motion, text, technical and aesthetic scores (and the embedded duplicate signatures, same pass)."),
         StageSpec("curated_clips", curated_clips, ("curated_clips", "scene_clips"), ("scene_clips", "clip_quality", "clip_dedup"),
                   "Clips passing every filter and not repeating an earlier clip, with rejection reasons.",
                   outputs=(Output(layout.clips("{shard}")), Output(layout.cropped_clips("{shard}")),
@@ -575,7 +605,8 @@ def _dedup_specs() -> list[StageSpec]:
     from curation import dedup_stages
 
     return [
-        StageSpec("clip_signatures", dedup_stages.clip_signatures, ("clip_signatures",), ("scene_clips", "raw_videos"),
+        StageSpec("clip_signatures", dedup_stages.clip_signatures, ("clip_signatures",),
+                  ("scene_clips", "raw_videos", "clip_quality"),
                   "Perceptual signature of every clip; the shard joins the duplicate index.",
                   # when the shard joined the duplicate index: written once, kept across reruns
                   outputs=(Output(layout.table("clip_signatures", "{shard}")),

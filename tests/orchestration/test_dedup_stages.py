@@ -126,7 +126,7 @@ def test_a_new_shard_extends_the_index_without_recomputing_the_old_ones(project)
 def test_an_earlier_shard_is_part_of_a_later_shards_fingerprint(project):
     params, store = project
     for shard in ("s1", "s2"):
-        for stage in ("raw_videos", "scene_clips", "clip_signatures"):
+        for stage in ("raw_videos", "scene_clips", "clip_quality", "clip_signatures"):
             run_stage(STAGES[stage], shard, params, store)
     # shard 2 joined the index after shard 1; its comparison needs shard 1's signatures
     store.delete_prefix(marker_key("clip_signatures", "s1"))
@@ -188,8 +188,49 @@ def test_pretrained_signatures_are_embeddings_and_never_mix_with_hashes(project,
     assert dedup["alpha_reencoded-s00"]["duplicate_of"] == "alpha-s00"
 
     # shard 3's signatures made with the hashes cannot be compared with shard 1's embeddings
-    for stage in ("raw_videos", "scene_clips", "clip_signatures"):
+    for stage in ("raw_videos", "scene_clips", "clip_quality", "clip_signatures"):
         run_stage(STAGES[stage], "s3", params, store)
     assert _rows(store, "clip_signatures", "s3")["beta_small-s00"]["backend"] == EMBEDDED_BACKEND
     with pytest.raises(StageInputError, match="rerun clip_signatures for 's1'"):
         run_stage(STAGES["clip_dedup"], "s3", params, store)
+
+
+def test_embedded_signatures_come_from_the_quality_pass_as_their_own_pass_makes_them(project):
+    """clip_quality's pass hashes each span's frames at the signature's times; clip_signatures
+    reads them (no decode) and they equal a pass of its own over every span. Settings that
+    clip_quality's hashes were not made with stop the stage, naming what to rerun."""
+    from core.execution import ItemEnv
+    from curation.dedup_stages import sign_clip
+    from curation.video_io import DECODE_STATS
+
+    params, store = project
+    checked = 0
+    for shard in ("s1", "s2"):  # s2: re-encoded, resized and trimmed copies among its clips
+        for stage in ("raw_videos", "scene_clips", "clip_quality"):
+            run_stage(STAGES[stage], shard, params, store)
+        before = DECODE_STATS.total_passes()
+        run_stage(STAGES["clip_signatures"], shard, params, store)
+        assert DECODE_STATS.total_passes() == before  # nothing decoded
+        rows = _rows(store, "clip_signatures", shard)
+        sha256 = {r["video_id"]: r["content_sha256"] for r in _rows(store, "raw_videos", shard).values()}
+        env = ItemEnv(params, store, shard)
+        clips = [c for c in _rows(store, "scene_clips", shard).values() if c["kept"]]
+        assert len(clips) == len(rows)
+        for clip in clips:
+            own = sign_clip(env, None, {**clip, "video_sha256": sha256[clip["video_id"]]})
+            assert rows[clip["clip_id"]]["hashes"] == own["hashes"]
+            assert rows[clip["clip_id"]]["samples"] == own["samples"] > 0
+            checked += 1
+    assert checked >= 5
+
+    from core.stage import StageContext
+    from curation.dedup_stages import clip_signatures
+    from orchestration.params import parse_params
+
+    raw = params.model_dump()
+    raw["clip_signatures"]["sample_fps"] = 2.0
+    other = parse_params(raw)
+    other._base_dir = params._base_dir
+    with pytest.raises(StageInputError, match=r"rerun clip_quality for 's1'"):
+        clip_signatures(StageContext("clip_signatures", "s1", other, store))
+    assert not completed(STAGES["clip_quality"], "s1", other, store)  # its fingerprint holds those settings
