@@ -18,7 +18,7 @@ Each configuration runs in its own process (clean peak-RSS figures). The footage
 generated once into bench/results/ and reused. Prints one JSON object.
 
 Usage: python bench/scale.py [--distinct 8] [--copies 4] [--width 1280] [--height 720]
-       [--fps 12] [--workers 2] [--repeats 1]
+       [--fps 12] [--workers 2] [--repeats 1] [--set scene_clips.compare_backends=false ...]
 """
 
 from __future__ import annotations
@@ -99,10 +99,18 @@ def build_footage(folder: Path, distinct: int, copies: int, width: int, height: 
     return shard_dir
 
 
-def write_project(folder: Path, pool_root: Path) -> Path:
+def write_project(folder: Path, pool_root: Path, overrides: list[str] = ()) -> Path:
+    """The project's params with the bench's storage and pool, and `overrides`
+    ("section.key=value", the value read as YAML); params validation checks them."""
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["storage"]["root"] = "data"
     raw["raw_videos"]["pool_root"] = str(pool_root)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot or section not in raw or name not in raw[section]:
+            raise SystemExit(f"--set {item!r}: expected section.key=value with a key params.yaml has")
+        raw[section][name] = yaml.safe_load(value)
     path = folder / "params.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
@@ -265,6 +273,8 @@ def main() -> None:
     ap.add_argument("--fps", type=int, default=12)
     ap.add_argument("--workers", type=int, default=2, help="workers of the ray engine")
     ap.add_argument("--repeats", type=int, default=1, help="alternate runs of each engine; figures are the fastest")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="override a params.yaml setting for every run (e.g. scene_clips.compare_backends=false)")
     ap.add_argument("--child", choices=("curate", "fanout"), help=argparse.SUPPRESS)
     ap.add_argument("--params", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -278,7 +288,7 @@ def main() -> None:
     pool = build_footage(footage, args.distinct, args.copies, args.width, args.height, args.fps)
     footage_s = time.perf_counter() - t0
     with tempfile.TemporaryDirectory(prefix="reactid-scale-") as tmp:
-        params_path = write_project(Path(tmp), pool.parent)
+        params_path = write_project(Path(tmp), pool.parent, args.set)
         curate = _child("curate", params_path)
         # Each engine then redoes the fanned-out stages in graph order over the curated clips,
         # the engines taking turns so that a busy spell of the machine hits both.
@@ -299,6 +309,7 @@ def main() -> None:
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "load_avg_1m_start": round(load_start[0], 2), "load_avg_1m_end": round(load_end[0], 2),
                     "note": "load averages above the CPU count mean other processes shared the CPUs"},
+        "params_overrides": args.set,
         "footage": {"source": "procedural (curation.synth), multi-shot", "distinct_videos": args.distinct,
                     "copies": args.copies, "videos_ok": curate["videos_ok"], "width": args.width,
                     "height": args.height, "fps": args.fps, "video_s": video_s,
