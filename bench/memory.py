@@ -8,8 +8,8 @@ process so that every figure is that process's own peak RSS (VmHWM):
 - `scene_clips`: raw_videos + scene_clips on a shard holding the one video (detection over
   the whole video in windows; clips are recorded as spans, nothing is encoded);
 - `clip_quality`: `analyse_clip` over the whole video read as one clip span of the source,
-  as clip_quality reads a clip (`curation.clip_spans.SpanDecoder`; OCR off: the text scan
-  would dominate the run time, not the memory);
+  as clip_quality reads a clip (`curation.clip_spans.SpanDecoder`, the duplicate signature
+  hashed in the same pass; OCR off: the text scan would dominate the run time, not the memory);
 - `whole_video_decode`: `decode_frames` of the whole video at the scene analysis width,
   which is what scene detection held before it streamed: the baseline that grows.
 
@@ -118,7 +118,7 @@ def child(kind: str, project: Path, video: Path) -> dict:
     from orchestration.params import load_params
     from core.stage import run_stage
     from core.storage import LocalObjectStore
-    from curation.stages import STAGES, analyse_clip
+    from curation.stages import STAGES, analyse_clip, pass_signature
     from curation.video_io import decode_frames
 
     params = load_params(project)
@@ -142,7 +142,8 @@ def child(kind: str, project: Path, video: Path) -> dict:
         info = probe(video)
         first = next(iter(VideoDecoder(video, width=32)))
         span = ClipSpan(0, info.frame_count, first.time_s, first.pts, Fraction(info.fps_num, info.fps_den))
-        q = analyse_clip(video, params.clip_quality.model_copy(update={"ocr_backend": "none"}), span=span)
+        q = analyse_clip(video, params.clip_quality.model_copy(update={"ocr_backend": "none"}), span=span,
+                         signature=pass_signature(params))
         out = {"frames_analysed": q["frames_analysed"]}
     elif kind == "whole_video_decode":
         out = {"frames_held": len(decode_frames(video, width=params.scene_clips.analysis_width).frames)}

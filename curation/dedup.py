@@ -29,6 +29,7 @@ weights are available offline, only the embedded hashes are benchmarked (bench/d
 
 from __future__ import annotations
 
+import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -164,15 +165,18 @@ class SpanSignature:
     def __init__(self, rate: float, *, sample_fps: float, width: int, zooms: Sequence[float]) -> None:
         self.rate, self.width, self.zooms = float(rate), width, tuple(zooms)
         self.picker = GridPicker(sample_fps)
-        self.rows: list[np.ndarray] = []
+        # One growing buffer, not an array per sample: thousands of small long-lived blocks
+        # among the pass's freed frame windows fragmented the heap (+67 MB peak on a 10-minute
+        # clip in bench/memory.py)
+        self.hashes = array.array("Q")
 
     def __call__(self, tick: int, image) -> None:
         for picked in self.picker.push(tick / self.rate, image):
-            self.rows.append(frame_hashes(picked(self.width)[None], self.zooms)[0])
+            self.hashes.extend(frame_hashes(picked(self.width)[None], self.zooms)[0].tolist())
 
     def signature(self) -> np.ndarray:
         """uint64 (K, Z)."""
-        return np.asarray(self.rows, np.uint64).reshape(len(self.rows), len(self.zooms))
+        return np.frombuffer(self.hashes, np.uint64).reshape(-1, len(self.zooms)).copy()
 
 
 def clip_signature(src: VideoSource, *, sample_fps: float, width: int, zooms: Sequence[float],
