@@ -4,9 +4,9 @@ scene_clips records every clip as a span (frame range, times, the timestamp of i
 frame, the constant output rate) and writes nothing; clip_quality reads a span straight from
 the source (`SpanDecoder`: a seek to the keyframe before it, then a stream of its frames) and
 its pass also feeds the embedded duplicate signature (`on_tick`); curated_clips writes only
-the clips that pass every filter (`write_span`). Analysis and writing go through the same resampling (`constant_rate`), so the
-frames the analysers score are, frame for frame, the frames of the written clip before its
-compression.
+the clips that pass every filter (`write_span`). Analysis and writing go through the same
+resampling (`constant_rate`), so the frames the analysers score are, frame for frame, the
+frames of the written clip before its compression.
 
 Resampling onto a constant rate keeps a clip's real duration: each tick of the output rate
 shows the source frame nearest in time (`frame_timing.hold_ticks`), and the last frame fills

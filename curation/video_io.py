@@ -468,7 +468,7 @@ class VideoDecoder:
         for timed, image in self.lazy_frames():
             yield DecodedFrame(timed.index, timed.time_s, timed.duration_s, image(), _pts(timed.payload))
 
-    def lazy_frames(self) -> Iterator[tuple[TimedFrame, Callable[[], np.ndarray]]]:
+    def lazy_frames(self) -> Iterator[tuple[TimedFrame, Callable[..., np.ndarray]]]:
         """The frames this pass yields, each with a function that converts it to its RGB image
         (upright, scaled): a consumer that shows only some frames converts only those.
 
