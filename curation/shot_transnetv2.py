@@ -147,6 +147,20 @@ class FoldedConvolutions:
         return y.permute(0, 2, 3, 1).reshape(b, t, h, w, -1)
 
     @staticmethod
+    def _relu_(x):
+        """ReLU in place. A 16-bit float is negative exactly when its bits read as a negative
+        int16, so clamping those at 0 is ReLU (NaNs aside, which the stack does not make):
+        oneDNN's bfloat16 ReLU ran at a fifth of the int16 clamp's speed here (8.3 against
+        1.7 ms on a first-block activation)."""
+        import torch
+        from torch.nn import functional
+
+        if x.dtype in (torch.bfloat16, torch.float16):
+            x.view(torch.int16).clamp_min_(0)
+            return x
+        return functional.relu_(x)
+
+    @staticmethod
     def _pool(x):
         """1x2x2 average pooling of (B, T, H, W, C) activations, floor-sized as `AvgPool3d`
         is: each frame pooled as a channels-last 2D image, no copy around it."""
@@ -159,7 +173,6 @@ class FoldedConvolutions:
     def blocks_out(self, frames):
         """uint8 (B, T, 27, 48, 3) -> the three blocks' outputs, each (B, T, H, W, C) in `dtype`."""
         import torch
-        from torch.nn import functional
 
         x = frames.to(self.dtype).div_(255.0)
         out = []
@@ -168,10 +181,10 @@ class FoldedConvolutions:
             for branches, activation in cells:
                 x = torch.cat([self._branch(x, *branch) for branch in branches], -1)
                 if activation:
-                    x = functional.relu_(x)
+                    x = self._relu_(x)
                 if shortcut is None:
                     shortcut = x
-            x = self._pool(functional.relu_(x).add_(shortcut))
+            x = self._pool(self._relu_(x).add_(shortcut))
             out.append(x)
         return out
 

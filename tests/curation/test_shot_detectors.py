@@ -104,6 +104,18 @@ def test_folded_convolutions_compute_the_networks_own_features(transnet, bikes):
     assert folded_convolutions(transnet, torch.bfloat16) is folded_convolutions(transnet, torch.bfloat16)
 
 
+def test_the_folded_stacks_relu_is_relu_in_every_precision():
+    import torch
+
+    from curation.shot_transnetv2 import FoldedConvolutions
+
+    values = torch.tensor([-3.5, -1e-30, -0.0, 0.0, 1e-30, 0.25, 7.0, float("inf"), -float("inf")])
+    for dtype in (torch.bfloat16, torch.float16, torch.float32):
+        x = values.to(dtype)
+        out = FoldedConvolutions._relu_(x.clone())
+        assert out.dtype == dtype and torch.equal(out, torch.relu(x)), dtype
+
+
 def test_heads_on_the_folded_stack_give_the_networks_own_probabilities(transnet, bikes):
     """The heads read the folded stack's spatial means and last block (`head_inputs`): in
     float32 they give what the network's own forward gives, on a window holding a cut."""
