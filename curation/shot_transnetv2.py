@@ -105,7 +105,7 @@ class FoldedConvolutions:
       of the whole block output reduced over strided axes.
 
     Measured on one CPU thread with AMX (`bench/shots.py`, real footage, seeds 11 and 99):
-    343-360 frames per CPU-second in bfloat16 against 55-59 for the network's float32 forward
+    343-366 frames per CPU-second in bfloat16 against 53-59 for the network's float32 forward
     (about 110 for bfloat16 autocast over its own modules), with the same F1.
     """
 
