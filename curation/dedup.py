@@ -155,12 +155,12 @@ def grid_frames(frames: Iterable[tuple[float, np.ndarray]], sample_fps: float) -
         yield from picker.push(t, frame)
 
 
-class SpanSignature:
-    """The embedded signature of a clip read as a span, fed tick by tick
-    (`curation.clip_spans.SpanDecoder.ticks`, or its `on_tick` while another analyser's
-    pass reads the span): the frames at the grid times, converted `width` pixels wide only
-    when picked, hashed at each zoom. Fed by any pass over the span, it gives what a pass of
-    its own gives."""
+class SignatureHasher:
+    """The embedded signature of a clip, fed tick by tick with (tick, image function): by
+    `clip_signature`'s own pass, or by `curation.clip_spans.SpanDecoder`'s `on_tick` while
+    another analyser's pass reads the span. The frames at the grid times are converted
+    `width` pixels wide only when picked and hashed at each zoom; fed by any pass over the
+    clip, it gives what a pass of its own gives."""
 
     def __init__(self, rate: float, *, sample_fps: float, width: int, zooms: Sequence[float]) -> None:
         self.rate, self.width, self.zooms = float(rate), width, tuple(zooms)
@@ -198,19 +198,15 @@ def clip_signature(src: VideoSource, *, sample_fps: float, width: int, zooms: Se
 
         rate = float(span.rate)
         ticks = SpanDecoder(src, span, width=width).ticks()
-        if embedder is None:
-            hashed = SpanSignature(rate, sample_fps=sample_fps, width=width, zooms=zooms)
-            for tick, image in ticks:
-                hashed(tick, image)
-            return hashed.signature()
-        sampled = (image() for image in grid_frames(((k / rate, image) for k, image in ticks), sample_fps))
-    else:
+    else:  # frames decoded at `width` already: each image function gives its frame
         rate = _frame_rate(src)
-        sampled = grid_frames(((idx / rate, frame) for idx, frame in iter_frames(src, width=width)), sample_fps)
+        ticks = ((idx, lambda _width=None, frame=frame: frame) for idx, frame in iter_frames(src, width=width))
     if embedder is None:
-        rows = [frame_hashes(frame[None], zooms)[0] for frame in sampled]
-        return np.asarray(rows, np.uint64).reshape(len(rows), len(zooms))
-    chosen = list(sampled)
+        hashed = SignatureHasher(rate, sample_fps=sample_fps, width=width, zooms=zooms)
+        for tick, image in ticks:
+            hashed(tick, image)
+        return hashed.signature()
+    chosen = [image() for image in grid_frames(((k / rate, image) for k, image in ticks), sample_fps)]
     return embedder.embed(np.stack(chosen) if chosen else np.zeros((0, 2, 2, 3), np.uint8)).astype(np.float32)
 
 

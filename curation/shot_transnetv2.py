@@ -101,8 +101,8 @@ class FoldedConvolutions:
     - the blocks' 1x2x2 average pooling is a 2D pooling of each frame (the 3D pooling has no
       bfloat16 kernel and forces a copy into the default layout);
     - the frame-similarity head reads only each block's per-frame spatial mean
-      (`spatial_means`), reduced in float32 straight from this layout, not a float32 copy
-      of the whole block output reduced over strided axes.
+      (`head_inputs`), reduced in float32 straight from this layout, not a float32 copy of
+      the whole block output reduced over strided axes.
 
     Measured on one CPU thread with AMX (`bench/shots.py`, real footage, seeds 11 and 99):
     343-366 frames per CPU-second in bfloat16 against 53-59 for the network's float32 forward

@@ -314,7 +314,7 @@ def analyse_clip(path, cfg, aesthetic_scorer=None, span=None, signature=None) ->
     for frame as its written clip shows it.
 
     `signature` (params `clip_signatures`, with `span`): the same pass also hashes the clip's
-    frames at the signature's times (`curation.dedup.SpanSignature`), so clip_signatures
+    frames at the signature's times (`curation.dedup.SignatureHasher`), so clip_signatures
     reads them instead of decoding the span again; the row's `signature_*` fields are null
     without it.
     """
@@ -328,10 +328,10 @@ def analyse_clip(path, cfg, aesthetic_scorer=None, span=None, signature=None) ->
     hashed = None
     if span is not None:
         from curation.clip_spans import SpanDecoder
-        from curation.dedup import SpanSignature
+        from curation.dedup import SignatureHasher
 
         if signature is not None:
-            hashed = SpanSignature(span.rate, sample_fps=signature.sample_fps, width=signature.width,
+            hashed = SignatureHasher(span.rate, sample_fps=signature.sample_fps, width=signature.width,
                                    zooms=signature.zooms)
         decoder = SpanDecoder(path, span, width=cfg.analysis_width, sample_fps=cfg.sample_fps, on_tick=hashed)
     else:
