@@ -45,7 +45,10 @@ def read_table(store: ObjectStore, key: str, *, needed_by: str = "") -> pa.Table
     if not store.exists(key):
         who = f" (needed by {needed_by})" if needed_by else ""
         raise StageInputError(f"table {key!r} does not exist{who}; run its stage first")
-    return pq.read_table(io.BytesIO(store.get_bytes(key)))
+    # An Arrow buffer, not a Python file object: Arrow's scan threads can hold the last
+    # reference to the reader, and releasing a Python file then needs the GIL, which at
+    # interpreter exit aborts the process ("terminate called without an active exception").
+    return pq.read_table(pa.BufferReader(store.get_bytes(key)))
 
 
 def write_json(store: ObjectStore, key: str, payload: Any) -> None:

@@ -117,8 +117,8 @@ def write_draws(store: Any, run_key: str, used: Mapping[int, Sequence[str]], sam
 
 def read_draws(store: Any, run_key: str) -> RunDraws:
     """The draws a run recorded (``write_draws``)."""
-    table = pq.read_table(io.BytesIO(store.get_bytes(f"{run_key}/{SAMPLE_TABLE}")))
-    draws = pq.read_table(io.BytesIO(store.get_bytes(f"{run_key}/{SAMPLE_DRAWS}")))
+    table = pq.read_table(pa.BufferReader(store.get_bytes(f"{run_key}/{SAMPLE_TABLE}")))
+    draws = pq.read_table(pa.BufferReader(store.get_bytes(f"{run_key}/{SAMPLE_DRAWS}")))
     column = draws["sample_index"].combine_chunks()
     batch = column.type.list_size if len(draws) else 0
     flat = column.flatten().to_numpy(zero_copy_only=False).astype(np.int32) if len(draws) else np.zeros(0, np.int32)
