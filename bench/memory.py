@@ -6,7 +6,9 @@ encoded once with x264 ultrafast, then copied one after another up to the length
 re-encoding; default 1, 3 and 10 minutes at 10 fps) and measures, each in a fresh
 process so that every figure is that process's own peak RSS (VmHWM):
 - `scene_clips`: raw_videos + scene_clips on a shard holding the one video (detection over
-  the whole video in windows; clips are recorded as spans, nothing is encoded);
+  the whole video in windows; clips are recorded as spans, nothing is encoded; the same
+  decode analyses every clip for clip_quality, OCR included, with the frames whose boundaries
+  are not yet settled held: `curation.clip_analysis.SceneQualityPass`);
 - `clip_quality`: `analyse_clip` over the whole video read as one clip span of the source,
   as clip_quality reads a clip (`curation.clip_spans.SpanDecoder`, the duplicate signature
   hashed in the same pass; OCR off: the text scan would dominate the run time, not the memory);

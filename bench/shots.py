@@ -10,7 +10,11 @@ The shard is built from params (`demo_pool.real_cuts`) with `--seed` (params' se
 demo-real-cuts by default; another seed gives held-out footage). Each video is decoded
 once at `scene_clips.analysis_width`; every backend reads the same frames.
 
-Prints one JSON object. Usage: python bench/shots.py [--seed N] [--videos N]
+TransNetV2 in bfloat16 also runs with other windows, the last one trimmed to the video's end
+(`--windows`; `scene_clips.transnetv2_window_frames`, `transnetv2_trim_last_window`): how many
+videos get the boundaries of the reference's full 100-frame windows, and the CPU ratio.
+
+Prints one JSON object. Usage: python bench/shots.py [--seed N] [--videos N] [--windows 100 150 200]
 """
 
 from __future__ import annotations
@@ -44,16 +48,26 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=shard_seed)
     ap.add_argument("--videos", type=int, default=params.demo_pool.real_cuts.n_videos)
+    ap.add_argument("--windows", type=int, nargs="*", default=[100, 150, 200],
+                    help="TransNetV2 window lengths to compare with the reference's (bfloat16, last window trimmed)")
     args = ap.parse_args()
     cfg = params.scene_clips
     rc = params.demo_pool.real_cuts
     model, embedder = load_transnetv2(), build_frame_embedder(cfg.similarity_backend, cfg.pretrained_model)
     # (name, backend, scene_clips overrides): every backend, TransNetV2 in both precisions
     variants = [(b, b, {}) for b in SHOT_DETECTORS if b != "transnetv2"]
-    variants += [(f"transnetv2-{p}", "transnetv2", {"transnetv2_precision": p}) for p in PRECISIONS]
+    reference = {"transnetv2_window_frames": 100, "transnetv2_trim_last_window": False}
+    variants += [(f"transnetv2-{p}", "transnetv2", {"transnetv2_precision": p, **reference}) for p in PRECISIONS]
+    # longer windows (fewer frames through the network twice: each window keeps all but 25 either
+    # side) whose last one is trimmed to the video's end
+    variants += [(f"transnetv2-bfloat16-window{w}-trimmed", "transnetv2",
+                  {"transnetv2_precision": "bfloat16", "transnetv2_window_frames": w, "transnetv2_trim_last_window": True})
+                 for w in args.windows]
     totals = {v[0]: dict.fromkeys(("tp", "fp", "fn", "tp_cut", "n_cut", "tp_gradual", "n_gradual"), 0) for v in variants}
     seconds = {v[0]: 0.0 for v in variants}
     frames_total, same_boundaries, max_probability_diff = 0, 0, 0.0
+    window_same = {v[0]: 0 for v in variants if v[0].startswith("transnetv2-bfloat16-window")}
+    window_diff = dict.fromkeys(window_same, 0.0)
     with tempfile.TemporaryDirectory() as tmp:
         truth = build_real_cuts_shard(Path(tmp), "bench", seed=args.seed, n_videos=args.videos,
                                       shots_per_video=rc.shots_per_video, same_place_rate=rc.same_place_rate)
@@ -79,6 +93,11 @@ def main() -> None:
                 for k, v in m.items():
                     totals[name][k] += v
             same_boundaries += found["transnetv2-float32"] == found["transnetv2-bfloat16"]
+            for name in found:
+                if name.startswith("transnetv2-bfloat16-window"):
+                    window_same[name] += found[name] == found["transnetv2-bfloat16"]
+                    window_diff[name] = max(window_diff[name], float(np.abs(
+                        probabilities[name] - probabilities["transnetv2-bfloat16"]).max()))
             max_probability_diff = max(max_probability_diff, float(np.abs(
                 probabilities["transnetv2-float32"] - probabilities["transnetv2-bfloat16"]).max()))
     out = {
@@ -91,6 +110,10 @@ def main() -> None:
                                            "max_probability_difference": round(max_probability_diff, 5),
                                            "cpu_time_ratio": round(seconds["transnetv2-bfloat16"]
                                                                    / seconds["transnetv2-float32"], 3)},
+        "transnetv2_windows_vs_100": {name: {"videos_same_boundaries": f"{window_same[name]}/{len(truth['videos'])}",
+                                             "max_probability_difference": round(window_diff[name], 5),
+                                             "cpu_time_ratio": round(seconds[name] / seconds["transnetv2-bfloat16"], 3)}
+                                      for name in window_same},
         "backends": {},
     }
     for backend, t in totals.items():

@@ -1,10 +1,12 @@
 """A clip as a span of its source video, and the frames its written clip shows.
 
 scene_clips records every clip as a span (frame range, times, the timestamp of its first
-frame, the constant output rate) and writes nothing; clip_quality reads a span straight from
-the source (`SpanDecoder`: a seek to the keyframe before it, then a stream of its frames) and
-its pass also feeds the embedded duplicate signature (`on_tick`); curated_clips writes only
-the clips that pass every filter (`write_span`). Analysis and writing go through the same
+frame, the constant output rate) and writes nothing; its decode of the whole video also feeds
+each clip's frames to clip_quality's analysers (`curation.clip_analysis.SceneQualityPass`,
+through the push-based `ConstantRate` and `TickSampler`). A clip that pass left out is read
+straight from the source by clip_quality (`SpanDecoder`: a seek to the keyframe before it,
+then a stream of its frames), whose pass also feeds the embedded duplicate signature
+(`on_tick`); curated_clips writes only the clips that pass every filter (`write_span`). Analysis and writing go through the same
 resampling (`constant_rate`), so the frames the analysers score are, frame for frame, the
 frames of the written clip before its compression.
 
@@ -58,29 +60,69 @@ class ClipSpan:
                    Fraction(int(row["fps_num"]), int(row["fps_den"])))
 
 
-def constant_rate(frames: Iterable[tuple[TimedFrame | DecodedFrame, Callable[[], np.ndarray]]], rate: Fraction,
-                  ) -> Iterator[tuple[int, Callable[[], np.ndarray]]]:
-    """Resample timed source frames onto a constant rate: (tick, image of the frame it shows).
+class ConstantRate:
+    """Timed source frames pushed one at a time, resampled onto a constant rate: `push` and
+    `finish` return the (tick, image of the frame it shows) that the frames so far settle.
 
     Tick k (at the first frame's time + k / rate) shows the latest source frame starting less
-    than half a tick after it; the last frame is held to the end of its own duration.
-    """
-    fps = float(rate)
-    start_s = held = held_end_s = None
-    ticks = 0
+    than half a tick after it; the last frame is held to the end of its own duration. A
+    frame's ticks are known when the next frame arrives (or at `finish`)."""
+
+    def __init__(self, rate: Fraction) -> None:
+        self.fps = float(rate)
+        self.start_s: float | None = None
+        self.held: Any = None
+        self.held_end_s = 0.0
+        self.ticks = 0
+
+    def push(self, frame: TimedFrame | DecodedFrame, image: Any) -> list[tuple[int, Any]]:
+        out = []
+        if self.start_s is None:
+            self.start_s = frame.time_s
+        else:
+            for _ in range(hold_ticks(self.start_s, self.fps, self.ticks, frame.time_s)):
+                out.append((self.ticks, self.held))
+                self.ticks += 1
+        self.held, self.held_end_s = image, frame.time_s + frame.duration_s
+        return out
+
+    def finish(self) -> list[tuple[int, Any]]:
+        if self.start_s is None:
+            return []
+        out = []
+        for _ in range(clip_ticks(self.held_end_s - self.start_s, self.fps) - self.ticks):
+            out.append((self.ticks, self.held))
+            self.ticks += 1
+        return out
+
+
+def constant_rate(frames: Iterable[tuple[TimedFrame | DecodedFrame, Callable[[], np.ndarray]]], rate: Fraction,
+                  ) -> Iterator[tuple[int, Callable[[], np.ndarray]]]:
+    """Resample timed source frames onto a constant rate: (tick, image of the frame it shows),
+    as `ConstantRate` does."""
+    resampler = ConstantRate(rate)
     for frame, image in frames:
-        if start_s is None:
-            start_s, held, held_end_s = frame.time_s, image, frame.time_s + frame.duration_s
-            continue
-        for _ in range(hold_ticks(start_s, fps, ticks, frame.time_s)):
-            yield ticks, held
-            ticks += 1
-        held, held_end_s = image, frame.time_s + frame.duration_s
-    if start_s is None:
-        return
-    for _ in range(clip_ticks(held_end_s - start_s, fps) - ticks):
-        yield ticks, held
-        ticks += 1
+        yield from resampler.push(frame, image)
+    yield from resampler.finish()
+
+
+class TickSampler:
+    """The frames of a constant-rate clip that a pass at `sample_fps` keeps, tick by tick:
+    `tick(k, image)` gives the `DecodedFrame` of tick k (at k / rate, its image converted
+    then) or None when the sampling skips it; `on_tick` sees every tick either way."""
+
+    def __init__(self, rate: Fraction, sample_fps: float | None,
+                 on_tick: Callable[[int, Callable[..., np.ndarray]], None] | None = None) -> None:
+        self.fps = float(rate)
+        self.period = 1 / self.fps
+        self.grid = TimeGrid(sample_fps, tolerance_s=0.05 / self.fps)
+        self.on_tick = on_tick
+
+    def tick(self, tick: int, image: Callable[..., np.ndarray]) -> DecodedFrame | None:
+        if self.on_tick is not None:
+            self.on_tick(tick, image)
+        time_s = tick / self.fps
+        return DecodedFrame(tick, time_s, self.period, image()) if self.grid.keep(time_s) else None
 
 
 class SpanDecoder:
@@ -156,14 +198,11 @@ class SpanDecoder:
             yield tick, (lambda width=None, convert=convert: image(convert, width))
 
     def __iter__(self) -> Iterator[DecodedFrame]:
-        grid = TimeGrid(self.sample_fps, tolerance_s=0.05 / self.fps)
-        period = 1 / self.fps
+        sampler = TickSampler(self.rate, self.sample_fps, self.on_tick)
         for tick, image in self.ticks():
-            if self.on_tick is not None:
-                self.on_tick(tick, image)
-            time_s = tick / self.fps
-            if grid.keep(time_s):
-                yield DecodedFrame(tick, time_s, period, image())
+            decoded = sampler.tick(tick, image)
+            if decoded is not None:
+                yield decoded
 
     def windows(self, size: int) -> Iterator[FrameBatch]:
         """The frames in consecutive batches of up to `size`."""

@@ -100,6 +100,9 @@ class SceneClipsParams(Section):
     transnetv2_extend_threshold: Fraction
     transnetv2_min_peak: Fraction
     transnetv2_precision: Literal["float32", "bfloat16"]
+    transnetv2_window_frames: Annotated[int, Field(ge=60, le=1000)]
+    transnetv2_trim_last_window: bool
+    quality_in_pass: bool
     min_transition_frames: Annotated[int, Field(ge=2)]
     transition_margin_frames: Annotated[int, Field(ge=0, le=25)]
     ramp_span_frames: Annotated[int, Field(ge=2, le=100)]

@@ -122,6 +122,11 @@ CLIP_QUALITY = pa.schema(
     ]
 )
 
+# clip_quality rows made in scene_clips' decode (curation.clip_analysis.SceneQualityPass), with
+# the tag of the settings and analyser code they were made with (clip_quality uses a row only
+# under its own tag)
+SCENE_QUALITY = pa.schema([*CLIP_QUALITY, ("pass_tag", pa.string())])
+
 CURATED_CLIPS = pa.schema(
     [
         ("clip_id", pa.string()),

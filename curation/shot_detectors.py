@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -203,6 +203,7 @@ def _transnetv2(cfg, fps: float, embedder, transnet_model):
         threshold=cfg.transnetv2_threshold, transition_threshold=cfg.transnetv2_transition_threshold,
         extend_threshold=cfg.transnetv2_extend_threshold, min_transition_frames=cfg.min_transition_frames,
         min_peak=cfg.transnetv2_min_peak, precision=cfg.transnetv2_precision,
+        window=cfg.transnetv2_window_frames, trim_last=cfg.transnetv2_trim_last_window,
     )
 
 
@@ -235,7 +236,8 @@ def make_detectors(cfg, fps: float, embedder, transnet_model=None) -> dict[str, 
     return {name: SHOT_DETECTORS.get(name)(cfg, fps, embedder, transnet_model) for name in backends_to_run(cfg)}
 
 
-def detect_shots(frames: Iterable[np.ndarray], fps: float, cfg, embedder=None, *, transnet_model=None) -> ShotDetection:
+def detect_shots(frames: Iterable[np.ndarray], fps: float, cfg, embedder=None, *, transnet_model=None,
+                 on_frame: Callable[[dict[str, Any]], None] | None = None) -> ShotDetection:
     """Shot boundaries of one video from one pass over its frames.
 
     Args:
@@ -244,6 +246,8 @@ def detect_shots(frames: Iterable[np.ndarray], fps: float, cfg, embedder=None, *
         cfg: the `scene_clips` params section (shot_backend, compare_backends, thresholds).
         embedder: a curation.features.FrameEmbedder, needed when pyscenedetect runs.
         transnet_model: a loaded TransNetV2 to reuse across videos.
+        on_frame: called with the detectors (by backend name) after each frame is pushed to
+            them all: a consumer of boundaries settled while streaming (`TransNetV2Detector.settled`).
     """
     detectors = make_detectors(cfg, fps, embedder, transnet_model)
     n = 0
@@ -251,4 +255,6 @@ def detect_shots(frames: Iterable[np.ndarray], fps: float, cfg, embedder=None, *
         for det in detectors.values():
             det.push(frame)
         n += 1
+        if on_frame is not None:
+            on_frame(detectors)
     return ShotDetection(cfg.shot_backend, n, {name: det.finish() for name, det in detectors.items()})

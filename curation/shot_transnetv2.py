@@ -267,12 +267,19 @@ class TransNetV2Detector:
     confident frames become hard cuts and gradual transitions.
     """
 
-    WINDOW, CONTEXT, STEP = 100, 25, 50
+    CONTEXT = 25  # frames of context either side of the predictions a window keeps
 
     def __init__(self, model, *, threshold: float, transition_threshold: float, extend_threshold: float,
-                 min_transition_frames: int, min_peak: float, precision: str = "float32") -> None:
+                 min_transition_frames: int, min_peak: float, precision: str = "float32", window: int = 100,
+                 trim_last: bool = False) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"unknown TransNetV2 precision {precision!r}; expected one of {PRECISIONS}")
+        if window <= 2 * self.CONTEXT:
+            raise ValueError(f"a TransNetV2 window of {window} frames keeps none: it needs more than {2 * self.CONTEXT}")
+        # The reference reads 100 frames and keeps the middle 50, so every frame goes through the
+        # network twice; a longer window keeps window - 50 (scene_clips.transnetv2_window_frames).
+        self.WINDOW, self.STEP = window, window - 2 * self.CONTEXT
+        self.trim_last = trim_last
         self.model = model
         self.precision = precision
         self.thresholds = {"threshold": threshold, "transition_threshold": transition_threshold,
@@ -283,21 +290,57 @@ class TransNetV2Detector:
         self._many: list[float] = []
         self.n_frames = 0
         self.seconds = 0.0
+        # Boundaries settled while streaming (`settled`): runs closed before the frontier
+        self.cuts: list[int] = []
+        self.transitions: list[Transition] = []
+        self._scanned = 0  # frames whose probabilities the run scan has read
+        self._run_start: int | None = None  # the run still open at the scan's end
 
-    def _run(self) -> None:
-        """Predict the window's middle STEP frames and slide it by STEP."""
+    def _run(self, size: int | None = None) -> None:
+        """Predict the middle of the first `size` (WINDOW) frames held, all but CONTEXT either
+        side, and slide the window past them."""
         import torch
 
         t0 = time.perf_counter()
-        batch = torch.from_numpy(np.stack(list(self._window)[: self.WINDOW]))[None]  # (1, 100, 27, 48, 3)
+        size = size or self.WINDOW
+        batch = torch.from_numpy(np.stack(list(self._window)[:size]))[None]  # (1, size, 27, 48, 3)
         with torch.inference_mode():
             single, many = predict_probabilities(self.model, batch.to(self.model.device), self.precision)
-        middle = slice(self.CONTEXT, self.CONTEXT + self.STEP)
+        keep = size - 2 * self.CONTEXT
+        middle = slice(self.CONTEXT, self.CONTEXT + keep)
         self._single += single[0, middle, 0].float().cpu().tolist()
         self._many += many[0, middle, 0].float().cpu().tolist()
-        for _ in range(self.STEP):
+        for _ in range(keep):
             self._window.popleft()
         self.seconds += time.perf_counter() - t0
+
+    def settled(self) -> int:
+        """The frontier: every boundary before it is final (in `cuts` and `transitions`, as
+        `finish` will find them), and a boundary found later starts at it or after.
+
+        A frame's probabilities come with its window (26-75 frames after it is pushed); a
+        run of confident frames is classified once a frame after it is not confident."""
+        t = self.thresholds
+        n = min(len(self._single), self.n_frames)
+        if n > self._scanned:
+            base = self._scanned if self._run_start is None else self._run_start  # what the scan still reads
+            single = np.asarray(self._single[base:n], np.float32)
+            many = np.asarray(self._many[base:n], np.float32)
+            strong = (single > t["threshold"]) | (many > t["transition_threshold"])
+            confident = strong | (many > t["extend_threshold"])
+            for i in range(self._scanned, n):
+                if confident[i - base] and self._run_start is None:
+                    self._run_start = i
+                elif not confident[i - base] and self._run_start is not None:
+                    cuts: list[int] = []
+                    transitions: list[Transition] = []
+                    _boundary_of_run(single, strong, self._run_start - base, i - base, self.n_frames - base,
+                                     t["min_transition_frames"], t["min_peak"], cuts, transitions)
+                    self.cuts += [c + base for c in cuts]
+                    self.transitions += [Transition(x.start_frame + base, x.end_frame + base) for x in transitions]
+                    self._run_start = None
+            self._scanned = n
+        return self._run_start if self._run_start is not None else self._scanned
 
     def push(self, frame: np.ndarray) -> None:
         small = transnet_input(frame)
@@ -315,11 +358,15 @@ class TransNetV2Detector:
     def finish(self) -> BackendShots:
         if self.n_frames:
             last = self._window[-1]
-            # the last frame repeated fills the final window, as the reference does
+            # the last frame repeated fills the final window, as the reference does; trimmed,
+            # only up to the context after the last frame
             while len(self._single) < self.n_frames:
-                while len(self._window) < self.WINDOW:
+                size = self.WINDOW
+                if self.trim_last:
+                    size = min(size, self.n_frames - len(self._single) + 2 * self.CONTEXT)
+                while len(self._window) < size:
                     self._window.append(last)
-                self._run()
+                self._run(size)
         single, many = self.probabilities()
         cuts, transitions = transnet_boundaries(single, many, **self.thresholds)
         return BackendShots("transnetv2", cuts, transitions, round(self.seconds, 4))
@@ -347,13 +394,20 @@ def transnet_boundaries(single: np.ndarray, many: np.ndarray, *, threshold: floa
     transitions: list[Transition] = []
     strong = (single > threshold) | (many > transition_threshold)
     for a, b in frame_runs(strong | (many > extend_threshold)):
-        if not strong[a:b].any():
-            continue
-        peak = a + int(np.argmax(single[a:b]))
-        if single[peak] < min_peak:
-            continue  # a faint, isolated rise of the transition head is not a boundary
-        if b - a >= min_transition_frames:
-            transitions.append(Transition(a, b))
-        elif peak + 1 < len(single):
-            cuts.append(peak + 1)
+        _boundary_of_run(single, strong, a, b, len(single), min_transition_frames, min_peak, cuts, transitions)
     return cuts, transitions
+
+
+def _boundary_of_run(single: np.ndarray, strong: np.ndarray, a: int, b: int, n_frames: int, min_transition_frames: int,
+                     min_peak: float, cuts: list[int], transitions: list[Transition]) -> None:
+    """The boundary (if any) of one run [a, b) of confident frames, appended to `cuts` or
+    `transitions` (see `transnet_boundaries`)."""
+    if not strong[a:b].any():
+        return
+    peak = a + int(np.argmax(single[a:b]))
+    if single[peak] < min_peak:
+        return  # a faint, isolated rise of the transition head is not a boundary
+    if b - a >= min_transition_frames:
+        transitions.append(Transition(a, b))
+    elif peak + 1 < n_frames:
+        cuts.append(peak + 1)

@@ -28,6 +28,7 @@ from core.summaries import preview_rows as _preview
 from core.storage import temp_dir
 from core.tables import read_table, to_table, write_table
 from curation import schemas
+from curation.clip_analysis import pass_signature
 from curation.clip_filters import rejection_reasons
 
 
@@ -159,7 +160,9 @@ def _raw_pool_hash(ctx: StageContext) -> str:
 
 def load_shot_models(env: ItemEnv):
     """The models scene_clips runs, loaded once per worker: TransNetV2 and the similarity
-    embedder of the PySceneDetect refinement, for the backends params run."""
+    embedder of the PySceneDetect refinement, for the backends params run, and clip_quality's
+    OCR when its analyses run in this stage's pass (`curation.clip_analysis.SceneQualityPass`)."""
+    from curation.clip_analysis import scene_pass_possible, scene_pass_tag
     from curation.features import build_frame_embedder
     from curation.shot_detectors import backends_to_run
     from curation.shot_transnetv2 import load_transnetv2
@@ -169,22 +172,29 @@ def load_shot_models(env: ItemEnv):
     embedder = (build_frame_embedder(cfg.similarity_backend, cfg.pretrained_model, params_key="scene_clips.similarity_backend")
                 if "pyscenedetect" in backends else None)
     transnet = load_transnetv2(model_device(env.params)) if "transnetv2" in backends else None
-    return embedder, transnet
+    tag = None
+    if scene_pass_possible(env.params) is None:
+        load_chosen(TEXT_SCANNERS, env)
+        tag = scene_pass_tag(env.params)
+    return embedder, transnet, tag
 
 
 def cut_video(env: ItemEnv, models, video: dict) -> dict[str, Any]:
     """Shots of one usable raw video and its scene_clips and scene_cuts rows: each clip a span
     of the source (`curation.clip_spans.ClipSpan`), written by curated_clips only if it
-    passes every filter."""
+    passes every filter. When the shot backend streams its boundaries (TransNetV2), the same
+    decode also analyses each clip for clip_quality (`SceneQualityPass`): the `quality` rows."""
+    from curation.clip_analysis import SceneQualityPass
     from curation.scenes import segments_from_boundaries
     from curation.shot_detectors import TRANSITION_REASON, detect_shots
     from curation.shot_transnetv2 import one_torch_thread
-    from curation.video_io import DECODE_STATS, VideoDecoder, open_location
+    from curation.video_io import DECODE_STATS, VideoDecoder, _pts, open_location
 
     cfg = env.params.scene_clips
-    embedder, transnet = models
+    embedder, transnet, tag = models
     passes_before = DECODE_STATS.total_passes()
     t0 = time.perf_counter()
+    quality = None
     # a video of a store pool is a stream (ranged reads, no copy)
     with open_location(env.store, video["source_path"]) as src:
         decoder = VideoDecoder(src, width=cfg.analysis_width)
@@ -192,19 +202,33 @@ def cut_video(env: ItemEnv, models, video: dict) -> dict[str, Any]:
         frame_pts: list[int | None] = []
 
         def frames(decoder=decoder, frame_times=frame_times, frame_pts=frame_pts):
-            for frame in decoder:
-                frame_times.append(frame.time_s)
-                frame_pts.append(frame.pts)
-                yield frame.image
+            nonlocal quality
+            for timed, image in decoder.lazy_frames():
+                frame_times.append(timed.time_s)
+                frame_pts.append(_pts(timed.payload))
+                small = image()  # first: the source's size as displayed is known once a frame is converted
+                if tag is not None:
+                    if quality is None:
+                        quality = SceneQualityPass(env.params, _clip_rate(cfg, decoder), decoder.source_size,
+                                                   lambda: text_scanner(env.params.clip_quality))
+                    quality.push(timed, image)
+                yield small
+
+        def settle(detectors) -> None:
+            if quality is not None:
+                det = detectors["transnetv2"]
+                quality.advance(det.settled(), det.cuts, det.transitions)
 
         with one_torch_thread() if transnet is not None else contextlib.nullcontext():
-            shots = detect_shots(frames(), float(video["fps"]), cfg, embedder, transnet_model=transnet)
+            shots = detect_shots(frames(), float(video["fps"]), cfg, embedder, transnet_model=transnet, on_frame=settle)
+            if quality is not None:
+                quality.finish(shots.n_frames, shots.cuts, shots.transitions)
     times = np.asarray(frame_times, float)
     n_frames = shots.n_frames
     segments = segments_from_boundaries(shots.cuts, shots.transitions, n_frames, decoder.fps,
                                         cfg.min_duration_s, cfg.transition_margin_frames,
                                         times=times, end_s=decoder.end_s)
-    rate = Fraction(cfg.output_fps).limit_denominator(1001) if cfg.output_fps else decoder.rate
+    rate = _clip_rate(cfg, decoder)
     # a span is found again by its first frame's timestamp only when every frame has its own
     # and they increase in presentation order; otherwise it is read from the video's start
     seekable = all(p is not None for p in frame_pts) and all(a < b for a, b in zip(frame_pts, frame_pts[1:]))
@@ -241,10 +265,26 @@ def cut_video(env: ItemEnv, models, video: dict) -> dict[str, Any]:
             "start_pts": frame_pts[s.start_frame] if seekable and s.start_frame < n_frames else None,
             "fps_num": rate.numerator, "fps_den": rate.denominator,
         })
+    quality_rows, quality_s = [], 0.0
+    # a pass that met a decode error or misordered timestamps leaves its clips to clip_quality's
+    # own decode of each span, which reads them its own way
+    if quality is not None and not decoder.decode_errors and not decoder.frames_late:
+        quality_s = quality.seconds
+        for s, row in zip(segments, clip_rows):
+            analysed = quality.rows.get((s.start_frame, s.end_frame))
+            if analysed is not None and s.kept:
+                fields = {k: v for k, v in analysed.items() if k != "analysis_seconds"}
+                quality_rows.append({"clip_id": row["clip_id"], **fields, "decode_passes": 0, "pass_tag": tag})
     # Timings and decode counts vary from run to run and engine to engine: metadata only.
-    return {"cuts": cut_row, "clips": clip_rows, "detect_s": t1 - t0,
+    return {"cuts": cut_row, "clips": clip_rows, "quality": quality_rows, "detect_s": t1 - t0 - quality_s,
+            "quality_s": quality_s, "quality_spilled": quality is not None and quality.spilled_at is not None,
             "shot_seconds": {b.backend: b.seconds for b in shots.by_backend.values()},
             "decode_passes": DECODE_STATS.total_passes() - passes_before}
+
+
+def _clip_rate(cfg, decoder) -> Fraction:
+    """The constant rate a clip is planned at: `scene_clips.output_fps`, else the source's average."""
+    return Fraction(cfg.output_fps).limit_denominator(1001) if cfg.output_fps else decoder.rate
 
 
 def scene_clips(ctx: StageContext) -> dict[str, Any]:
@@ -256,10 +296,14 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
     length): hard cuts split clips, gradual transitions (dissolves, fades) are left out of both
     neighbouring clips and recorded in the scene_cuts table with their reason. Clip times come
     from the timestamps; a clip is planned at a constant rate (`scene_clips.output_fps`, by
-    default the source's average rate) lasting its span. Nothing is encoded here:
-    clip_quality and clip_signatures read the spans from the source, and curated_clips
-    writes the clips that pass every filter. A killed run resumes with the unfinished videos.
+    default the source's average rate) lasting its span. Nothing is encoded here: curated_clips
+    writes the clips that pass every filter. With TransNetV2 (boundaries settled while
+    streaming) the same decode also makes clip_quality's analyses and the embedded duplicate
+    signature of every clip (`curation.clip_analysis.SceneQualityPass`, the scene_quality
+    table, tagged with the settings and code they were made with): each video is decoded
+    once for the whole curation. A killed run resumes with the unfinished videos.
     """
+    from curation.clip_analysis import scene_pass_possible
     from curation.shot_detectors import backends_to_run
 
     cfg = ctx.params.scene_clips
@@ -270,7 +314,9 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
     run = run_items(ctx, work, videos, label=lambda v: v["video_id"], cost=lambda v: v["frame_count"])
     cut_rows = [r["cuts"] for r in run.results]
     clip_rows = [c for r in run.results for c in r["clips"]]
+    quality_rows = [q for r in run.results for q in r.get("quality", ())]
     write_table(ctx.store, ctx.table_key("scene_cuts"), to_table(cut_rows, schemas.SCENE_CUTS))
+    write_table(ctx.store, ctx.table_key("scene_quality"), to_table(quality_rows, schemas.SCENE_QUALITY))
     write_table(ctx.store, ctx.table_key(), to_table(clip_rows, schemas.SCENE_CLIPS))
     kept_rows = [r for r in clip_rows if r["kept"]]
     similarity = next((r["similarity_backend"] for r in cut_rows if r["similarity_backend"]), None)
@@ -293,6 +339,10 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
         "frames_decoded": sum(r["n_frames"] for r in cut_rows),
         "videos_with_decode_errors": sum(r["decode_errors"] > 0 for r in cut_rows),
         "detect_seconds": round(sum(r["detect_s"] for r in run.results), 3),
+        # clip_quality's analyses made in this pass (curation.clip_analysis.SceneQualityPass)
+        "quality_in_pass": scene_pass_possible(ctx.params) or f"{len(quality_rows)} of {len(kept_rows)} kept clips",
+        "quality_in_pass_seconds": round(sum(r.get("quality_s", 0.0) for r in run.results), 3),
+        "videos_past_pending_limit": sum(bool(r.get("quality_spilled")) for r in run.results),
         "preview": _preview(kept_rows, ["clip_id", "start_s", "end_s", "duration_s"]),
         **run.metadata(),
     }
@@ -302,12 +352,9 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
 
 
 def analyse_clip(path, cfg, aesthetic_scorer=None, span=None, signature=None) -> dict[str, Any]:
-    """Every quality analyser of one clip over a single shared decode.
-
-    The clip streams through in windows of `cfg.window_frames` sampled frames, so memory does
-    not grow with its length: motion and text read every sampled frame (windows chained so
-    that no frame pair or OCR frame is lost), technical quality and aesthetics an even spread
-    of at most `cfg.window_frames` of them.
+    """Every quality analyser of one clip (`curation.clip_analysis.ClipAnalysis`) over a
+    decode of its own, in windows of `cfg.window_frames` sampled frames (memory does not grow
+    with the clip's length).
 
     `path`: a file path or a seekable binary stream (curation.video_io.VideoSource): the clip,
     or with `span` (`curation.clip_spans.ClipSpan`) its source video, the clip read there frame
@@ -318,13 +365,11 @@ def analyse_clip(path, cfg, aesthetic_scorer=None, span=None, signature=None) ->
     reads them instead of decoding the span again; the row's `signature_*` fields are null
     without it.
     """
-    from curation.quality import FrameSpread, merge_motion, motion_score, technical_quality
-    from curation.video_io import DECODE_STATS, FrameBatch, VideoDecoder
+    from curation.clip_analysis import ClipAnalysis
+    from curation.video_io import DECODE_STATS, VideoDecoder
 
     t0 = time.perf_counter()
     before = DECODE_STATS.total_passes()
-    every = max(1, int(round(cfg.sample_fps / cfg.ocr_fps)))
-    window = -(-cfg.window_frames // every) * every  # a multiple of `every`: OCR reads the same frames as one pass
     hashed = None
     if span is not None:
         from curation.clip_spans import SpanDecoder
@@ -336,79 +381,22 @@ def analyse_clip(path, cfg, aesthetic_scorer=None, span=None, signature=None) ->
         decoder = SpanDecoder(path, span, width=cfg.analysis_width, sample_fps=cfg.sample_fps, on_tick=hashed)
     else:
         decoder = VideoDecoder(path, width=cfg.analysis_width, sample_fps=cfg.sample_fps)
-    motions, spread, previous, frames = [], FrameSpread(cfg.window_frames), None, 0
-    build_scanner = TEXT_SCANNERS.get(cfg.ocr_backend).build
-    scanner = build_scanner(cfg, every) if build_scanner is not None else None
-    for batch in decoder.windows(window):
-        first_pair = max(0, frames - 1)  # the chained window starts at the previous one's last frame
-        frames += len(batch.frames)
-        chained = batch if previous is None else FrameBatch(
-            np.concatenate([previous.frames[-1:], batch.frames]), np.concatenate([previous.indices[-1:], batch.indices]),
-            batch.fps, batch.source_size, np.concatenate([previous.times[-1:], batch.times]),
-        )
-        motions.append(motion_score(
-            chained, flow_width=cfg.flow_width, method=cfg.flow_method, foreground_px=cfg.foreground_residual_px,
-            min_foreground_fraction=cfg.min_foreground_fraction, pair_stride=cfg.flow_pair_stride, first_pair=first_pair,
-            dis_preset=cfg.dis_preset,
-        ))
-        if scanner is not None:
-            scanner.add(batch)
-        spread.add(batch)
-        previous = batch
-    if not frames:
+    analysis = ClipAnalysis(cfg, text_scanner(cfg), aesthetic_scorer, hashed, signature)
+    for batch in decoder.windows(analysis.window):
+        analysis.add_batch(batch)
+    if not analysis.frames:
         raise ValueError(f"clip {getattr(path, 'name', path)} decoded to zero frames")
-    motion = merge_motion(motions)
-    if scanner is not None:
-        text = scanner.result()
-        text_fields = {
-            "text_frames_scanned": text.frames_scanned, "text_frames_flagged": text.frames_flagged,
-            "has_text": text.has_text, "text_boxes": [list(b) for b in text.boxes[:64]], "ocr_texts": text.texts,
-            "ocr_backend": "embedded:rapidocr(pp-ocr onnx)", "crop": list(text.crop), "text_free_area": text.text_free_area,
-        }
-    else:
-        w, h = decoder.source_size
-        text_fields = {
-            "text_frames_scanned": 0, "text_frames_flagged": 0, "has_text": None, "text_boxes": [], "ocr_texts": [],
-            "ocr_backend": "none", "crop": [0, 0, w - w % 2, h - h % 2], "text_free_area": None,
-        }
-    sample = spread.batch()
-    tech = technical_quality(sample)
-    aesthetic = aesthetic_scorer.score_clip(sample.frames, cfg.aesthetic_frames) if aesthetic_scorer else None
-    return {
-        "frames_analysed": frames,
-        "decode_passes": DECODE_STATS.total_passes() - before,
-        "motion_foreground": motion.foreground, "motion_camera": motion.camera,
-        "foreground_fraction": motion.foreground_fraction, "motion_backend": _motion_backend(cfg),
-        **text_fields,
-        "sharpness": tech.sharpness, "brightness": tech.brightness, "clipped": tech.clipped, "noise": tech.noise,
-        "blockiness": tech.blockiness, "technical_backend": "classical",
-        "aesthetic": aesthetic,
-        "aesthetic_backend": aesthetic_scorer.name if aesthetic_scorer else "not computed (no embedded aesthetic model)",
-        **signature_fields(hashed.signature() if hashed else None, signature),
-        "analysis_seconds": round(time.perf_counter() - t0, 4),
-    }
+    row = analysis.result(decoder.fps, decoder.source_size)
+    return {**row, "decode_passes": DECODE_STATS.total_passes() - before,
+            "analysis_seconds": round(time.perf_counter() - t0, 4)}
 
 
-def signature_fields(hashes, cfg) -> dict[str, Any]:
-    """The clip_quality row's record of the embedded signature its pass computed (null when
-    none was): the hashes, sample-major, and the settings they were made with."""
-    if hashes is None:
-        return {"signature_samples": None, "signature_hashes": None, "signature_sample_fps": None,
-                "signature_width": None, "signature_zooms": None}
-    return {"signature_samples": len(hashes), "signature_hashes": [int(h) for h in hashes.ravel()],
-            "signature_sample_fps": cfg.sample_fps, "signature_width": cfg.width, "signature_zooms": list(cfg.zooms)}
+def text_scanner(cfg):
+    """A fresh per-clip scanner of the OCR backend params name (None for `none`)."""
+    from curation.clip_analysis import ocr_every
 
-
-def pass_signature(params):
-    """The clip_signatures settings clip_quality's pass hashes frames with: the embedded
-    backend's (the pretrained one embeds in its own stage)."""
-    cfg = params.clip_signatures
-    return cfg if cfg.backend == "embedded" else None
-
-
-def _motion_backend(cfg) -> str:
-    """The flow that measured motion, as the clip_quality table names it."""
-    return f"embedded:opencv-dis-{cfg.dis_preset}" if cfg.flow_method == "dis" else f"embedded:opencv-{cfg.flow_method}"
+    build = TEXT_SCANNERS.get(cfg.ocr_backend).build
+    return build(cfg, ocr_every(cfg)) if build is not None else None
 
 
 def load_rapidocr(env: ItemEnv) -> None:
@@ -468,15 +456,29 @@ def analyse_stored_clip(env: ItemEnv, scorer, clip: dict) -> dict[str, Any]:
 
 
 def clip_quality(ctx: StageContext) -> dict[str, Any]:
-    """Motion, text overlays, technical quality and (pretrained) aesthetics per clip, one
-    item per clip through an actor pool that holds the OCR (and aesthetic) models."""
+    """Motion, text overlays, technical quality and (pretrained) aesthetics per kept clip.
+
+    scene_clips' decode already analysed most clips (`curation.clip_analysis.SceneQualityPass`,
+    its scene_quality table): a row made under the current settings and analyser code (its
+    `pass_tag`) is taken as it is. Every other clip is analysed from its span of the source,
+    one item per clip through an actor pool that holds the OCR (and aesthetic) models."""
+    from curation.clip_analysis import scene_pass_possible, scene_pass_tag
+
     cfg = ctx.params.clip_quality
     clips = [r for r in read_table(ctx.store, ctx.table_key("scene_clips"), needed_by="clip_quality").to_pylist() if r["kept"]]
+    from_scene: dict[str, dict[str, Any]] = {}
+    if scene_pass_possible(ctx.params) is None and ctx.store.exists(ctx.table_key("scene_quality")):
+        tag = scene_pass_tag(ctx.params)
+        from_scene = {r["clip_id"]: {k: v for k, v in r.items() if k != "pass_tag"}
+                      for r in read_table(ctx.store, ctx.table_key("scene_quality")).to_pylist() if r["pass_tag"] == tag}
+    todo = [c for c in clips if c["clip_id"] not in from_scene]
     work = item_work(analyse_stored_clip, AESTHETIC_SCORERS, ctx.params, setup=load_quality_models)
-    run = run_items(ctx, work, clips, label=lambda c: c["clip_id"], cost=lambda c: c["duration_s"])
+    run = run_items(ctx, work, todo, label=lambda c: c["clip_id"], cost=lambda c: c["duration_s"])
+    decoded = {r["clip_id"]: r for r in run.results}
     # Timings vary from run to run and engine to engine: metadata, never table data.
     seconds = sum(r["analysis_seconds"] for r in run.results)
-    rows = [{k: v for k, v in r.items() if k != "analysis_seconds"} for r in run.results]
+    rows = [from_scene.get(c["clip_id"]) or {k: v for k, v in decoded[c["clip_id"]].items() if k != "analysis_seconds"}
+            for c in clips]
     write_table(ctx.store, ctx.table_key(), to_table(rows, schemas.CLIP_QUALITY))
     frames = sum(r["frames_analysed"] for r in rows)
     return {
@@ -484,8 +486,11 @@ def clip_quality(ctx: StageContext) -> dict[str, Any]:
         "clips_in": len(clips),
         "clips_with_text": sum(bool(r["has_text"]) for r in rows),
         "decode_passes_per_clip": round(sum(r["decode_passes"] for r in rows) / max(1, len(rows)), 3),
+        "clips_from_scene_pass": len(clips) - len(todo),
+        "clips_decoded_here": len(todo),
         "frames_analysed": frames,
-        "analysis_frames_per_s": round(frames / seconds, 2) if seconds else None,
+        "analysis_frames_per_s": (round(sum(decoded[c["clip_id"]]["frames_analysed"] for c in todo) / seconds, 2)
+                                  if seconds else None),
         "motion_foreground": _summary([r["motion_foreground"] for r in rows]),
         "sharpness": _summary([r["sharpness"] for r in rows]),
         "aesthetic_backend": rows[0]["aesthetic_backend"] if rows else None,
@@ -589,7 +594,8 @@ STAGES: dict[str, StageSpec] = {
                   inputs=("${raw_videos.pool_root}/{shard}",)),
         StageSpec("scene_clips", scene_clips, ("scene_clips",), ("raw_videos",),
                   "Scene cuts and clips as spans of their source video (written by curated_clips if they pass).",
-                  outputs=(Output(layout.table("scene_clips", "{shard}")), Output(layout.table("scene_cuts", "{shard}")))),
+                  outputs=(Output(layout.table("scene_clips", "{shard}")), Output(layout.table("scene_cuts", "{shard}")),
+                           Output(layout.table("scene_quality", "{shard}")))),
         # clip_signatures' settings too: its embedded hashes are computed in this stage's pass
         StageSpec("clip_quality", clip_quality, ("clip_quality", "clip_signatures"), ("scene_clips",),
                   "Motion, text, technical and aesthetic scores (and the embedded duplicate signatures, same pass)."),

@@ -24,7 +24,7 @@ TRANSNET_KW = {"threshold": 0.5, "transition_threshold": 0.5, "extend_threshold"
 def _cfg(**over):
     base = {"shot_backend": "transnetv2", "compare_backends": True, "transnetv2_threshold": 0.5,
             "transnetv2_transition_threshold": 0.5, "transnetv2_extend_threshold": 0.25, "transnetv2_min_peak": 0.2,
-            "transnetv2_precision": "float32",
+            "transnetv2_precision": "float32", "transnetv2_window_frames": 100, "transnetv2_trim_last_window": False,
             "min_transition_frames": 3, "detector": "adaptive", "adaptive_threshold": 3.0, "content_threshold": 27.0,
             "min_scene_len_frames": 6, "similarity_threshold": 0.75, "merge_tolerance_frames": 2,
             "ramp_span_frames": 10, "ramp_threshold": 0.85}
@@ -80,6 +80,28 @@ def test_bfloat16_transnetv2_stays_within_its_tolerance_and_finds_the_same_real_
     assert found[0].transitions == found[1].transitions and len(found[0].transitions) == 1
     with pytest.raises(ValueError, match="precision"):
         TransNetV2Detector(transnet, **TRANSNET_KW, precision="float16")
+
+
+@pytest.mark.parametrize("window", [150, 200])
+def test_longer_windows_trimmed_at_the_end_find_the_references_real_boundaries(transnet, bikes, reel, window):
+    """A frame goes through the network 1.33 times in 200-frame windows, twice in the
+    reference's 100; the last window ends 25 frames after the video. Same boundaries on real
+    footage (bench/shots.py measures it on ten real reels), fewer frames through the network."""
+    from curation.video_io import iter_frames
+
+    path, _ = reel
+    reel_frames = [f for _, f in iter_frames(path, width=160)]
+    for frames in (bikes, reel_frames):
+        reference = TransNetV2Detector(transnet, **TRANSNET_KW, precision="bfloat16")
+        longer = TransNetV2Detector(transnet, **TRANSNET_KW, precision="bfloat16", window=window, trim_last=True)
+        found = [_run(det, frames) for det in (reference, longer)]
+        assert found[0].cuts == found[1].cuts and found[0].transitions == found[1].transitions
+        assert len(longer.probabilities()[0]) == len(frames)
+        runs = [np.asarray(det.probabilities()[1]) for det in (reference, longer)]
+        assert np.abs(runs[0] - runs[1]).max() < 0.2
+    assert _run(TransNetV2Detector(transnet, **TRANSNET_KW, window=window, trim_last=True), bikes).cuts == [30, 76]
+    with pytest.raises(ValueError, match="window"):
+        TransNetV2Detector(transnet, **TRANSNET_KW, window=50)
 
 
 def test_folded_convolutions_compute_the_networks_own_features(transnet, bikes):

@@ -29,7 +29,10 @@ def test_materialize_curation_group(curated_project):
     assert {c["drop_reason"] for c in clips if not c["kept"]} == {"below_min_duration"}
 
     quality_meta = mats["clip_quality"].materialization.metadata
-    assert quality_meta["decode_passes_per_clip"].value == 1.0  # every analyser shares one decode
+    # every analyser shares scene_clips' decode of the whole video: no clip is decoded again
+    assert quality_meta["decode_passes_per_clip"].value == 0.0
+    assert quality_meta["clips_from_scene_pass"].value == len(kept) and quality_meta["clips_decoded_here"].value == 0
+    assert mats["scene_clips"].materialization.metadata["decode_passes_per_video"].value == 1.0
     assert "plot_quality" in quality_meta
     quality = read_table(store, "tables/clip_quality/tiny-000.parquet").to_pylist()
     assert all(q["aesthetic"] is None and q["aesthetic_backend"].startswith("not computed") for q in quality)

@@ -82,7 +82,9 @@ def test_materialize_curation_group_on_s3(make_project, s3_bucket, monkeypatch):
     assert store.list(f"clips/{SHARD}") == sorted(c["clip_key"] for c in curated if c["kept"] and not c["cropped"])
     cropped = [c for c in curated if c["cropped"]]
     assert cropped and all(store.exists(c["clip_key"]) for c in cropped)
-    assert mats["clip_quality"].materialization.metadata["decode_passes_per_clip"].value == 1.0  # streamed, one decode
+    # each video streamed from the store once, by scene_clips, whose pass also analysed its clips
+    assert mats["scene_clips"].materialization.metadata["decode_passes_per_video"].value == 1.0
+    assert mats["clip_quality"].materialization.metadata["decode_passes_per_clip"].value == 0.0
 
     # Nothing was written under the local storage root.
     assert not (project / "data").exists()

@@ -55,6 +55,10 @@ def test_local_ray_writes_the_same_tables_as_the_local_engine(tmp_path, base_par
 
     for stage in FANNED_OUT:
         assert local_meta[stage]["engine"].value == "local" and ray_meta[stage]["engine"].value == "ray", stage
+        if stage == "clip_quality":  # every clip was analysed in scene_clips' pass, on each engine
+            assert ray_meta[stage]["items_processed"].value == local_meta[stage]["items_processed"].value == 0
+            assert ray_meta[stage]["clips_from_scene_pass"].value == local_meta[stage]["clips_from_scene_pass"].value > 0
+            continue
         assert ray_meta[stage]["items_processed"].value == local_meta[stage]["items_processed"].value > 0, stage
     assert sorted(on_ray) == sorted(local) and len(local) >= 12
     assert [key for key in local if on_ray[key] != local[key]] == []
@@ -93,6 +97,8 @@ def test_a_stage_killed_mid_shard_resumes_with_only_the_unfinished_items(tmp_pat
     project = tmp_path / "project"
     raw = tiny_params(project, base_params_raw)
     raw["demo_pool"]["procedural"]["n_videos"] = 6  # more videos and clips: a kill lands mid-shard
+    # clip_quality's own items: the clips scene_clips' pass would otherwise analyse
+    raw["scene_clips"]["quality_in_pass"] = stage != "clip_quality"
     params = load_params(write_params(project, raw))
     store = LocalObjectStore(project / "data")
     upstream = ("demo_pool", "raw_videos", "scene_clips", "clip_quality", "clip_signatures", "clip_dedup",
