@@ -3,7 +3,8 @@
 On procedural 720p multi-shot footage (curation.synth; >= 3 minutes by default):
 - video-seconds per CPU-second of the curation stages (raw_videos, scene_clips,
   clip_quality, clip_signatures, clip_dedup, curated_clips) on the local engine, and per
-  wall-second;
+  wall-second; and against the same stages with `scene_clips.quality_in_pass` false (each
+  video decoded a second time, span by span, by clip_quality);
 - curation / decode-only: the same stages against one decode of every usable video at the
   scene stage's analysis width (the least any curation must do);
 - peak RSS of the worker (local: the one process; ray: each Ray worker, sampled);
@@ -290,6 +291,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="reactid-scale-") as tmp:
         params_path = write_project(Path(tmp), pool.parent, args.set)
         curate = _child("curate", params_path)
+        # the baseline of the one-decode design in the same run: clip_quality decoding every span
+        two = Path(tmp) / "two-decodes"
+        two.mkdir()
+        two_decodes = _child("curate", write_project(two, pool.parent, [*args.set, "scene_clips.quality_in_pass=false"]))
         # Each engine then redoes the fanned-out stages in graph order over the curated clips,
         # the engines taking turns so that a busy spell of the machine hits both.
         runs: dict[str, list[dict]] = {"local": [], "ray": []}
@@ -320,6 +325,12 @@ def main() -> None:
             "video_s_per_cpu_s": round(video_s / curate["cpu_s"], 3),
             "video_s_per_wall_s": round(video_s / curate["wall_s"], 3),
             "peak_rss_mb": curate["peak_rss_mb"],
+        },
+        "curation_local_two_decodes": {
+            "what": "the same with scene_clips.quality_in_pass false: clip_quality decodes every clip's span itself",
+            "cpu_s": two_decodes["cpu_s"], "per_stage_cpu_s": two_decodes["per_stage_cpu_s"],
+            "video_s_per_cpu_s": round(video_s / two_decodes["cpu_s"], 3),
+            "cpu_ratio_one_decode_to_two": round(curate["cpu_s"] / two_decodes["cpu_s"], 3),
         },
         "decode_only": {"what": "every usable video decoded once at scene_clips.analysis_width",
                         "wall_s": curate["decode_wall_s"], "cpu_s": curate["decode_cpu_s"]},
