@@ -314,7 +314,7 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
     run = run_items(ctx, work, videos, label=lambda v: v["video_id"], cost=lambda v: v["frame_count"])
     cut_rows = [r["cuts"] for r in run.results]
     clip_rows = [c for r in run.results for c in r["clips"]]
-    quality_rows = [q for r in run.results for q in r.get("quality", ())]
+    quality_rows = [q for r in run.results for q in r["quality"]]
     write_table(ctx.store, ctx.table_key("scene_cuts"), to_table(cut_rows, schemas.SCENE_CUTS))
     write_table(ctx.store, ctx.table_key("scene_quality"), to_table(quality_rows, schemas.SCENE_QUALITY))
     write_table(ctx.store, ctx.table_key(), to_table(clip_rows, schemas.SCENE_CLIPS))
@@ -341,8 +341,8 @@ def scene_clips(ctx: StageContext) -> dict[str, Any]:
         "detect_seconds": round(sum(r["detect_s"] for r in run.results), 3),
         # clip_quality's analyses made in this pass (curation.clip_analysis.SceneQualityPass)
         "quality_in_pass": scene_pass_possible(ctx.params) or f"{len(quality_rows)} of {len(kept_rows)} kept clips",
-        "quality_in_pass_seconds": round(sum(r.get("quality_s", 0.0) for r in run.results), 3),
-        "videos_past_pending_limit": sum(bool(r.get("quality_spilled")) for r in run.results),
+        "quality_in_pass_seconds": round(sum(r["quality_s"] for r in run.results), 3),
+        "videos_past_pending_limit": sum(r["quality_spilled"] for r in run.results),
         "preview": _preview(kept_rows, ["clip_id", "start_s", "end_s", "duration_s"]),
         **run.metadata(),
     }
