@@ -193,7 +193,6 @@ class _OpenClip:
     resampler: Any
     sampler: Any
     analysis: ClipAnalysis
-    seconds: float = 0.0
 
 
 @dataclass
@@ -298,14 +297,12 @@ class SceneQualityPass:
 
     def _feed(self, frame: _Pending) -> None:
         clip = self.open
-        t0 = time.perf_counter()
         images, width = frame.images, self.width
 
         def image(w: int | None = None, images=images) -> np.ndarray:
             return images[width if w is None else w]
 
         self._ticks(clip, clip.resampler.push(frame.timed, image))
-        clip.seconds += time.perf_counter() - t0
 
     def _ticks(self, clip: _OpenClip, ticks) -> None:
         for tick, image in ticks:
@@ -317,8 +314,5 @@ class SceneQualityPass:
         clip, self.open = self.open, None
         if clip is None or self.spilled_at is not None:
             return
-        t0 = time.perf_counter()
         self._ticks(clip, clip.resampler.finish())
-        row = clip.analysis.result(self.fps, self.source_size)
-        clip.seconds += time.perf_counter() - t0
-        self.rows[(clip.start, end)] = {**row, "analysis_seconds": round(clip.seconds, 4)}
+        self.rows[(clip.start, end)] = clip.analysis.result(self.fps, self.source_size)

@@ -278,7 +278,7 @@ class TransNetV2Detector:
             raise ValueError(f"a TransNetV2 window of {window} frames keeps none: it needs more than {2 * self.CONTEXT}")
         # The reference reads 100 frames and keeps the middle 50, so every frame goes through the
         # network twice; a longer window keeps window - 50 (scene_clips.transnetv2_window_frames).
-        self.WINDOW, self.STEP = window, window - 2 * self.CONTEXT
+        self.WINDOW = window
         self.trim_last = trim_last
         self.model = model
         self.precision = precision

@@ -273,8 +273,7 @@ def cut_video(env: ItemEnv, models, video: dict) -> dict[str, Any]:
         for s, row in zip(segments, clip_rows):
             analysed = quality.rows.get((s.start_frame, s.end_frame))
             if analysed is not None and s.kept:
-                fields = {k: v for k, v in analysed.items() if k != "analysis_seconds"}
-                quality_rows.append({"clip_id": row["clip_id"], **fields, "decode_passes": 0, "pass_tag": tag})
+                quality_rows.append({"clip_id": row["clip_id"], **analysed, "decode_passes": 0, "pass_tag": tag})
     # Timings and decode counts vary from run to run and engine to engine: metadata only.
     return {"cuts": cut_row, "clips": clip_rows, "quality": quality_rows, "detect_s": t1 - t0 - quality_s,
             "quality_s": quality_s, "quality_spilled": quality is not None and quality.spilled_at is not None,
