@@ -144,17 +144,43 @@ def test_a_hand_built_batch_is_timed_by_its_rate():
 
 
 def test_decoder_scales_each_frame_as_pyav_does(tmp_path):
-    """The pass shares one swscale context across its frames: the pixels are those of each
-    frame's own PyAV conversion, at a downscale and at the source size."""
+    """The pass shares one swscale context across its frames: above BASE_WIDTH the pixels are
+    those of each frame's own PyAV conversion; at BASE_WIDTH or below, that conversion at
+    BASE_WIDTH area-averaged to the width asked for; at the source size, the source's."""
     import av
+    import cv2
 
     path = tmp_path / "scaled.mp4"
-    _write(path, n=20, size=(160, 96))
+    _write(path, n=20, size=(480, 272))
+    assert vio.BASE_WIDTH == 320
     with av.open(str(path)) as container:
-        own = [f.to_ndarray(width=64, height=38, format="rgb24") for f in container.decode(video=0)]
-        container.seek(0)
-        full = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        frames = list(container.decode(video=0))
+        wide = [f.to_ndarray(width=400, height=226, format="rgb24") for f in frames]
+        base = [f.to_ndarray(width=320, height=182, format="rgb24") for f in frames]
+        full = [f.to_ndarray(format="rgb24") for f in frames]
+    decoded = list(vio.VideoDecoder(path, width=400))
+    assert [d.image.shape for d in decoded] == [(226, 400, 3)] * 20
+    assert all(np.array_equal(d.image, o) for d, o in zip(decoded, wide, strict=True))
+    assert all(np.array_equal(d.image, o) for d, o in zip(vio.VideoDecoder(path, width=320), base, strict=True))
+    small = [cv2.resize(b, (64, 36), interpolation=cv2.INTER_AREA) for b in base]
     decoded = list(vio.VideoDecoder(path, width=64))
-    assert [d.image.shape for d in decoded] == [(38, 64, 3)] * 20
-    assert all(np.array_equal(d.image, o) for d, o in zip(decoded, own, strict=True))
+    assert [d.image.shape for d in decoded] == [(36, 64, 3)] * 20
+    assert all(np.array_equal(d.image, o) for d, o in zip(decoded, small, strict=True))
     assert all(np.array_equal(d.image, o) for d, o in zip(vio.VideoDecoder(path), full, strict=True))
+
+
+def test_a_frame_at_a_width_is_the_same_whatever_else_its_pass_converts(tmp_path):
+    """The scene pass converts each frame at 160, 320 and 96 px, a clip_quality pass at 320
+    and 96, a signature pass at 96 alone: each width's pixels are the same in all of them,
+    and a frame given at BASE_WIDTH is the caller's own copy."""
+    path = tmp_path / "widths.mp4"
+    _write(path, n=12, size=(640, 360))
+    alone = {w: [d.image for d in vio.VideoDecoder(path, width=w)] for w in (96, 160, 320)}
+    together: dict[int, list] = {96: [], 160: [], 320: []}
+    for _, image in vio.VideoDecoder(path, width=160).lazy_frames():
+        together[160].append(image())
+        image(320)[:] = 0  # the caller's copy: the frame's other widths do not see this
+        together[320].append(image(320))
+        together[96].append(image(96))
+    for w in (96, 160, 320):
+        assert all(np.array_equal(a, b) for a, b in zip(alone[w], together[w], strict=True)), w
