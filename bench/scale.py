@@ -5,13 +5,16 @@ On procedural 720p multi-shot footage (curation.synth; >= 3 minutes by default):
   clip_quality, clip_signatures, clip_dedup, curated_clips) on the local engine, and per
   wall-second; and against the same stages with `scene_clips.quality_in_pass` false (each
   video decoded a second time, span by span, by clip_quality);
-- curation / decode-only: the same stages against one decode of every usable video at the
-  scene stage's analysis width (the least any curation must do);
+- curation / decode-only: the same stages against one decode of every usable video, each
+  frame converted once by swscale to the scene stage's analysis width (the least any
+  curation must do);
 - peak RSS of the worker (local: the one process; ray: each Ray worker, sampled);
 - wall time of the fanned-out stages (raw_videos, scene_clips, clip_quality, captions,
   entities, subjects, faces, attributes, timelines) on `ray` with --workers workers against `local`
   with one, on the same shard, overall and per stage, and whether their tables are
-  byte-identical. With --repeats N the two engines run alternately N times and each figure is
+  byte-identical; and the ceiling of that ratio when every worker loads each stage's models
+  (`models_load_s`, which more workers do not shorten) and the rest divides evenly over the
+  workers. With --repeats N the two engines run alternately N times and each figure is
   the fastest of its N (on a shared machine another process slows some runs, never speeds one
   up); every run's wall time, load average and the CPUs its processes got are listed.
 
@@ -164,19 +167,40 @@ class WorkerRss(PeriodicSampler):
         return sorted((round(rss, 1) for name, rss in self.peak.values() if name.startswith("ray::")), reverse=True)
 
 
-def _run_stages(params, store, stages, cpu: dict[str, float] | None = None) -> dict[str, float]:
-    """Run `stages` in order; their wall seconds, and their CPU seconds into `cpu` if given."""
+def _run_stages(params, store, stages, cpu: dict[str, float] | None = None,
+                loads: dict[str, float] | None = None) -> dict[str, float]:
+    """Run `stages` in order; their wall seconds, their CPU seconds into `cpu` if given, and
+    the seconds their models took to load into `loads` (stages that load models)."""
     from core.stage import run_stage
     from curation.stages import STAGES
 
     seconds = {}
     for name in stages:
         start, cpu0 = time.perf_counter(), _cpu_s()
-        run_stage(STAGES[name], SHARD, params, store, force=True)
+        result = run_stage(STAGES[name], SHARD, params, store, force=True)
         seconds[name] = round(time.perf_counter() - start, 3)
         if cpu is not None:
             cpu[name] = round(_cpu_s() - cpu0, 3)
+        if loads is not None and result.metadata.get("models_load_s") is not None:
+            loads[name] = result.metadata["models_load_s"]
     return seconds
+
+
+def decode_only(path: str, width: int) -> None:
+    """The least any curation of a video must do: decode every frame and convert it once
+    (swscale) to `width`, without the platform's decoder around it."""
+    import av
+    from av.video.reformatter import VideoReformatter
+
+    from curation.video_io import _scaled_size
+
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "SLICE"
+        size = _scaled_size(stream.codec_context.width, stream.codec_context.height, width)
+        reformatter = VideoReformatter()
+        for frame in container.decode(stream):
+            reformatter.reformat(frame, width=size[0], height=size[1], format="rgb24").to_ndarray()
 
 
 def child_curate(params_path: Path) -> dict:
@@ -184,7 +208,6 @@ def child_curate(params_path: Path) -> dict:
     from orchestration.params import load_params
     from core.storage import LocalObjectStore
     from core.tables import read_table
-    from curation.video_io import decode_frames
 
     params = load_params(params_path)
     store = LocalObjectStore(params.resolve(params.storage.root))
@@ -196,7 +219,7 @@ def child_curate(params_path: Path) -> dict:
     videos = [r for r in read_table(store, f"tables/raw_videos/{SHARD}.parquet").to_pylist() if r["status"] == "ok"]
     cpu0, t0 = _cpu_s(), time.perf_counter()
     for video in videos:
-        decode_frames(video["source_path"], width=params.scene_clips.analysis_width)
+        decode_only(video["source_path"], params.scene_clips.analysis_width)
     decode_wall, decode_cpu = time.perf_counter() - t0, _cpu_s() - cpu0
     return {"per_stage_s": per_stage, "per_stage_cpu_s": per_stage_cpu, "wall_s": round(wall, 3),
             "cpu_s": round(cpu, 3), "peak_rss_mb": peak,
@@ -222,14 +245,19 @@ def child_fanout(params_path: Path) -> dict:
         rss.sample()
         cpu0 = _own_cpu_s() + rss.children_cpu_s()
         t0 = time.perf_counter()
-        per_stage = _run_stages(params, store, FANNED_OUT)
+        per_stage_cpu: dict[str, float] = {}
+        loads: dict[str, float] = {}
+        # per-stage CPU only counts this process: the local engine's, not Ray workers'
+        per_stage = _run_stages(params, store, FANNED_OUT, per_stage_cpu, loads)
         wall = time.perf_counter() - t0
         rss.sample()
         # CPU time of the driver and every process below it (Ray's workers and daemons) over
         # the stages' wall time: how many of the machine's CPUs the run got (others' load takes some).
         cpu = _own_cpu_s() + rss.children_cpu_s() - cpu0
     return {"engine": params.execution.engine, "workers": params.execution.workers, "wall_s": round(wall, 3),
-            "ray_startup_s": startup, "per_stage_s": per_stage, "driver_peak_rss_mb": _peak_rss_mb(),
+            "ray_startup_s": startup, "per_stage_s": per_stage, "models_load_s": loads,
+            **({"per_stage_cpu_s": per_stage_cpu} if params.execution.engine == "local" else {}),
+            "driver_peak_rss_mb": _peak_rss_mb(),
             "ray_worker_peak_rss_mb": rss.workers_mb(),
             "load_avg_1m": [round(load_start, 2), round(os.getloadavg()[0], 2)],
             "cpus_used": round(cpu / wall, 2)}
@@ -260,6 +288,21 @@ def _fastest(runs: list[dict]) -> dict:
         best["per_stage_s"] = {name: min(r["per_stage_s"][name] for r in runs) for name in best["per_stage_s"]}
         best["ray_startup_s"] = min(r["ray_startup_s"] for r in runs) if best["ray_startup_s"] is not None else None
     return best
+
+
+def _ceiling(local: dict, workers: int) -> dict:
+    """The most `workers` workers can gain over the local run when each loads its own models:
+    a stage's models load in every worker before its first item (`models_load_s`, the same
+    wall time as the local run's one load), and the rest of the local run's CPU time spreads
+    perfectly over the workers, at no cost per item and with no Ray overhead."""
+    per_stage = {name: round(local["models_load_s"].get(name, 0.0)
+                             + max(0.0, local["per_stage_cpu_s"][name] - local["models_load_s"].get(name, 0.0)) / workers, 3)
+                 for name in FANNED_OUT}
+    wall = sum(per_stage.values())
+    return {"what": f"{workers} workers' wall time if every worker loads each stage's models (the local run's "
+                    "load time) and the local run's remaining CPU time divides evenly over them",
+            "models_load_s": local["models_load_s"], "wall_s": round(wall, 3), "per_stage_s": per_stage,
+            "speedup": round(local["wall_s"] / wall, 3)}
 
 
 # ---------------------------------------------------------------- main
@@ -332,7 +375,8 @@ def main() -> None:
             "video_s_per_cpu_s": round(video_s / two_decodes["cpu_s"], 3),
             "cpu_ratio_one_decode_to_two": round(curate["cpu_s"] / two_decodes["cpu_s"], 3),
         },
-        "decode_only": {"what": "every usable video decoded once at scene_clips.analysis_width",
+        "decode_only": {"what": "every usable video decoded once, each frame converted once by swscale to "
+                                "scene_clips.analysis_width",
                         "wall_s": curate["decode_wall_s"], "cpu_s": curate["decode_cpu_s"]},
         "ratio_curation_to_decode_wall": round(curate["wall_s"] / curate["decode_wall_s"], 2),
         "ratio_curation_to_decode_cpu": round(curate["cpu_s"] / curate["decode_cpu_s"], 2),
@@ -343,6 +387,7 @@ def main() -> None:
             "speedup_including_ray_startup": round(local["wall_s"] / (on_ray["wall_s"] + on_ray["ray_startup_s"]), 3),
             "speedup_per_stage": {name: round(local["per_stage_s"][name] / max(on_ray["per_stage_s"][name], 1e-3), 2)
                                   for name in FANNED_OUT},
+            "ceiling": _ceiling(local, args.workers),
             "runs": {engine: [{"wall_s": r["wall_s"], "load_avg_1m": r["load_avg_1m"], "cpus_used": r["cpus_used"]}
                              for r in rs] for engine, rs in runs.items()},
             "tables_identical": identical,

@@ -62,6 +62,7 @@ import contextlib
 import os
 import pickle
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,9 +127,17 @@ class ItemRun:
     resumed: int  # items whose result a killed run had recorded
     engine: str
     objects_prefix: str = ""  # where the items put the objects their results name (ItemEnv)
+    # Seconds the work's models took to load (`ItemWork.setup`): on `ray` the slowest of the
+    # workers' loads, each worker loading its own. None when the work has no setup or no item
+    # ran. Every worker pays it before its first item, so it is the part of a stage run that
+    # more workers do not shorten.
+    models_load_s: float | None = None
 
     def metadata(self) -> dict[str, Any]:
-        return {"engine": self.engine, "items_processed": self.processed, "items_resumed": self.resumed}
+        out = {"engine": self.engine, "items_processed": self.processed, "items_resumed": self.resumed}
+        if self.models_load_s is not None:
+            out["models_load_s"] = round(self.models_load_s, 3)
+        return out
 
 
 # ---------------------------------------------------------------- per-item progress
@@ -222,17 +231,29 @@ def portable_store(store: ObjectStore, params: Params) -> ObjectStore:
 ResultSink = Callable[[int, Any], None]
 
 
+def _load_models(work: ItemWork, env: ItemEnv) -> tuple[Any, float | None]:
+    """`work.setup(env)` and the seconds it took (None without a setup)."""
+    if work.setup is None:
+        return None, None
+    start = time.perf_counter()
+    models = work.setup(env)
+    return models, time.perf_counter() - start
+
+
 class LocalEngine:
     """Every item in this process, one after the other (the embedded default)."""
 
     name = "local"
 
-    def map(self, work: ItemWork, env: ItemEnv, items: Sequence[Any], todo: list[int], sink: ResultSink) -> None:
+    def map(self, work: ItemWork, env: ItemEnv, items: Sequence[Any], todo: list[int],
+            sink: ResultSink) -> float | None:
+        """Process `todo`, each result into `sink`; returns the seconds the models took to load."""
         if not todo:
-            return
-        models = work.setup(env) if work.setup is not None else None
+            return None
+        models, load_s = _load_models(work, env)
         for i in todo:
             sink(i, work.process(env, models, items[i]))
+        return load_s
 
 
 @contextlib.contextmanager
@@ -262,7 +283,7 @@ class _ModelWorker:
 
     def __init__(self, work: ItemWork | None = None, env: ItemEnv | None = None) -> None:
         self.work, self.env = work, env
-        self.models = work.setup(env) if work is not None and work.setup is not None else None
+        self.models, self.load_s = _load_models(work, env) if work is not None else (None, None)
         self.token: str | None = None
 
     def process_batch(self, batch: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
@@ -273,23 +294,29 @@ class _ModelWorker:
                           batch: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
         if token != self.token:
             self.release()
-            self.models = work.setup(env) if work.setup is not None else None
+            self.models, self.load_s = _load_models(work, env)
             self.token = token
         self.work, self.env = work, env
         return self.process_batch(batch)
 
-    def release(self) -> None:
-        """Drop the models of the last stage run (memory, GPU memory) and keep the process."""
+    def loaded_in(self) -> float | None:
+        """Seconds this actor's models took to load (None: it loaded none)."""
+        return self.load_s
+
+    def release(self) -> float | None:
+        """Drop the models of the last stage run (memory, GPU memory) and keep the process;
+        returns the seconds they took to load (None: it loaded none)."""
         import gc
 
-        held = self.models is not None
-        self.work = self.env = self.models = self.token = None
+        held, load_s = self.models is not None, self.load_s
+        self.work = self.env = self.models = self.token = self.load_s = None
         if not held:
-            return  # nothing to free: a full collection costs ~0.1 s in a worker that imported torch
+            return load_s  # nothing to free: a full collection costs ~0.1 s in a worker that imported torch
         gc.collect()
         torch = sys.modules.get("torch")
         if torch is not None and torch.cuda.is_available():
             torch.cuda.empty_cache()
+        return load_s
 
 
 class _LocalPool:
@@ -377,20 +404,23 @@ class RayEngine:
         self.cfg = cfg
         connect_ray(cfg)
 
-    def map(self, work: ItemWork, env: ItemEnv, items: Sequence[Any], todo: list[int], sink: ResultSink) -> None:
+    def map(self, work: ItemWork, env: ItemEnv, items: Sequence[Any], todo: list[int],
+            sink: ResultSink) -> float | None:
+        """Process `todo`, each result into `sink`; returns the slowest worker's model load
+        in seconds."""
         if not todo:
-            return
+            return None
         import ray
 
         env_ref = ray.put(env)
         if self.cfg.ray_address is None:
-            self._pool(ray, work, env_ref, items, todo, sink)
-        elif work.setup is None:
+            return self._pool(ray, work, env_ref, items, todo, sink)
+        if work.setup is None:
             self._tasks(ray, work, env_ref, items, todo, sink)
-        else:
-            self._actors(ray, work, env_ref, items, todo, sink)
+            return None
+        return self._actors(ray, work, env_ref, items, todo, sink)
 
-    def _pool(self, ray, work, env_ref, items, todo, sink) -> None:
+    def _pool(self, ray, work, env_ref, items, todo, sink) -> float | None:
         """On the local pool's actors: work with models in batches (the models loaded once per
         actor for this run), work without one item per call."""
         batches = _batches(items, todo, self.cfg) if work.setup else [[(i, items[i])] for i in todo]
@@ -402,7 +432,7 @@ class RayEngine:
         except BaseException:
             _POOL.drop(ray)  # a failed or interrupted run leaves no actor busy with its items
             raise
-        ray.get([actor.release.remote() for actor in actors])
+        return _slowest(ray.get([actor.release.remote() for actor in actors]))
 
     def _tasks(self, ray, work, env_ref, items, todo, sink) -> None:
         task = ray.remote(_process_one).options(num_cpus=self.cfg.cpus_per_worker, max_retries=0)
@@ -419,7 +449,7 @@ class RayEngine:
             ready, running = ray.wait(running, num_returns=1)
             sink(*ray.get(ready[0]))
 
-    def _actors(self, ray, work, env_ref, items, todo, sink) -> None:
+    def _actors(self, ray, work, env_ref, items, todo, sink) -> float | None:
         batches = _batches(items, todo, self.cfg)
         gpus = self.cfg.gpus_per_actor if work.uses_gpu else 0.0
         actor_cls = ray.remote(_ModelWorker).options(num_cpus=self.cfg.cpus_per_worker, num_gpus=gpus,
@@ -427,6 +457,7 @@ class RayEngine:
         actors = [actor_cls.remote(work, env_ref) for _ in range(min(self.cfg.workers, len(batches)))]
         try:
             self._stream(ray, actors, lambda actor, batch: actor.process_batch.remote(batch), batches, sink)
+            return _slowest(ray.get([actor.loaded_in.remote() for actor in actors]))
         finally:
             for actor in actors:  # free their CPUs/GPUs (and memory) for the next stage
                 ray.kill(actor)
@@ -448,6 +479,11 @@ class RayEngine:
                 sink(i, result)
             for batch in _take(queue, 1):
                 owner[call(actor, batch)] = actor
+
+
+def _slowest(load_s: list[float | None]) -> float | None:
+    loaded = [s for s in load_s if s is not None]
+    return max(loaded) if loaded else None
 
 
 def _batches(items: Sequence[Any], todo: list[int], cfg: ExecutionParams) -> list[list[tuple[int, Any]]]:
@@ -518,12 +554,12 @@ def run_items(ctx: StageContext, work: ItemWork, items: Sequence[Any], *,
     objects = f"{progress.prefix}/objects" if progress else f"{progress_prefix(ctx.stage, ctx.shard)}/run-{os.urandom(6).hex()}"
     scratch = current_scratch_root()
     env = ItemEnv(ctx.params, store, ctx.shard, objects, str(scratch) if scratch is not None else None)
-    engine.map(work, env, items, todo, sink)
+    load_s = engine.map(work, env, items, todo, sink)
     report(task, len(items), len(items), "done")
     missing = [i for i in range(len(items)) if i not in results]
     if missing:
         raise StorageError(f"{task}: no result for items {missing[:10]} (engine {engine.name})")
-    return ItemRun([results[i] for i in range(len(items))], len(todo), resumed, engine.name, objects)
+    return ItemRun([results[i] for i in range(len(items))], len(todo), resumed, engine.name, objects, load_s)
 
 
 # ---------------------------------------------------------------- scratch files

@@ -56,6 +56,29 @@ def test_local_engine_keeps_input_order_and_loads_the_model_once(tmp_path, base_
     assert len({r["model"] for _, r in got}) == 1  # one setup for the whole run
 
 
+def slow_load(env: ItemEnv) -> dict:
+    import time
+
+    time.sleep(0.05)
+    return load_models(env)
+
+
+def test_engines_say_how_long_the_models_took_to_load(tmp_path, base_params_raw):
+    """The seconds of `setup` come back from the engine and into the stage's metadata (the
+    part of a run more workers do not shorten); work without models reports none."""
+    params = _params(tmp_path, base_params_raw)
+    env = ItemEnv(params, LocalObjectStore(tmp_path / "data"), "s")
+    assert LocalEngine().map(ItemWork(square_with_model, setup=slow_load), env, [1, 2], [0, 1], lambda i, r: None) >= 0.05
+    assert LocalEngine().map(ItemWork(square), env, [1, 2], [0, 1], lambda i, r: None) is None
+    assert LocalEngine().map(ItemWork(square_with_model, setup=slow_load), env, [1, 2], [], lambda i, r: None) is None
+
+    store = LocalObjectStore(tmp_path / "data")
+    ctx = StageContext("st", "sh", params, store)
+    run = run_items(ctx, ItemWork(square_with_model, setup=slow_load), [1, 2])
+    assert run.models_load_s >= 0.05 and run.metadata()["models_load_s"] >= 0.05
+    assert "models_load_s" not in run_items(ctx, ItemWork(square), [1, 2]).metadata()
+
+
 def test_progress_is_keyed_by_fingerprint_and_stale_progress_is_removed(tmp_path):
     store = LocalObjectStore(tmp_path)
     old = ItemProgress(store, "st", "sh", "fp-old")
@@ -230,6 +253,8 @@ def test_ray_engine_returns_input_order_from_tasks_and_actor_pools(tmp_path, bas
     for r in got.values():
         per_worker.setdefault(r["pid"], set()).add(r["model"])
     assert 1 <= len(per_worker) <= 2 and all(len(models) == 1 for models in per_worker.values())
+    assert engine.map(ItemWork(square_with_model, setup=slow_load), env, items, todo, got.__setitem__) >= 0.05
+    assert engine.map(ItemWork(square), env, items, todo, got.__setitem__) is None
 
 
 def fail_on_three(env: ItemEnv, models, item: int) -> dict:
