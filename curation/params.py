@@ -91,6 +91,7 @@ class SceneClipsParams(Section):
     encode_preset: Literal[
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"
     ]
+    encode_threads: Annotated[int, Field(ge=0, le=64)]
     output_fps: Positive | None
     copy_whole_gops: bool
     shot_backend: Literal["transnetv2", "pyscenedetect"]

@@ -514,7 +514,8 @@ def write_survivor(env: ItemEnv, models: None, clip: dict) -> dict[str, Any]:
         local = Path(tmp) / f"{clip['clip_id']}.mp4"
         with open_location(env.store, clip["source_path"]) as src:
             frames, copied = write_span(src, ClipSpan.of(clip), local, crop=tuple(clip["crop"]) if clip["cropped"] else None,
-                                        crf=enc.encode_crf, preset=enc.encode_preset, copy=enc.copy_whole_gops)
+                                        crf=enc.encode_crf, preset=enc.encode_preset, copy=enc.copy_whole_gops,
+                                        threads=enc.encode_threads)
         env.store.put_file(layout.join(env.objects_prefix, layout.CLIPS, layout.clip_file(clip["clip_id"])), local)
     # Timings vary from run to run and engine to engine: metadata only.
     return {"clip_id": clip["clip_id"], "frames": frames, "copied": copied, "encode_s": time.perf_counter() - t0}

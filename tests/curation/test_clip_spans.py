@@ -164,3 +164,19 @@ def test_a_rotated_video_is_not_copied(tmp_path):
     _encode(path, case, fmt="mp4", rotation=-90, options={"x264-params": "keyint=20:min-keyint=20:scenecut=0"})
     whole = list(vio.VideoDecoder(path))
     assert copyable_packets(path, _span(whole, 20, 40)) is None
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_written_clip_is_encoded_with_the_threads_asked_for(tmp_path, threads):
+    """x264 writes its settings into the stream; a fixed thread count (params'
+    `scene_clips.encode_threads`) is what makes a clip's bytes the same on every machine.
+    (x264 takes one thread for frames under about 200 rows whatever it is asked: 320x240.)"""
+    path = tmp_path / "src.mp4"
+    writer = vio.ClipWriter(path, Fraction(FPS), 320, 240, crf=18)
+    for k in range(30):
+        writer.write(np.full((240, 320, 3), k * 8, np.uint8))
+    writer.close()
+    whole = list(vio.VideoDecoder(path))
+    dest = tmp_path / f"t{threads}.mp4"
+    assert write_span(path, _span(whole, 5, 25), dest, threads=threads) == (20, False)
+    assert f" threads={threads} ".encode() in dest.read_bytes()
