@@ -280,11 +280,21 @@ def probe(src: VideoSource) -> VideoProbe:
         first = last = before_last = None
         last_packet_duration = 0
         demux_error = None
+        # The first frame (its display matrix) is decoded from the packets as they are counted:
+        # one open of the file, not a second one for the frame.
+        first_frame, frame_error = None, None
         try:
             for packet in container.demux(stream):
                 if packet.size == 0:
                     continue
                 packets += 1
+                if first_frame is None and frame_error is None:
+                    try:
+                        frames = packet.decode()
+                    except av.FFmpegError as exc:
+                        frame_error = _why(exc)
+                    else:
+                        first_frame = frames[0] if frames else None
                 pts = packet.pts if packet.pts is not None else packet.dts
                 if pts is None:
                     continue
@@ -310,20 +320,21 @@ def probe(src: VideoSource) -> VideoProbe:
             complete = demux_error is None and packets >= declared
         else:
             complete = demux_error is None and not (declared_duration and span + 2 / float(rate) < declared_duration)
+        if first_frame is None and frame_error is None:  # the frames the decoder still holds
+            try:
+                first_frame = next(iter(stream.decode(None)), None)
+            except av.FFmpegError as exc:
+                frame_error = _why(exc)
+        if frame_error is not None:
+            raise ProbeError(UNDECODABLE, f"first frame does not decode ({frame_error})")
+        if first_frame is None:
+            raise ProbeError(UNDECODABLE, "no frame could be decoded")
+        rotation = int(getattr(first_frame, "rotation", 0) or 0)
         codec = stream.codec_context.name
         width, height = stream.codec_context.width, stream.codec_context.height
+        if _display_transform(first_frame)[0]:
+            width, height = height, width
         fmt = container.format.name
-    rotation = 0
-    try:
-        with _open_video(src) as c2:
-            first_frame = next(c2.decode(c2.streams.video[0]), None)
-            if first_frame is None:
-                raise ProbeError(UNDECODABLE, "no frame could be decoded")
-            rotation = int(getattr(first_frame, "rotation", 0) or 0)
-            if _display_transform(first_frame)[0]:
-                width, height = height, width
-    except av.FFmpegError as exc:
-        raise ProbeError(UNDECODABLE, f"first frame does not decode ({_why(exc)})") from None
     return VideoProbe(
         duration_s=round(span, 4),
         fps=float(rate),
